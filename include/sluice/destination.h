@@ -1,0 +1,53 @@
+// Destination: where the rows of one load go.
+//
+// A load is Begin(schema), any number of Write/WriteEncoded calls, then
+// Commit() or Abort(). Nothing a load writes may become visible to others
+// before Commit() returns OK, and after Abort() (or a crash) the target is
+// as it was before Begin(). All calls for one load come from one thread,
+// except Encode(), which the runtime may call from several worker threads
+// at once and must therefore be thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sluice/batch.h"
+#include "sluice/status.h"
+#include "sluice/types.h"
+
+namespace sluice {
+
+class Destination {
+ public:
+  Destination() = default;
+  virtual ~Destination() = default;
+  Destination(const Destination&) = delete;
+  Destination& operator=(const Destination&) = delete;
+
+  /// Connects, checks or creates the target for rows shaped like `schema`,
+  /// and opens the load's transaction.
+  virtual Status Begin(const Schema& schema) = 0;
+  /// Adds rows to the open load.
+  virtual Status Write(const Batch& batch) = 0;
+  /// Makes the whole load durable at once.
+  virtual Status Commit() = 0;
+  /// Discards the open load. Safe at any time, also twice or before Begin.
+  virtual void Abort() = 0;
+
+  /// Whether Encode/WriteEncoded are available: the runtime then encodes
+  /// batches on worker threads and hands the bytes over in input order.
+  virtual bool SupportsEncode() const { return false; }
+  /// Thread-safe: turns a batch into the destination's wire format.
+  virtual Result<std::string> Encode(const Batch& /*batch*/) {
+    return Status::Internal("Encode is not supported by this destination");
+  }
+  /// Adds bytes produced by Encode to the open load.
+  virtual Status WriteEncoded(std::string /*bytes*/, int64_t /*rows*/) {
+    return Status::Internal("WriteEncoded is not supported by this destination");
+  }
+  /// What the destination is, for messages: "postgres table public.sales".
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,33 @@
+// Cancellation: one flag that every stage of a run polls, set by Ctrl-C,
+// SIGTERM or the first failing stage. Thread-safe; Cancel() is also
+// async-signal-safe (a lock-free atomic store).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace sluice {
+
+class CancellationSource {
+ public:
+  CancellationSource() = default;
+  CancellationSource(const CancellationSource&) = delete;
+  CancellationSource& operator=(const CancellationSource&) = delete;
+
+  void Cancel() { cancelled_.store(true, std::memory_order_release); }
+  bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+};
+
+/// The process-wide source that SIGINT/SIGTERM handlers cancel.
+CancellationSource& ProcessCancellation();
+/// Installs SIGINT and SIGTERM handlers that cancel ProcessCancellation().
+/// A second signal while a cancellation is in progress exits at once.
+void InstallSignalHandlers();
+
+}  // namespace sluice

@@ -1,0 +1,22 @@
+#include "core/redact.h"
+
+#include <regex>
+
+namespace sluice {
+
+std::string RedactUrl(const std::string& url) {
+  static const std::regex kUserInfo(R"(^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@?#]*):[^@/?#]*@)");
+  static const std::regex kKeyValue(R"((password\s*=\s*)('[^']*'|[^\s&]*))", std::regex::icase);
+  std::string out = std::regex_replace(url, kUserInfo, "$1:***@");
+  return std::regex_replace(out, kKeyValue, "$1***");
+}
+
+std::string RedactSecret(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
+    text.replace(pos, secret.size(), "***");
+  }
+  return text;
+}
+
+}  // namespace sluice

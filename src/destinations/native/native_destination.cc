@@ -1,0 +1,273 @@
+#include "destinations/native/native_destination.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+
+namespace sluice::destinations {
+
+using engine::QuoteIdent;
+using engine::QuoteLiteral;
+
+Result<LoadMode> ParseLoadMode(const std::string& name) {
+  if (name.empty() || name == "append") return LoadMode::kAppend;
+  if (name == "replace") return LoadMode::kReplace;
+  if (name == "upsert") return LoadMode::kUpsert;
+  return Status::InvalidArgument("[destination] mode: unknown mode '" + name +
+                                 "' (expected append, replace or upsert)");
+}
+
+Result<std::pair<std::string, std::string>> SplitTableName(const std::string& name) {
+  std::vector<std::string> parts(1);
+  bool quoted = false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name[i];
+    if (c == '"') {
+      if (quoted && i + 1 < name.size() && name[i + 1] == '"') {
+        parts.back() += '"';
+        ++i;
+      } else {
+        quoted = !quoted;
+      }
+    } else if (c == '.' && !quoted) {
+      parts.emplace_back();
+    } else {
+      parts.back() += c;
+    }
+  }
+  if (quoted || parts.size() > 2 || parts.back().empty() || (parts.size() == 2 && parts[0].empty())) {
+    return Status::InvalidArgument("[destination] table: '" + name +
+                                   "' is not a valid table name (expected table or schema.table)");
+  }
+  if (parts.size() == 1) return std::make_pair(std::string(), parts[0]);
+  return std::make_pair(parts[0], parts[1]);
+}
+
+namespace {
+
+constexpr const char* kAlias = "sluice_out";
+
+class DuckDbDestination : public NativeDestination {
+ public:
+  explicit DuckDbDestination(DuckDbDestinationOptions options) : options_(std::move(options)) {}
+
+  std::string Describe() const override { return "duckdb table " + options_.table + " in " + options_.path; }
+
+  Status Check(engine::DuckDbEngine* engine) override {
+    SLUICE_RETURN_IF_ERROR(Attach(engine));
+    Detach(engine);
+    return Status::OK();
+  }
+
+  Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>& columns) override {
+    columns_ = columns;
+    SLUICE_RETURN_IF_ERROR(Attach(engine));
+    SLUICE_RETURN_IF_ERROR(engine->Execute("BEGIN TRANSACTION"));
+    in_tx_ = true;
+    if (!schema_name_.empty()) {
+      SLUICE_RETURN_IF_ERROR(engine->Execute("CREATE SCHEMA IF NOT EXISTS " + std::string(kAlias) + "." +
+                                             QuoteIdent(schema_name_)));
+    }
+    SLUICE_ASSIGN_OR_RETURN(
+        auto existing,
+        engine->QueryRows("SELECT column_name FROM duckdb_columns() WHERE database_name = " +
+                          QuoteLiteral(kAlias) + " AND schema_name = " +
+                          QuoteLiteral(schema_name_.empty() ? "main" : schema_name_) +
+                          " AND table_name = " + QuoteLiteral(table_name_)));
+    if (existing.empty()) {
+      std::string ddl = "CREATE TABLE " + Target() + " (";
+      for (size_t i = 0; i < columns.size(); ++i) {
+        if (i) ddl += ", ";
+        ddl += QuoteIdent(columns[i].name) + " " + columns[i].duckdb_type;
+      }
+      if (options_.mode == LoadMode::kUpsert) ddl += ", PRIMARY KEY (" + KeyList() + ")";
+      SLUICE_RETURN_IF_ERROR(engine->Execute(ddl + ")"));
+    } else {
+      std::set<std::string> have;
+      for (const auto& row : existing) have.insert(row[0].value_or(""));
+      for (const auto& field : columns) {
+        if (!have.count(field.name)) {
+          return Status::SchemaMismatch(Describe() + " has no column '" + field.name +
+                                        "' that the result has");
+        }
+      }
+      if (options_.mode == LoadMode::kReplace) {
+        SLUICE_RETURN_IF_ERROR(engine->Execute("DELETE FROM " + Target()));
+      }
+    }
+    return Status::OK();
+  }
+
+  Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+    std::string cols;
+    for (const auto& field : columns_) {
+      if (!cols.empty()) cols += ", ";
+      cols += QuoteIdent(field.name);
+    }
+    std::string verb = options_.mode == LoadMode::kUpsert ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
+    auto rows = engine->QueryRows(verb + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql +
+                                  ") AS sluice_result");
+    if (!rows.ok()) return rows.status().WithContext(Describe());
+    if (rows->empty() || !(*rows)[0][0]) return int64_t{0};
+    return std::stoll(*(*rows)[0][0]);
+  }
+
+  Status Commit(engine::DuckDbEngine* engine) override {
+    Status status = engine->Execute("COMMIT");
+    in_tx_ = !status.ok();
+    if (!status.ok()) return status.WithContext(Describe());
+    Detach(engine);
+    return Status::OK();
+  }
+
+  void Abort(engine::DuckDbEngine* engine) override {
+    if (in_tx_) {
+      (void)engine->Execute("ROLLBACK");
+      in_tx_ = false;
+    }
+    Detach(engine);
+  }
+
+  Status Init() {
+    SLUICE_ASSIGN_OR_RETURN(auto parts, SplitTableName(options_.table));
+    schema_name_ = parts.first;
+    table_name_ = parts.second;
+    if (options_.path.empty()) return Status::InvalidArgument("[destination] path is required for type duckdb");
+    if (options_.mode == LoadMode::kUpsert && options_.key.empty()) {
+      return Status::InvalidArgument("[destination] key is required with mode = \"upsert\"");
+    }
+    return Status::OK();
+  }
+
+ private:
+  std::string Target() const {
+    return std::string(kAlias) + "." + (schema_name_.empty() ? std::string("main") : QuoteIdent(schema_name_)) +
+           "." + QuoteIdent(table_name_);
+  }
+  std::string KeyList() const {
+    std::string out;
+    for (const auto& k : options_.key) out += (out.empty() ? "" : ", ") + QuoteIdent(k);
+    return out;
+  }
+  Status Attach(engine::DuckDbEngine* engine) {
+    if (attached_) return Status::OK();
+    Status status = engine->Execute("ATTACH " + QuoteLiteral(options_.path) + " AS " + kAlias);
+    if (!status.ok()) return status.WithContext("cannot open DuckDB database '" + options_.path + "'");
+    attached_ = true;
+    return Status::OK();
+  }
+  void Detach(engine::DuckDbEngine* engine) {
+    if (!attached_) return;
+    (void)engine->Execute(std::string("DETACH ") + kAlias);
+    attached_ = false;
+  }
+
+  DuckDbDestinationOptions options_;
+  std::string schema_name_, table_name_;
+  std::vector<engine::ResultColumn> columns_;
+  bool attached_ = false;
+  bool in_tx_ = false;
+};
+
+class FileDestination : public NativeDestination {
+ public:
+  explicit FileDestination(FileDestinationOptions options) : options_(std::move(options)) {}
+
+  Status Init() {
+    if (options_.path.empty()) return Status::InvalidArgument("[destination] path is required for type file");
+    stdout_ = options_.path == "-" || options_.path == "/dev/stdout";
+    std::string f = options_.format;
+    std::string p = options_.path;
+    for (const char* suffix : {".gz", ".zst"}) {
+      if (p.ends_with(suffix)) {
+        compression_ = std::string(suffix) == ".gz" ? "gzip" : "zstd";
+        p.resize(p.size() - std::string(suffix).size());
+      }
+    }
+    if (f.empty()) {
+      if (stdout_ || p.ends_with(".csv")) f = "csv";
+      else if (p.ends_with(".parquet")) f = "parquet";
+      else if (p.ends_with(".jsonl") || p.ends_with(".ndjson") || p.ends_with(".json")) f = "jsonl";
+      else return Status::InvalidArgument("[destination] format: cannot tell the format of '" + options_.path +
+                                          "' from its extension; set format = \"parquet\", \"csv\" or \"jsonl\"");
+    }
+    if (f == "csv") copy_options_ = "FORMAT csv, HEADER true";
+    else if (f == "parquet") copy_options_ = "FORMAT parquet";
+    else if (f == "jsonl" || f == "ndjson" || f == "json") copy_options_ = "FORMAT json";
+    else return Status::InvalidArgument("[destination] format: unknown format '" + f + "'");
+    if (!compression_.empty()) copy_options_ += ", COMPRESSION " + compression_;
+    return Status::OK();
+  }
+
+  std::string Describe() const override { return stdout_ ? "stdout" : "file " + options_.path; }
+
+  Status Check(engine::DuckDbEngine*) override {
+    if (stdout_) return Status::OK();
+    auto dir = std::filesystem::absolute(options_.path).parent_path();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+      return Status::NotFound("output directory '" + dir.string() + "' does not exist");
+    }
+    return Status::OK();
+  }
+
+  Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>&) override {
+    SLUICE_RETURN_IF_ERROR(Check(engine));
+    // Written beside the target and renamed at commit: readers never see a
+    // partial file, and a crash leaves only a hidden temp file behind.
+    if (!stdout_) {
+      auto target = std::filesystem::absolute(options_.path);
+      tmp_ = (target.parent_path() / ("." + target.filename().string() + ".sluice-tmp")).string();
+    }
+    return Status::OK();
+  }
+
+  Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+    std::fflush(stdout);
+    auto rows = engine->QueryRows("COPY (" + select_sql + ") TO " + QuoteLiteral(stdout_ ? "/dev/stdout" : tmp_) +
+                                  " (" + copy_options_ + ")");
+    if (!rows.ok()) return rows.status().WithContext(Describe());
+    if (rows->empty() || !(*rows)[0][0]) return int64_t{0};
+    return std::stoll(*(*rows)[0][0]);
+  }
+
+  Status Commit(engine::DuckDbEngine*) override {
+    if (stdout_) return Status::OK();
+    std::error_code ec;
+    std::filesystem::rename(tmp_, options_.path, ec);
+    if (ec) return Status::IoError("cannot rename '" + tmp_ + "' to '" + options_.path + "': " + ec.message());
+    tmp_.clear();
+    return Status::OK();
+  }
+
+  void Abort(engine::DuckDbEngine*) override {
+    if (!tmp_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(tmp_, ec);
+      tmp_.clear();
+    }
+  }
+
+ private:
+  FileDestinationOptions options_;
+  bool stdout_ = false;
+  std::string copy_options_;
+  std::string compression_;
+  std::string tmp_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<NativeDestination>> MakeDuckDbDestination(DuckDbDestinationOptions options) {
+  auto dest = std::make_unique<DuckDbDestination>(std::move(options));
+  SLUICE_RETURN_IF_ERROR(dest->Init());
+  return std::unique_ptr<NativeDestination>(std::move(dest));
+}
+
+Result<std::unique_ptr<NativeDestination>> MakeFileDestination(FileDestinationOptions options) {
+  auto dest = std::make_unique<FileDestination>(std::move(options));
+  SLUICE_RETURN_IF_ERROR(dest->Init());
+  return std::unique_ptr<NativeDestination>(std::move(dest));
+}
+
+}  // namespace sluice::destinations

@@ -1,0 +1,60 @@
+// Destinations that DuckDB writes itself: an embedded DuckDB database file,
+// Parquet/CSV/JSON-lines files, and stdout.
+//
+// For these the whole load is one DuckDB statement over the transform's
+// query (`INSERT INTO ... SELECT`, `COPY (...) TO`), so rows never leave
+// DuckDB's vectors. Used from the pipeline's control thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/duckdb_engine.h"
+#include "sluice/status.h"
+#include "sluice/types.h"
+
+namespace sluice::destinations {
+
+enum class LoadMode { kAppend, kReplace, kUpsert };
+Result<LoadMode> ParseLoadMode(const std::string& name);
+
+class NativeDestination {
+ public:
+  NativeDestination() = default;
+  virtual ~NativeDestination() = default;
+  NativeDestination(const NativeDestination&) = delete;
+  NativeDestination& operator=(const NativeDestination&) = delete;
+
+  /// Prepares the target for the result `columns` (DuckDB's own types, so
+  /// nothing is narrowed on the way) and opens the load.
+  virtual Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>& columns) = 0;
+  /// Runs the load of `select_sql`'s rows; returns how many were written.
+  virtual Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) = 0;
+  /// Makes the load visible at once.
+  virtual Status Commit(engine::DuckDbEngine* engine) = 0;
+  /// Leaves the target as it was. Safe at any time, also twice.
+  virtual void Abort(engine::DuckDbEngine* engine) = 0;
+  virtual std::string Describe() const = 0;
+  /// Checks that the target can be opened, without changing it.
+  virtual Status Check(engine::DuckDbEngine* engine) = 0;
+};
+
+struct DuckDbDestinationOptions {
+  std::string path;   // the database file
+  std::string table;  // "t" or "schema.t"
+  LoadMode mode = LoadMode::kAppend;
+  std::vector<std::string> key;  // upsert only
+};
+Result<std::unique_ptr<NativeDestination>> MakeDuckDbDestination(DuckDbDestinationOptions options);
+
+struct FileDestinationOptions {
+  std::string path;    // output file, or "-" / "/dev/stdout" for stdout
+  std::string format;  // parquet | csv | jsonl; empty: from the extension (csv for stdout)
+};
+Result<std::unique_ptr<NativeDestination>> MakeFileDestination(FileDestinationOptions options);
+
+/// Splits "schema.table" (quotes allowed) into its parts; schema may be empty.
+Result<std::pair<std::string, std::string>> SplitTableName(const std::string& name);
+
+}  // namespace sluice::destinations

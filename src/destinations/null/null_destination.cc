@@ -1,0 +1,20 @@
+#include "destinations/null/null_destination.h"
+
+namespace sluice::destinations {
+
+namespace {
+
+class NullDestination : public Destination {
+ public:
+  Status Begin(const Schema&) override { return Status::OK(); }
+  Status Write(const Batch&) override { return Status::OK(); }
+  Status Commit() override { return Status::OK(); }
+  void Abort() override {}
+  std::string Describe() const override { return "null (discarded)"; }
+};
+
+}  // namespace
+
+std::unique_ptr<Destination> MakeNullDestination() { return std::make_unique<NullDestination>(); }
+
+}  // namespace sluice::destinations

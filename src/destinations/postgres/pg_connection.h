@@ -1,0 +1,89 @@
+// PgConnection: a small libpq wrapper for the postgres destination.
+//
+// It turns libpq results into Status values (connection trouble is
+// Unavailable and retryable; bad data is DataError; undefined objects,
+// syntax and permissions are InvalidArgument), keeps the password out of
+// every message, and streams COPY FROM STDIN data.
+//
+// Thread-safety: one connection is used by one thread at a time. The static
+// quoting helpers may be called from anywhere.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/status.h"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace sluice {
+
+/// Rows of a query in text format; SQL NULL is nullopt.
+using PgResultRows = std::vector<std::vector<std::optional<std::string>>>;
+
+class PgConnection {
+ public:
+  /// Connects to a libpq URL ("postgresql://user:pw@host:port/db?...") or
+  /// key/value string. Errors name host, port and database, never the
+  /// password. A connect_timeout of 10 s applies unless the URL sets one.
+  static Result<std::unique_ptr<PgConnection>> Connect(const std::string& url);
+
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  /// Runs one or more statements that return no rows the caller needs.
+  Status Exec(const std::string& sql);
+  /// Runs one statement with text parameters $1, $2, ... (sent separately
+  /// from the SQL, never pasted into it) and returns its rows as text.
+  Result<PgResultRows> Query(const std::string& sql,
+                             const std::vector<std::optional<std::string>>& params = {});
+
+  /// Starts COPY ... FROM STDIN; the connection is then in COPY mode until
+  /// EndCopy() or CancelCopy().
+  Status CopyIn(const std::string& copy_sql);
+  /// Sends COPY data (any split of the stream is fine).
+  Status PutCopyData(std::string_view data);
+  /// Finishes the COPY and reports the server's verdict, including the
+  /// CONTEXT line that names the failing row and column.
+  Status EndCopy();
+  /// Rows the last successful EndCopy() loaded.
+  int64_t copied_rows() const { return copied_rows_; }
+  /// Ends an open COPY with an error so that the server discards it. Never
+  /// fails; a no-op when no COPY is open.
+  void CancelCopy(const std::string& reason);
+  bool in_copy() const { return in_copy_; }
+
+  /// Whether the connection is still usable.
+  bool alive() const;
+  /// "host:port/db", for messages.
+  const std::string& where() const { return where_; }
+
+  /// Always quotes: "name" with embedded quotes doubled.
+  static std::string QuoteIdent(std::string_view name);
+  /// 'value' with quotes doubled (E'...' with doubled backslashes when the
+  /// value has any), valid whatever standard_conforming_strings is.
+  static std::string QuoteLiteral(std::string_view value);
+
+  PGconn* raw() { return conn_; }
+
+ private:
+  PgConnection() = default;
+  /// Turns a failed result (or a lost connection) into a Status.
+  Status ErrorFrom(const PGresult* result, const char* what) const;
+  Status ConnectionError(const char* what) const;
+  std::string Scrub(std::string text) const;
+
+  PGconn* conn_ = nullptr;
+  std::string where_;
+  std::string password_;
+  bool in_copy_ = false;
+  int64_t copied_rows_ = 0;
+};
+
+}  // namespace sluice

@@ -1,0 +1,368 @@
+#include "destinations/postgres/postgres_destination.h"
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <set>
+
+#include "destinations/postgres/copy_encoder.h"
+#include "destinations/postgres/pg_connection.h"
+#include "destinations/postgres/pg_types.h"
+
+namespace sluice {
+namespace {
+
+// Write() keeps its buffer between batches; one oversized batch should not
+// pin its memory for the rest of the load.
+constexpr size_t kMaxKeptBuffer = size_t{64} << 20;
+constexpr const char* kStagingTable = "sluice_staging";
+
+std::string Ident(const std::string& name) { return PgConnection::QuoteIdent(name); }
+
+std::string JoinIdents(const std::vector<std::string>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i) out += ", ";
+    out += Ident(names[i]);
+  }
+  return out;
+}
+
+bool NeedsQuotes(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return true;
+  return !std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+std::string DisplayIdent(const std::string& name) { return NeedsQuotes(name) ? Ident(name) : name; }
+
+}  // namespace
+
+Result<PostgresLoadMode> ParsePostgresLoadMode(const std::string& text) {
+  if (text == "append") return PostgresLoadMode::kAppend;
+  if (text == "replace") return PostgresLoadMode::kReplace;
+  if (text == "upsert") return PostgresLoadMode::kUpsert;
+  return Status::InvalidArgument("unknown postgres load mode '" + text +
+                                 "'; expected append, replace or upsert");
+}
+
+std::string PgTableName::Quoted() const { return Ident(schema) + "." + Ident(table); }
+
+std::string PgTableName::Display() const { return DisplayIdent(schema) + "." + DisplayIdent(table); }
+
+Result<PgTableName> ParsePgTableName(const std::string& text) {
+  std::vector<std::string> parts;
+  std::string current;
+  bool quoted = false;     // the current part was written in quotes
+  bool in_quotes = false;
+  bool closed = false;     // a quoted part ended; only a dot may follow
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("invalid table name '" + text + "': " + why);
+  };
+  auto finish = [&]() -> Status {
+    if (!quoted) {
+      while (!current.empty() && std::isspace(static_cast<unsigned char>(current.back()))) current.pop_back();
+      for (char& c : current) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    if (current.empty()) return bad("empty name part");
+    parts.push_back(std::move(current));
+    current.clear();
+    quoted = closed = false;
+    return Status::OK();
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_quotes) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          current += '"';
+          ++i;
+        } else {
+          in_quotes = false;
+          closed = true;
+        }
+      } else {
+        current += c;
+      }
+      continue;
+    }
+    if (c == '.') {
+      if (!parts.empty()) return bad("use schema.table (database names are part of the URL)");
+      SLUICE_RETURN_IF_ERROR(finish());
+      continue;
+    }
+    if (closed) {
+      if (std::isspace(static_cast<unsigned char>(c))) continue;
+      return bad("unexpected text after a quoted name");
+    }
+    if (c == '"') {
+      if (!current.empty()) return bad("a quote inside an unquoted name");
+      in_quotes = quoted = true;
+      continue;
+    }
+    if (current.empty() && std::isspace(static_cast<unsigned char>(c))) continue;
+    current += c;
+  }
+  if (in_quotes) return bad("unterminated quote");
+  SLUICE_RETURN_IF_ERROR(finish());
+  PgTableName name;
+  if (parts.size() == 2) {
+    name.schema = parts[0];
+    name.table = parts[1];
+  } else {
+    name.table = parts[0];
+  }
+  return name;
+}
+
+Result<std::unique_ptr<PostgresDestination>> PostgresDestination::Make(
+    PostgresDestinationOptions options) {
+  if (options.url.empty()) return Status::InvalidArgument("postgres destination: url is required");
+  if (options.table.empty()) return Status::InvalidArgument("postgres destination: table is required");
+  SLUICE_ASSIGN_OR_RETURN(PgTableName name, ParsePgTableName(options.table));
+  if (options.mode == PostgresLoadMode::kUpsert && options.key.empty()) {
+    return Status::InvalidArgument("postgres table " + name.Display() +
+                                   ": mode upsert needs key (the columns that identify a row)");
+  }
+  std::set<std::string> seen;
+  for (const auto& k : options.key) {
+    if (!seen.insert(k).second) {
+      return Status::InvalidArgument("postgres table " + name.Display() + ": key column \"" + k +
+                                     "\" is listed twice");
+    }
+  }
+  return std::unique_ptr<PostgresDestination>(new PostgresDestination(std::move(options), std::move(name)));
+}
+
+PostgresDestination::PostgresDestination(PostgresDestinationOptions options, PgTableName name)
+    : options_(std::move(options)), name_(std::move(name)) {}
+
+PostgresDestination::~PostgresDestination() { Abort(); }
+
+std::string PostgresDestination::Describe() const { return "postgres table " + name_.Display(); }
+
+std::shared_ptr<const CopyEncoder> PostgresDestination::encoder() const {
+  std::lock_guard<std::mutex> lock(encoder_mu_);
+  return encoder_;
+}
+
+Status PostgresDestination::Begin(const Schema& schema) {
+  Abort();  // whatever an earlier load left open
+  rows_ = 0;
+  Status status = BeginLoad(schema);
+  if (!status.ok()) {
+    Abort();
+    return status.WithContext(Describe());
+  }
+  loading_ = true;
+  return Status::OK();
+}
+
+Status PostgresDestination::BeginLoad(const Schema& schema) {
+  if (schema.num_fields() == 0) return Status::InvalidArgument("the result has no columns");
+  std::vector<std::string> columns;
+  std::set<std::string> seen;
+  for (const auto& field : schema.fields()) {
+    if (!seen.insert(field.name).second) {
+      return Status::InvalidArgument("the result has two columns named \"" + field.name + "\"");
+    }
+    columns.push_back(field.name);
+  }
+  const bool upsert = options_.mode == PostgresLoadMode::kUpsert;
+  for (const auto& k : options_.key) {
+    if (schema.IndexOf(k) < 0) {
+      return Status::InvalidArgument("key column \"" + k + "\" is not a column of the result " +
+                                     schema.ToString());
+    }
+  }
+
+  SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url));
+  SLUICE_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
+  // Checkpoints are recorded once Commit returns: the commit must be durable
+  // then, whatever the server or role default says.
+  SLUICE_RETURN_IF_ERROR(conn_->Exec("SET LOCAL synchronous_commit TO on"));
+
+  const std::string target = name_.Quoted();
+  SLUICE_ASSIGN_OR_RETURN(std::optional<PgTable> table, ReadPgTable(*conn_, target));
+  bool fresh = false;  // created or truncated in this transaction
+  if (!table) {
+    if (!options_.create_table) {
+      return Status::NotFound("the table does not exist (and create_table is off)");
+    }
+    std::string ddl = "CREATE TABLE " + target + " (";
+    for (int i = 0; i < schema.num_fields(); ++i) {
+      const Field& field = schema.field(i);
+      auto type = PgTypeNameFor(field.type);
+      if (!type.ok()) return type.status().WithContext("column \"" + field.name + "\"");
+      ddl += (i ? ", " : "") + Ident(field.name) + " " + *type + (field.nullable ? "" : " NOT NULL");
+    }
+    if (upsert) ddl += ", PRIMARY KEY (" + JoinIdents(options_.key) + ")";
+    ddl += ")";
+    Status created = conn_->Exec(ddl);
+    if (!created.ok()) {
+      // Another load created it first: trying again finds it in place.
+      if (created.message().find("42P07") != std::string::npos ||
+          created.message().find("pg_type_typname_nsp_index") != std::string::npos) {
+        return Status::Unavailable("the table was created concurrently by another session: " +
+                                   created.message());
+      }
+      return created.WithContext("cannot create the table");
+    }
+    SLUICE_ASSIGN_OR_RETURN(table, ReadPgTable(*conn_, target));
+    if (!table) return Status::Internal("the table just created is not visible");
+    fresh = true;
+  }
+  if (table->relkind != 'r' && table->relkind != 'p' && table->relkind != 'f') {
+    return Status::InvalidArgument(std::string("the relation is not a table (relkind '") +
+                                   table->relkind + "'); only tables can be loaded");
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::vector<PgType> targets, MatchPgColumns(name_.Display(), *table, schema));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<CopyEncoder> encoder, CopyEncoder::MakeForTargets(schema, targets));
+  {
+    std::lock_guard<std::mutex> lock(encoder_mu_);
+    encoder_ = std::move(encoder);
+  }
+
+  const std::string column_list = JoinIdents(columns);
+  std::string copy_target = target;
+  merge_sql_.clear();
+  switch (options_.mode) {
+    case PostgresLoadMode::kAppend: break;
+    case PostgresLoadMode::kReplace:
+      SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE TABLE " + target));
+      fresh = true;
+      break;
+    case PostgresLoadMode::kUpsert: {
+      SLUICE_RETURN_IF_ERROR(CheckUpsertKey(table->oid));
+      std::string seq = "sluice_seq";
+      while (seen.count(seq)) seq += "_";
+      const std::string staging = "pg_temp." + Ident(kStagingTable);
+      // The staging table has exactly the result's columns with the
+      // target's types (not LIKE: the target's defaults, such as nextval(),
+      // would run for every staged row), plus the arrival order.
+      SLUICE_RETURN_IF_ERROR(conn_->Exec("CREATE TEMPORARY TABLE " + Ident(kStagingTable) +
+                                         " ON COMMIT DROP AS SELECT " + column_list + " FROM " +
+                                         target + " WITH NO DATA"));
+      SLUICE_RETURN_IF_ERROR(conn_->Exec("ALTER TABLE " + staging + " ADD COLUMN " + Ident(seq) +
+                                         " bigint GENERATED ALWAYS AS IDENTITY"));
+      copy_target = staging;
+      const std::string keys = JoinIdents(options_.key);
+      std::string set_list;
+      for (const auto& c : columns) {
+        if (std::find(options_.key.begin(), options_.key.end(), c) != options_.key.end()) continue;
+        set_list += (set_list.empty() ? "" : ", ") + Ident(c) + " = EXCLUDED." + Ident(c);
+      }
+      merge_sql_ = "INSERT INTO " + target + " (" + column_list + ") SELECT DISTINCT ON (" + keys +
+                   ") " + column_list + " FROM " + staging + " ORDER BY " + keys + ", " + Ident(seq) +
+                   " DESC ON CONFLICT (" + keys + ") " +
+                   (set_list.empty() ? "DO NOTHING" : "DO UPDATE SET " + set_list);
+      fresh = false;
+      break;
+    }
+  }
+  // FREEZE needs a plain table created or truncated in this transaction.
+  bool freeze = fresh && table->relkind == 'r';
+  SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + copy_target + " (" + column_list +
+                                       ") FROM STDIN (FORMAT binary" + (freeze ? ", FREEZE" : "") +
+                                       ")"));
+  SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Header()));
+  return Status::OK();
+}
+
+Status PostgresDestination::CheckUpsertKey(uint32_t table_oid) {
+  // ON CONFLICT (key) needs a unique, immediate, non-partial index whose key
+  // columns are exactly the key, in any order.
+  SLUICE_ASSIGN_OR_RETURN(
+      PgResultRows rows,
+      conn_->Query("SELECT i.indexrelid, a.attname "
+                   "FROM pg_catalog.pg_index i "
+                   "CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) "
+                   "  WITH ORDINALITY AS k(attnum, ord) "
+                   "JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+                   "WHERE i.indrelid = $1::pg_catalog.oid AND i.indisunique AND i.indimmediate "
+                   "  AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL "
+                   "  AND k.ord <= i.indnkeyatts",
+                   {std::to_string(table_oid)}));
+  std::map<std::string, std::set<std::string>> indexes;
+  for (const auto& row : rows) indexes[row[0].value_or("")].insert(row[1].value_or(""));
+  const std::set<std::string> key(options_.key.begin(), options_.key.end());
+  for (const auto& [index, columns] : indexes) {
+    if (columns == key) return Status::OK();
+  }
+  std::string key_list = JoinIdents(options_.key);
+  return Status::SchemaMismatch("upsert on (" + key_list +
+                                ") needs a unique constraint or index on exactly these columns, "
+                                "and the table has none; add one, e.g. ALTER TABLE " +
+                                name_.Quoted() + " ADD PRIMARY KEY (" + key_list + ")");
+}
+
+Status PostgresDestination::Write(const Batch& batch) {
+  if (!loading_) return Status::Internal(Describe() + ": Write without a successful Begin");
+  buffer_.clear();
+  Status status = encoder_->Encode(batch, &buffer_);
+  if (status.ok()) status = conn_->PutCopyData(buffer_);
+  if (buffer_.capacity() > kMaxKeptBuffer) std::string().swap(buffer_);
+  if (!status.ok()) return status.WithContext(Describe());
+  rows_ += batch.num_rows();
+  return Status::OK();
+}
+
+Result<std::string> PostgresDestination::Encode(const Batch& batch) {
+  std::shared_ptr<const CopyEncoder> enc = encoder();
+  if (!enc) return Status::Internal(Describe() + ": Encode before Begin");
+  std::string out;
+  Status status = enc->Encode(batch, &out);
+  if (!status.ok()) return status.WithContext(Describe());
+  return out;
+}
+
+Status PostgresDestination::WriteEncoded(std::string bytes, int64_t rows) {
+  if (!loading_) return Status::Internal(Describe() + ": WriteEncoded without a successful Begin");
+  Status status = conn_->PutCopyData(bytes);
+  if (!status.ok()) return status.WithContext(Describe());
+  rows_ += rows;
+  return Status::OK();
+}
+
+Status PostgresDestination::FinishLoad() {
+  SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Trailer()));
+  SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
+  if (!merge_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->Exec(merge_sql_).WithContext("upsert merge"));
+  Status committed = conn_->Exec("COMMIT");
+  if (!committed.ok() && !conn_->alive()) {
+    return Status::Unavailable("the connection was lost during COMMIT, so whether the load was "
+                               "committed is unknown: " +
+                               committed.message());
+  }
+  return committed;
+}
+
+Status PostgresDestination::Commit() {
+  if (!loading_) return Status::Internal(Describe() + ": Commit without a successful Begin");
+  Status status = FinishLoad();
+  if (!status.ok()) {
+    Abort();
+    return status.WithContext(Describe());
+  }
+  loading_ = false;
+  conn_.reset();
+  return Status::OK();
+}
+
+void PostgresDestination::Abort() {
+  loading_ = false;
+  if (!conn_) return;
+  try {
+    if (conn_->alive()) {
+      conn_->CancelCopy("load aborted by sluice");
+      // Closing the connection would roll back as well; ROLLBACK first
+      // releases locks at once instead of when the server notices.
+      if (conn_->alive()) (void)conn_->Exec("ROLLBACK");
+    }
+  } catch (...) {
+  }
+  conn_.reset();
+}
+
+}  // namespace sluice

@@ -1,0 +1,182 @@
+#include "service/cli.h"
+
+#include <duckdb.h>
+#include <libpq-fe.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "core/cancellation.h"
+#include "service/config.h"
+#include "service/pipeline_runner.h"
+#include "service/version.h"
+
+namespace sluice::service {
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+constexpr int kExitInterrupted = 130;
+
+void SetUpLogging(const std::string& format, bool quiet) {
+  auto logger = spdlog::stderr_logger_mt("sluice");
+  if (format == "json") {
+    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%v"})");
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  }
+  logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+std::string JsonEscape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+int ExitCodeFor(const Status& status) {
+  if (status.code() == StatusCode::kCancelled) return kExitInterrupted;
+  if (status.code() == StatusCode::kInvalidArgument) return kExitUsage;
+  return kExitFailure;
+}
+
+std::string Thousands(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+int RunCommand(const std::string& file, bool once, ProgressMode progress) {
+  auto config = LoadPipelineConfig(file);
+  if (!config.ok()) {
+    spdlog::error("{}", config.status().message());
+    return ExitCodeFor(config.status());
+  }
+  InstallSignalHandlers();
+  bool repeat = config->schedule && !once;
+  if (repeat && !config->schedule->cron.empty()) {
+    spdlog::error("[schedule] cron: cron schedules are run by `sluice serve`, which is not available yet; "
+                  "use every = \"...\" or run with --once");
+    return kExitUsage;
+  }
+  RunOptions options;
+  options.cancel = &ProcessCancellation();
+  options.progress = progress;
+  int exit_code = 0;
+  while (true) {
+    spdlog::info("pipeline {}: starting", config->name);
+    auto summary = RunPipelineOnce(*config, options);
+    if (summary.ok()) {
+      double rate = summary->seconds > 0 ? summary->rows / summary->seconds : 0;
+      std::string rejected = summary->rejected > 0
+                                 ? "; " + Thousands(summary->rejected) + " rows rejected" +
+                                       (config->source.rejects.empty() ? "" : " (see " + config->source.rejects + ")")
+                                 : "";
+      spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config->name,
+                   Thousands(summary->rows), summary->source, summary->destination, summary->seconds,
+                   Thousands(static_cast<int64_t>(rate)), rejected);
+      exit_code = 0;
+    } else {
+      spdlog::error("pipeline {}: {}", config->name, summary.status().message());
+      exit_code = ExitCodeFor(summary.status());
+    }
+    if (!repeat || ProcessCancellation().cancelled()) break;
+    // `every`: the next run starts one interval after this one started;
+    // runs never overlap because this loop is sequential.
+    auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(config->schedule->every_seconds);
+    spdlog::info("pipeline {}: next run in {}", config->name, config->schedule->every);
+    while (std::chrono::steady_clock::now() < wake && !ProcessCancellation().cancelled()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    if (ProcessCancellation().cancelled()) {
+      exit_code = 0;
+      break;
+    }
+  }
+  return exit_code;
+}
+
+int ValidateCommand(const std::string& file) {
+  auto config = LoadPipelineConfig(file);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), config.status().message().c_str());
+    return ExitCodeFor(config.status());
+  }
+  auto report = ValidatePipeline(*config);
+  if (!report.ok()) {
+    std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), report.status().message().c_str());
+    return ExitCodeFor(report.status());
+  }
+  std::printf("%s: OK\n%s", file.c_str(), report->c_str());
+  return 0;
+}
+
+}  // namespace
+
+int CliMain(int argc, char** argv) {
+  CLI::App app{"sluice: a fast ETL engine: files and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, files"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sluice ") + kVersion);
+  std::string log_format = "text";
+  bool quiet = false;
+  app.add_option("--log-format", log_format, "Log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("-q,--quiet", quiet, "Only log warnings and errors");
+
+  std::string run_file;
+  bool once = false;
+  std::string progress = "auto";
+  auto* run = app.add_subcommand("run", "Run a pipeline (once, or on its [schedule] every interval)");
+  run->add_option("FILE", run_file, "Pipeline TOML file")->required();
+  run->add_flag("--once", once, "Run a single time even when the file has a schedule");
+  run->add_option("--progress", progress, "Progress line on stderr: auto (when a terminal), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+
+  std::string validate_file;
+  auto* validate = app.add_subcommand(
+      "validate", "Check a pipeline file, connect to its destination and compile its SQL, loading nothing");
+  validate->add_option("FILE", validate_file, "Pipeline TOML file")->required();
+
+  auto* version = app.add_subcommand("version", "Print the versions of sluice and its engines");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  SetUpLogging(log_format, quiet);
+  if (*version) {
+    std::printf("sluice %s\nDuckDB %s\nlibpq %d\n", kVersion, duckdb_library_version(), PQlibVersion());
+    return 0;
+  }
+  if (*validate) return ValidateCommand(validate_file);
+  ProgressMode mode = progress == "always" ? ProgressMode::kAlways
+                      : progress == "never" ? ProgressMode::kNever
+                                            : ProgressMode::kAuto;
+  (void)JsonEscape;
+  return RunCommand(run_file, once, mode);
+}
+
+}  // namespace sluice::service

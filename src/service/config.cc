@@ -1,0 +1,371 @@
+#include "service/config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace sluice::service {
+
+std::optional<std::string> GetEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (v == nullptr) return std::nullopt;
+  return std::string(v);
+}
+
+Result<std::string> Interpolate(const std::string& text, const EnvLookup& env, const std::string& where) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c != '$' || i + 1 >= text.size()) {
+      out += c;
+      continue;
+    }
+    if (text[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (text[i + 1] != '{') {
+      out += c;
+      continue;
+    }
+    size_t close = text.find('}', i + 2);
+    if (close == std::string::npos) {
+      return Status::InvalidArgument(where + ": unterminated ${ in value");
+    }
+    std::string body = text.substr(i + 2, close - i - 2);
+    std::optional<std::string> fallback;
+    size_t dash = body.find(":-");
+    if (dash != std::string::npos) {
+      fallback = body.substr(dash + 2);
+      body = body.substr(0, dash);
+    }
+    if (body.empty() || !std::all_of(body.begin(), body.end(), [](char ch) {
+          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+        })) {
+      return Status::InvalidArgument(where + ": bad variable name '${" + body + "}'");
+    }
+    auto value = env(body);
+    if (!value || (value->empty() && fallback)) {
+      if (!fallback) {
+        return Status::InvalidArgument("environment variable " + body + " is not set (used in " + where +
+                                       "); set it or write ${" + body + ":-default}");
+      }
+      value = fallback;
+    }
+    out += *value;
+    i = close;
+  }
+  return out;
+}
+
+Result<int64_t> ParseDurationSeconds(const std::string& text) {
+  size_t pos = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(text, &pos);
+  } catch (...) {
+    return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
+  }
+  std::string unit = text.substr(pos);
+  int64_t mult = 0;
+  if (unit == "s" || unit.empty()) mult = 1;
+  else if (unit == "m") mult = 60;
+  else if (unit == "h") mult = 3600;
+  else if (unit == "d") mult = 86400;
+  if (mult == 0 || n <= 0) return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
+  return n * mult;
+}
+
+Result<int64_t> ParseBytes(const std::string& text) {
+  size_t pos = 0;
+  double n = 0;
+  try {
+    n = std::stod(text, &pos);
+  } catch (...) {
+    return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
+  }
+  std::string unit = text.substr(pos);
+  unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
+  for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  double mult = 0;
+  if (unit.empty() || unit == "B") mult = 1;
+  else if (unit == "KB") mult = 1e3;
+  else if (unit == "MB") mult = 1e6;
+  else if (unit == "GB") mult = 1e9;
+  else if (unit == "KIB") mult = 1024;
+  else if (unit == "MIB") mult = 1024.0 * 1024;
+  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
+  if (mult == 0 || n < 0) return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
+  return static_cast<int64_t>(n * mult);
+}
+
+namespace {
+
+class Reader {
+ public:
+  Reader(const toml::table& root, const EnvLookup& env) : root_(root), env_(env) {}
+
+  const toml::table* Section(const std::string& name, bool required) {
+    sections_seen_.insert(name);
+    const toml::node* node = root_.get(name);
+    if (!node) {
+      if (required) Fail(Status::InvalidArgument("missing [" + name + "] section"));
+      return nullptr;
+    }
+    if (!node->is_table()) {
+      Fail(Status::InvalidArgument("[" + name + "] must be a table"));
+      return nullptr;
+    }
+    return node->as_table();
+  }
+
+  void String(const toml::table* t, const std::string& sec, const std::string& key, std::string* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (!n->is_string()) {
+      Fail(Status::InvalidArgument(Where(sec, key) + " must be a string"));
+      return;
+    }
+    auto v = Interpolate(n->as_string()->get(), env_, Where(sec, key));
+    if (!v.ok()) {
+      Fail(v.status());
+      return;
+    }
+    *out = *v;
+  }
+
+  void Bool(const toml::table* t, const std::string& sec, const std::string& key, std::optional<bool>* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (n->is_boolean()) {
+      *out = n->as_boolean()->get();
+    } else if (n->is_string()) {
+      std::string s;
+      String(t, sec, key, &s);
+      if (s == "true") *out = true;
+      else if (s == "false") *out = false;
+      else Fail(Status::InvalidArgument(Where(sec, key) + " must be true or false"));
+    } else {
+      Fail(Status::InvalidArgument(Where(sec, key) + " must be true or false"));
+    }
+  }
+
+  void Int(const toml::table* t, const std::string& sec, const std::string& key, int64_t* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (n->is_integer()) {
+      *out = n->as_integer()->get();
+    } else if (n->is_string()) {
+      std::string s;
+      String(t, sec, key, &s);
+      try {
+        size_t pos = 0;
+        *out = std::stoll(s, &pos);
+        if (pos != s.size()) throw std::invalid_argument(s);
+      } catch (...) {
+        Fail(Status::InvalidArgument(Where(sec, key) + " must be a whole number"));
+      }
+    } else {
+      Fail(Status::InvalidArgument(Where(sec, key) + " must be a whole number"));
+    }
+  }
+
+  void StringList(const toml::table* t, const std::string& sec, const std::string& key,
+                  std::vector<std::string>* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (n->is_string()) {
+      std::string s;
+      String(t, sec, key, &s);
+      out->push_back(s);
+      return;
+    }
+    if (!n->is_array()) {
+      Fail(Status::InvalidArgument(Where(sec, key) + " must be a list of strings"));
+      return;
+    }
+    for (const auto& item : *n->as_array()) {
+      if (!item.is_string()) {
+        Fail(Status::InvalidArgument(Where(sec, key) + " must be a list of strings"));
+        return;
+      }
+      auto v = Interpolate(item.as_string()->get(), env_, Where(sec, key));
+      if (!v.ok()) return Fail(v.status());
+      out->push_back(*v);
+    }
+  }
+
+  /// An inline table of name = "TYPE", kept in the order written.
+  void Columns(const toml::table* t, const std::string& sec, const std::string& key,
+               std::vector<std::pair<std::string, std::string>>* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (!n->is_table()) return Fail(Status::InvalidArgument(Where(sec, key) + " must be a table of name = \"TYPE\""));
+    struct Entry {
+      toml::source_position pos;
+      std::string name, type;
+    };
+    std::vector<Entry> entries;
+    for (const auto& [k, v] : *n->as_table()) {
+      if (!v.is_string()) {
+        return Fail(Status::InvalidArgument(Where(sec, key) + "." + std::string(k.str()) + " must be a type name string"));
+      }
+      entries.push_back(Entry{k.source().begin, std::string(k.str()), v.as_string()->get()});
+    }
+    // toml++ keeps keys sorted; the order written matters for header-less CSV.
+    std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+      return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
+    });
+    for (auto& e : entries) out->emplace_back(e.name, e.type);
+  }
+
+  /// Unknown keys are errors: a typo must not silently change behaviour.
+  void CheckUnknown() {
+    for (const auto& [k, v] : root_) {
+      std::string sec(k.str());
+      if (sec == "name" && v.is_string()) continue;
+      if (!sections_seen_.count(sec)) {
+        Fail(Status::InvalidArgument("unknown section [" + sec + "]"));
+        continue;
+      }
+      if (!v.is_table()) continue;
+      for (const auto& [k2, v2] : *v.as_table()) {
+        std::string key(k2.str());
+        if (!known_.count(sec + "." + key)) Fail(Status::InvalidArgument("unknown key " + Where(sec, key)));
+      }
+    }
+  }
+
+  void Fail(Status status) {
+    if (status_.ok()) status_ = std::move(status);
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  static std::string Where(const std::string& sec, const std::string& key) { return "[" + sec + "] " + key; }
+  void Mark(const std::string& sec, const std::string& key) { known_.insert(sec + "." + key); }
+
+  const toml::table& root_;
+  const EnvLookup& env_;
+  std::set<std::string> sections_seen_;
+  std::set<std::string> known_;
+  Status status_;
+};
+
+}  // namespace
+
+Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const std::string& file_name,
+                                           const EnvLookup& env) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream msg;
+    msg << file_name << " line " << e.source().begin.line << ": " << e.description();
+    return Status::InvalidArgument(msg.str());
+  }
+  PipelineConfig cfg;
+  cfg.file = file_name;
+  Reader r(root, env);
+  const toml::table* src = r.Section("source", true);
+  r.String(src, "source", "type", &cfg.source.type);
+  r.String(src, "source", "path", &cfg.source.path);
+  r.String(src, "source", "format", &cfg.source.format);
+  r.Bool(src, "source", "header", &cfg.source.header);
+  r.String(src, "source", "delimiter", &cfg.source.delimiter);
+  r.Columns(src, "source", "columns", &cfg.source.columns);
+  r.String(src, "source", "on_error", &cfg.source.on_error);
+  r.String(src, "source", "rejects", &cfg.source.rejects);
+  r.Int(src, "source", "max_rejects", &cfg.source.max_rejects);
+
+  const toml::table* tr = r.Section("transform", false);
+  r.String(tr, "transform", "sql", &cfg.transform_sql);
+
+  const toml::table* dst = r.Section("destination", true);
+  r.String(dst, "destination", "type", &cfg.destination.type);
+  r.String(dst, "destination", "url", &cfg.destination.url);
+  r.String(dst, "destination", "table", &cfg.destination.table);
+  r.String(dst, "destination", "mode", &cfg.destination.mode);
+  r.StringList(dst, "destination", "key", &cfg.destination.key);
+  r.String(dst, "destination", "path", &cfg.destination.path);
+  r.String(dst, "destination", "format", &cfg.destination.format);
+  std::optional<bool> create_table;
+  r.Bool(dst, "destination", "create_table", &create_table);
+  cfg.destination.create_table = create_table.value_or(true);
+
+  const toml::table* eng = r.Section("engine", false);
+  int64_t threads = 0, encode_threads = 0;
+  r.Int(eng, "engine", "threads", &threads);
+  r.Int(eng, "engine", "encode_threads", &encode_threads);
+  cfg.engine.threads = static_cast<int>(threads);
+  cfg.engine.encode_threads = static_cast<int>(encode_threads);
+  r.String(eng, "engine", "memory_limit", &cfg.engine.memory_limit);
+  r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
+  std::string buffer;
+  r.String(eng, "engine", "buffer", &buffer);
+  if (!buffer.empty()) {
+    auto b = ParseBytes(buffer);
+    if (!b.ok()) r.Fail(b.status().WithContext("[engine] buffer"));
+    else cfg.engine.buffer_bytes = *b;
+  }
+
+  const toml::table* sched = r.Section("schedule", false);
+  if (sched) {
+    ScheduleConfig s;
+    r.String(sched, "schedule", "every", &s.every);
+    r.String(sched, "schedule", "cron", &s.cron);
+    std::string tz;
+    r.String(sched, "schedule", "timezone", &tz);
+    std::optional<bool> run_on_start;
+    r.Bool(sched, "schedule", "run_on_start", &run_on_start);
+    if (!s.every.empty()) {
+      auto secs = ParseDurationSeconds(s.every);
+      if (!secs.ok()) r.Fail(secs.status().WithContext("[schedule] every"));
+      else s.every_seconds = *secs;
+    }
+    if (s.every.empty() && s.cron.empty()) r.Fail(Status::InvalidArgument("[schedule] needs every or cron"));
+    cfg.schedule = s;
+  }
+  r.CheckUnknown();
+  SLUICE_RETURN_IF_ERROR(r.status());
+
+  if (cfg.source.type != "files") {
+    return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source.type + "' (available: files)");
+  }
+  if (cfg.source.on_error != "fail" && cfg.source.on_error != "skip") {
+    return Status::InvalidArgument("[source] on_error must be \"fail\" or \"skip\"");
+  }
+  if (cfg.destination.type.empty()) {
+    return Status::InvalidArgument("[destination] type is required (postgres, duckdb, file, stdout, null)");
+  }
+  auto slash = file_name.find_last_of('/');
+  std::string base = slash == std::string::npos ? file_name : file_name.substr(slash + 1);
+  cfg.name = base.substr(0, base.rfind('.'));
+  if (const auto* n = root.get("name"); n && n->is_string()) cfg.name = n->as_string()->get();
+  return cfg;
+}
+
+Result<PipelineConfig> LoadPipelineConfig(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound("cannot read pipeline file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParsePipelineConfig(ss.str(), path, env);
+}
+
+}  // namespace sluice::service

@@ -1,0 +1,81 @@
+// Pipeline configuration: one TOML file per pipeline, with ${VAR} and
+// ${VAR:-default} interpolation in every string value. Parsing is pure:
+// it reads the file and the environment, and touches nothing else.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sluice/status.h"
+
+namespace sluice::service {
+
+struct SourceConfig {
+  std::string type = "files";
+  std::string path;
+  std::string format;
+  std::optional<bool> header;
+  std::string delimiter;
+  std::vector<std::pair<std::string, std::string>> columns;
+  std::string on_error = "fail";
+  std::string rejects;
+  int64_t max_rejects = 1000;
+};
+
+struct DestinationConfig {
+  std::string type;
+  std::string url;
+  std::string table;
+  std::string mode = "append";
+  std::vector<std::string> key;
+  std::string path;
+  std::string format;
+  bool create_table = true;
+};
+
+struct EngineConfig {
+  int threads = 0;
+  std::string memory_limit = "256MB";
+  std::string temp_directory;
+  int64_t buffer_bytes = 64 << 20;  // what the pipeline's channels may hold
+  int encode_threads = 0;           // 0: chosen from the core count
+};
+
+struct ScheduleConfig {
+  std::string every;  // "30s", "5m", "24h"
+  std::string cron;
+  int64_t every_seconds = 0;
+};
+
+struct PipelineConfig {
+  std::string name;
+  std::string file;  // where it was read from
+  SourceConfig source;
+  std::string transform_sql;
+  DestinationConfig destination;
+  EngineConfig engine;
+  std::optional<ScheduleConfig> schedule;
+};
+
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+/// The process environment.
+std::optional<std::string> GetEnv(const std::string& name);
+
+/// Expands ${VAR} and ${VAR:-default}; "$$" is a literal "$". `where`
+/// names the key for the error when a variable is missing.
+Result<std::string> Interpolate(const std::string& text, const EnvLookup& env, const std::string& where);
+
+Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const std::string& file_name,
+                                           const EnvLookup& env = GetEnv);
+Result<PipelineConfig> LoadPipelineConfig(const std::string& path, const EnvLookup& env = GetEnv);
+
+/// Parses "90s", "5m", "24h", "1d", "500ms" (whole units) into seconds.
+Result<int64_t> ParseDurationSeconds(const std::string& text);
+/// Parses "8MB", "512KiB", "1GB", "1024" into bytes.
+Result<int64_t> ParseBytes(const std::string& text);
+
+}  // namespace sluice::service

@@ -1,0 +1,27 @@
+// Builds a destination from its [destination] config section. Either a
+// batch destination (rows cross to sluice as Arrow batches) or a native one
+// (DuckDB writes it directly), never both.
+#pragma once
+
+#include <memory>
+
+#include "destinations/native/native_destination.h"
+#include "service/config.h"
+#include "sluice/destination.h"
+
+namespace sluice::service {
+
+struct BuiltDestination {
+  std::unique_ptr<Destination> batch;
+  std::unique_ptr<destinations::NativeDestination> native;
+  std::string Describe() const { return batch ? batch->Describe() : native->Describe(); }
+};
+
+Result<BuiltDestination> MakeDestination(const DestinationConfig& config);
+
+/// Connects to the destination and checks it can take rows shaped like
+/// `schema`, changing nothing. Returns a short description of what was checked.
+Result<std::string> CheckDestination(const DestinationConfig& config, const Schema& schema,
+                                     engine::DuckDbEngine* engine);
+
+}  // namespace sluice::service

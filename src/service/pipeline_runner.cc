@@ -1,0 +1,304 @@
+#include "service/pipeline_runner.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <thread>
+
+#include "core/channel.h"
+#include "core/ordered_channel.h"
+#include "core/pipeline_runtime.h"
+#include "core/redact.h"
+#include "engine/duckdb_engine.h"
+#include "service/destination_factory.h"
+#include "sources/files/files_source.h"
+
+namespace sluice::service {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& config) {
+  sources::FilesSourceOptions o;
+  o.path = config.source.path;
+  o.format = config.source.format;
+  o.header = config.source.header;
+  o.delimiter = config.source.delimiter;
+  o.columns = config.source.columns;
+  o.on_error = config.source.on_error == "skip" ? sources::OnError::kSkip : sources::OnError::kFail;
+  o.rejects_path = config.source.rejects;
+  o.max_rejects = config.source.max_rejects;
+  o.temp_dir = config.engine.temp_directory;
+  return sources::FilesSource::Make(std::move(o));
+}
+
+Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& config) {
+  engine::EngineOptions o;
+  o.threads = config.engine.threads;
+  o.memory_limit = config.engine.memory_limit;
+  o.temp_directory = config.engine.temp_directory;
+  return engine::DuckDbEngine::Open(o);
+}
+
+std::string SelectSql(const PipelineConfig& config) {
+  return config.transform_sql.empty() ? "SELECT * FROM input" : config.transform_sql;
+}
+
+std::string HumanBytes(double b) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (b >= 1000 && u < 4) {
+    b /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string Thousands(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > (n < 0 ? 1 : 0); i -= 3) s.insert(static_cast<size_t>(i), ",");
+  return s;
+}
+
+/// Prints a one-line progress display on a terminal: rows, bytes, rate, ETA.
+class ProgressLine {
+ public:
+  ProgressLine(bool enabled, int64_t total_bytes) : enabled_(enabled), total_bytes_(total_bytes) {}
+  void Update(int64_t rows, int64_t bytes, double fraction) {
+    if (!enabled_) return;
+    double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+    std::string line = Thousands(rows) + " rows";
+    if (bytes > 0) line += "  " + HumanBytes(static_cast<double>(bytes));
+    if (secs > 0.2) {
+      line += "  " + Thousands(static_cast<int64_t>(rows / secs)) + " rows/s";
+      if (bytes > 0) line += "  " + HumanBytes(bytes / secs) + "/s";
+    }
+    if (total_bytes_ > 0 && fraction > 0.001) {
+      char buf[64];
+      double eta = secs * (1 - fraction) / fraction;
+      std::snprintf(buf, sizeof(buf), "  %.0f%%  ETA %.0fs", fraction * 100, eta);
+      line += buf;
+    }
+    std::fprintf(stderr, "\r\033[K%s", line.c_str());
+    std::fflush(stderr);
+    printed_ = true;
+  }
+  void Clear() {
+    if (printed_) std::fprintf(stderr, "\r\033[K");
+    printed_ = false;
+  }
+
+ private:
+  bool enabled_;
+  int64_t total_bytes_;
+  bool printed_ = false;
+  Clock::time_point start_ = Clock::now();
+};
+
+bool ProgressEnabled(ProgressMode mode) {
+  if (mode == ProgressMode::kAlways) return true;
+  if (mode == ProgressMode::kNever) return false;
+  return isatty(2) != 0;
+}
+
+int DefaultEncodeThreads() {
+  unsigned cores = std::thread::hardware_concurrency();
+  if (cores <= 2) return 1;
+  return static_cast<int>(std::min(4u, cores / 2));
+}
+
+/// Streams the query's batches into a batch destination.
+Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, sources::FilesSource* source,
+                    Destination* dest, const RunOptions& options, RunSummary* summary) {
+  PipelineRuntime runtime(options.cancel);
+  StageCounters* source_counters = runtime.Counters("source");
+  StageCounters* encode_counters = runtime.Counters("encode");
+  StageCounters* dest_counters = runtime.Counters("destination");
+  ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
+
+  source->StartFeeding(options.cancel);
+  auto stream_result = engine->Stream(SelectSql(config));
+  if (!stream_result.ok()) return stream_result.status();
+  std::unique_ptr<engine::QueryStream> stream = std::move(stream_result).value();
+  SLUICE_RETURN_IF_ERROR(dest->Begin(stream->schema()));
+
+  int64_t budget = config.engine.buffer_bytes;
+  using Item = std::pair<int64_t, std::shared_ptr<Batch>>;
+  Channel<Item> batches(budget / 2);
+  OrderedChannel<std::pair<std::string, int64_t>> encoded(budget / 2);
+  runtime.OnCancel([&] {
+    batches.Cancel();
+    encoded.Cancel();
+    engine->Interrupt();
+  });
+  runtime.AddStage(
+      "source", 1,
+      [&](int) -> Status {
+        int64_t seq = 0;
+        while (!runtime.cancelled()) {
+          SLUICE_ASSIGN_OR_RETURN(std::shared_ptr<Batch> batch, stream->Next());
+          if (!batch) break;
+          if (batch->num_rows() == 0) continue;
+          source_counters->Add(batch->num_rows(), batch->byte_size());
+          int64_t bytes = batch->byte_size();
+          if (!batches.Push(Item{seq++, std::move(batch)}, bytes, source_counters)) break;
+        }
+        return Status::OK();
+      },
+      [&] { batches.Close(); });
+
+  if (dest->SupportsEncode()) {
+    int threads = config.engine.encode_threads > 0 ? config.engine.encode_threads : DefaultEncodeThreads();
+    runtime.AddStage(
+        "encode", threads,
+        [&](int) -> Status {
+          while (auto item = batches.Pop(encode_counters)) {
+            SLUICE_ASSIGN_OR_RETURN(std::string bytes, dest->Encode(*item->second));
+            int64_t rows = item->second->num_rows();
+            encode_counters->Add(rows, static_cast<int64_t>(bytes.size()));
+            int64_t size = static_cast<int64_t>(bytes.size());
+            if (!encoded.Push(item->first, {std::move(bytes), rows}, size, encode_counters)) break;
+          }
+          return Status::OK();
+        },
+        [&] { encoded.Close(); });
+    runtime.AddStage("destination", 1, [&](int) -> Status {
+      while (auto item = encoded.Pop(dest_counters)) {
+        int64_t size = static_cast<int64_t>(item->first.size());
+        SLUICE_RETURN_IF_ERROR(dest->WriteEncoded(std::move(item->first), item->second));
+        dest_counters->Add(item->second, size);
+      }
+      return Status::OK();
+    });
+  } else {
+    runtime.AddStage("destination", 1, [&](int) -> Status {
+      while (auto item = batches.Pop(dest_counters)) {
+        SLUICE_RETURN_IF_ERROR(dest->Write(*item->second));
+        dest_counters->Add(item->second->num_rows(), item->second->byte_size());
+      }
+      return Status::OK();
+    });
+  }
+  runtime.OnTick(250, [&] {
+    int64_t bytes = source->is_stdin() ? source->stdin_bytes() : 0;
+    double fraction = 0;
+    if (!source->is_stdin()) {
+      auto p = engine->Progress();
+      if (p.percentage > 0) {
+        fraction = p.percentage / 100.0;
+        bytes = static_cast<int64_t>(fraction * static_cast<double>(source->total_bytes()));
+      }
+    }
+    progress.Update(dest_counters->rows(), bytes, fraction);
+  });
+  Status status = runtime.Run();
+  progress.Clear();
+  stream.reset();  // closes DuckDB's read end of the stdin FIFO
+  Status feed = source->StopFeeding();
+  if (status.ok()) status = feed;
+  summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
+  summary->rows = dest_counters->rows();
+  return status;
+}
+
+/// Lets DuckDB write the destination itself, in one statement.
+Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, sources::FilesSource* source,
+                     destinations::NativeDestination* dest, const RunOptions& options, RunSummary* summary) {
+  std::string sql = SelectSql(config);
+  SLUICE_ASSIGN_OR_RETURN(auto columns, engine->Describe(sql));
+  SLUICE_RETURN_IF_ERROR(dest->Begin(engine, columns));
+  PipelineRuntime runtime(options.cancel);
+  ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
+  runtime.OnCancel([&] { engine->Interrupt(); });
+  source->StartFeeding(options.cancel);
+  int64_t rows = 0;
+  runtime.AddStage("load", 1, [&](int) -> Status {
+    SLUICE_ASSIGN_OR_RETURN(rows, dest->Load(engine, sql));
+    return Status::OK();
+  });
+  runtime.OnTick(250, [&] {
+    auto p = engine->Progress();
+    double fraction = p.percentage > 0 ? p.percentage / 100.0 : 0;
+    int64_t bytes = source->is_stdin() ? source->stdin_bytes()
+                                       : static_cast<int64_t>(fraction * static_cast<double>(source->total_bytes()));
+    progress.Update(p.rows_processed, bytes, fraction);
+  });
+  Status status = runtime.Run();
+  progress.Clear();
+  Status feed = source->StopFeeding();
+  if (status.ok()) status = feed;
+  summary->rows = rows;
+  summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
+  return status;
+}
+
+}  // namespace
+
+Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options) {
+  auto start = Clock::now();
+  RunSummary summary;
+  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config));
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
+  SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
+  summary.source = source->Describe();
+  summary.destination = dest.Describe();
+  SLUICE_RETURN_IF_ERROR(source->Attach(engine.get()));
+
+  Status status = dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
+                             : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+  if (status.ok()) {
+    // Rejected rows are checked before the commit, so that too many of them
+    // leave the destination untouched.
+    auto rejected = source->FinishRejects(engine.get());
+    if (rejected.ok()) {
+      summary.rejected = *rejected;
+    } else {
+      status = rejected.status();
+    }
+  }
+  if (status.ok()) {
+    status = dest.batch ? dest.batch->Commit() : dest.native->Commit(engine.get());
+  }
+  if (!status.ok()) {
+    if (dest.batch) {
+      dest.batch->Abort();
+    } else {
+      dest.native->Abort(engine.get());
+    }
+    if (options.cancel && options.cancel->cancelled()) {
+      return Status::Cancelled("interrupted; " + summary.destination + " left unchanged");
+    }
+    return status;
+  }
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+Result<std::string> ValidatePipeline(const PipelineConfig& config) {
+  std::string report;
+  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config));
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
+  SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
+  report += "source:      " + source->Describe();
+  if (!source->is_stdin()) report += " (" + HumanBytes(static_cast<double>(source->total_bytes())) + ")";
+  report += "\n";
+  Schema schema;
+  if (source->is_stdin()) {
+    report += "transform:   not compiled (stdin is only read by `sluice run`)\n";
+  } else {
+    SLUICE_RETURN_IF_ERROR(source->Attach(engine.get()));
+    auto normalized = engine->Normalize(SelectSql(config), &schema);
+    if (!normalized.ok()) return normalized.status().WithContext("[transform] sql");
+    report += "result:      " + schema.ToString() + "\n";
+  }
+  SLUICE_ASSIGN_OR_RETURN(std::string checked, CheckDestination(config.destination, schema, engine.get()));
+  report += "destination: " + checked + "\n";
+  return report;
+}
+
+}  // namespace sluice::service
