@@ -138,6 +138,7 @@ int ValidateCommand(const std::string& file) {
 int CliMain(int argc, char** argv) {
   CLI::App app{"sluice: a fast ETL engine: files and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, files"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand too
   app.set_version_flag("--version", std::string("sluice ") + kVersion);
   std::string log_format = "text";
   bool quiet = false;

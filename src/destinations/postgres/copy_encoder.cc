@@ -1,5 +1,6 @@
 #include "destinations/postgres/copy_encoder.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstring>
@@ -47,6 +48,7 @@ constexpr int64_t kPgEpochMicros = 946684800000000LL;
 constexpr int kMaxNumericGroups = 12;
 constexpr int64_t kMaxNumericBytes = 4 + 8 + 2 * kMaxNumericGroups;
 constexpr int64_t kArrayHeaderBytes = 20;
+constexpr int64_t kRowsPerChunk = 1024;
 
 inline char* Put16(char* p, uint16_t v) {
   v = __builtin_bswap16(v);
@@ -96,7 +98,18 @@ struct Cursor {
   int scale = 0;
   uint32_t element_oid = 0;
   const Cursor* child = nullptr;
+  // Whether any value is NULL. Checked first in the row loop: IsNull itself
+  // reloads the array's buffers after every store to the output.
+  bool has_nulls = true;
 };
+
+bool AnyNull(const ColumnView& view) {
+  const int64_t n = view.length();
+  for (int64_t i = 0; i < n; ++i) {
+    if (view.IsNull(i)) return true;
+  }
+  return false;
+}
 
 // ---------------------------------------------------------------------------
 // numeric
@@ -283,13 +296,36 @@ char* WriteInterval(const Cursor& c, int64_t i, char* p) {
 // ---------------------------------------------------------------------------
 // variable-length writers
 
+// memcpy with a run-time length is a library call; most values are short,
+// and two overlapping fixed-size moves copy them without one.
+inline void CopyBytes(char* dst, const char* src, size_t n) {
+  if (n <= 16) {
+    if (n >= 8) {
+      std::memcpy(dst, src, 8);
+      std::memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+      std::memcpy(dst, src, 4);
+      std::memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n > 0) {
+      dst[0] = src[0];
+      dst[n / 2] = src[n / 2];
+      dst[n - 1] = src[n - 1];
+    }
+  } else if (n <= 32) {
+    std::memcpy(dst, src, 16);
+    std::memcpy(dst + n - 16, src + n - 16, 16);
+  } else {
+    std::memcpy(dst, src, n);
+  }
+}
+
 template <bool kJsonb>
 char* WriteBytes32(const Cursor& c, int64_t i, char* p) {
   int32_t b = c.offsets[i];
   auto len = static_cast<uint32_t>(c.offsets[i + 1] - b);
   p = Put32(p, len + (kJsonb ? 1 : 0));
   if constexpr (kJsonb) *p++ = 1;
-  std::memcpy(p, c.data + b, len);
+  CopyBytes(p, c.data + b, len);
   return p + len;
 }
 
@@ -298,7 +334,7 @@ char* WriteBytesAny(const Cursor& c, int64_t i, char* p) {
   std::string_view v = c.view.BytesAt(i);
   p = Put32(p, static_cast<uint32_t>(v.size() + (kJsonb ? 1 : 0)));
   if constexpr (kJsonb) *p++ = 1;
-  std::memcpy(p, v.data(), v.size());
+  CopyBytes(p, v.data(), v.size());
   return p + v.size();
 }
 
@@ -373,7 +409,7 @@ char* WriteList(const Cursor& c, int64_t i, char* p) {
     p = Put32(p, 1);
     bool has_null = false;
     for (int64_t j = b; j < e; ++j) {
-      if (child.view.IsNull(j)) {
+      if (child.has_nulls && child.view.IsNull(j)) {
         p = Put32(p, UINT32_MAX);
         has_null = true;
         continue;
@@ -638,6 +674,7 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       c->layout = Layout::kList;
       c->element_oid = element_oid;
       Cursor& child = children->emplace_back(c->view.ListChild());
+      child.has_nulls = AnyNull(child.view);
       if (!Resolve(element_enc, Enc::kBytes, 0, &child, children)) return false;
       c->child = &child;
       c->fn = &WriteList;
@@ -773,6 +810,7 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
   for (int c = 0; c < ncols; ++c) {
     const Column& col = columns_[static_cast<size_t>(c)];
     Cursor& cursor = cursors.emplace_back(batch.column(c));
+    cursor.has_nulls = AnyNull(cursor.view);
     if (!Resolve(col.enc, col.element_enc, col.element_oid, &cursor, &children)) {
       return Status::InvalidArgument("column \"" + col.name + "\" (" + col.type.ToString() +
                                      ") arrived in Arrow format '" + cursor.view.format() +
@@ -781,31 +819,42 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
     bound += Bound(cursor, 0, rows);
   }
 
+  // std::string::resize zero-fills. Growing the string one chunk of rows
+  // at a time keeps the zeroed bytes in cache for the writes that follow,
+  // instead of streaming the whole batch's bound through memory twice.
   const size_t old_size = out->size();
-  out->resize(old_size + static_cast<size_t>(bound));
-  char* const begin = out->data() + old_size;
-  char* p = begin;
+  out->reserve(old_size + static_cast<size_t>(bound));
   const auto field_count = static_cast<uint16_t>(ncols);
   const Cursor* const cols = cursors.data();
-  for (int64_t r = 0; r < rows; ++r) {
-    p = Put16(p, field_count);
-    for (int c = 0; c < ncols; ++c) {
-      const Cursor& cursor = cols[c];
-      if (cursor.view.IsNull(r)) {
-        p = Put32(p, UINT32_MAX);
-        continue;
+  size_t used = old_size;
+  for (int64_t chunk_begin = 0; chunk_begin < rows; chunk_begin += kRowsPerChunk) {
+    const int64_t chunk_end = std::min(rows, chunk_begin + kRowsPerChunk);
+    int64_t chunk_bound = 2 * (chunk_end - chunk_begin);
+    for (const Cursor& cursor : cursors) chunk_bound += Bound(cursor, chunk_begin, chunk_end);
+    out->resize(used + static_cast<size_t>(chunk_bound));
+    char* const begin = out->data() + used;
+    char* p = begin;
+    for (int64_t r = chunk_begin; r < chunk_end; ++r) {
+      p = Put16(p, field_count);
+      for (int c = 0; c < ncols; ++c) {
+        const Cursor& cursor = cols[c];
+        if (cursor.has_nulls && cursor.view.IsNull(r)) {
+          p = Put32(p, UINT32_MAX);
+          continue;
+        }
+        char* next = cursor.fn(cursor, r, p);
+        if (__builtin_expect(next == nullptr, 0)) {
+          out->resize(old_size);
+          std::string why = Problem(cursor, r).value_or("value cannot be encoded");
+          return Status::DataError("column \"" + columns_[static_cast<size_t>(c)].name + "\", row " +
+                                   std::to_string(r + 1) + " of the batch: " + why);
+        }
+        p = next;
       }
-      char* next = cursor.fn(cursor, r, p);
-      if (__builtin_expect(next == nullptr, 0)) {
-        out->resize(old_size);
-        std::string why = Problem(cursor, r).value_or("value cannot be encoded");
-        return Status::DataError("column \"" + columns_[static_cast<size_t>(c)].name + "\", row " +
-                                 std::to_string(r + 1) + " of the batch: " + why);
-      }
-      p = next;
     }
+    used += static_cast<size_t>(p - begin);
+    out->resize(used);
   }
-  out->resize(old_size + static_cast<size_t>(p - begin));
   return Status::OK();
 }
 

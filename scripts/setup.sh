@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what sluice needs on Debian 12 (only what is missing), fetches
+# DuckDB, and builds everything into build/. Safe to run again.
+#   scripts/setup.sh            build dependencies + build
+#   scripts/setup.sh --tests    also what the test suite needs (PostgreSQL 15)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+want_tests=0
+[[ "${1:-}" == "--tests" ]] && want_tests=1
+
+packages=(build-essential cmake pkg-config git ca-certificates openssl npm
+  libpq-dev libcurl4-openssl-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev python3)
+if (( want_tests )); then
+  packages+=(postgresql-15 postgresql-client-15 util-linux procps)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if (( ${#missing[@]} )); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+scripts/fetch_duckdb.sh
+
+jobs="$(nproc 2>/dev/null || echo 2)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE="${SLUICE_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+cmake --build build -j"$jobs"
+echo "setup: built build/sluice"

@@ -1,0 +1,90 @@
+#include "engine/duckdb_engine.h"
+
+#include <gtest/gtest.h>
+
+namespace sluice::engine {
+namespace {
+
+TEST(MapDuckDbType, CastsTypesWithoutACanonicalLayout) {
+  EXPECT_EQ(MapDuckDbType("a", "TINYINT").cast_to, "SMALLINT");
+  EXPECT_EQ(MapDuckDbType("a", "HUGEINT").type.ToString(), "DECIMAL(38,0)");
+  EXPECT_EQ(MapDuckDbType("a", "TIMESTAMP_NS").cast_to, "TIMESTAMP");
+  EXPECT_EQ(MapDuckDbType("a", "STRUCT(x INTEGER)").type.id, TypeId::kJson);
+  EXPECT_EQ(MapDuckDbType("a", "DECIMAL(12,2)").type.ToString(), "DECIMAL(12,2)");
+  EXPECT_TRUE(MapDuckDbType("a", "DECIMAL(12,2)").cast_to.empty());
+  EXPECT_EQ(MapDuckDbType("a", "INTEGER[]").type.ToString(), "INTEGER[]");
+  EXPECT_EQ(MapDuckDbType("a", "UTINYINT[]").cast_to, "SMALLINT[]");
+  EXPECT_EQ(MapDuckDbType("a", "INTEGER[3]").cast_to, "INTEGER[]");
+  EXPECT_EQ(MapDuckDbType("a", "TIMESTAMP WITH TIME ZONE").type.id, TypeId::kTimestampTz);
+  EXPECT_EQ(MapDuckDbType("a", "UUID").type.id, TypeId::kUuid);
+}
+
+TEST(DuckDbError, RewritesCsvErrorsAsFileLineColumnReason) {
+  std::string raw =
+      "Conversion Error: CSV Error on Line: 150001\nOriginal Line: 7,x,notanumber\n"
+      "Error when converting column \"amount\". Could not convert string \"notanumber\" to 'DECIMAL(12,2)'\n\n"
+      "Column amount is being converted as type DECIMAL(12,2)\n\n  file = /data/sales.csv\n  delimiter = ,\n";
+  Status s = DuckDbError(raw);
+  EXPECT_EQ(s.code(), StatusCode::kDataError);
+  EXPECT_EQ(s.message(),
+            "/data/sales.csv line 150001, column amount: Could not convert string \"notanumber\" to "
+            "'DECIMAL(12,2)'");
+}
+
+TEST(DuckDbError, ClassifiesByKind) {
+  EXPECT_EQ(DuckDbError("Binder Error: column x not found").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(DuckDbError("IO Error: No files found").code(), StatusCode::kIoError);
+  EXPECT_EQ(DuckDbError("Conversion Error: bad").code(), StatusCode::kDataError);
+}
+
+TEST(DuckDbEngine, StreamsBatchesInArrowLayoutWithSluiceTypes) {
+  auto engine = DuckDbEngine::Open({});
+  ASSERT_TRUE(engine.ok());
+  auto stream = (*engine)->Stream(
+      "SELECT (i % 100)::TINYINT AS t, i AS id, (i * 1.25)::DECIMAL(12,2) AS amount, 'r' || i AS name, "
+      "uuid() AS u FROM range(5000) r(i)");
+  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
+  const Schema& schema = (*stream)->schema();
+  ASSERT_EQ(schema.num_fields(), 5);
+  EXPECT_EQ(schema.field(0).type.id, TypeId::kInt16);  // TINYINT widened
+  EXPECT_EQ(schema.field(1).type.id, TypeId::kInt64);
+  EXPECT_EQ(schema.field(2).type.ToString(), "DECIMAL(12,2)");
+  EXPECT_EQ(schema.field(4).type.id, TypeId::kUuid);
+  int64_t rows = 0;
+  int64_t sum = 0;
+  while (true) {
+    auto batch = (*stream)->Next();
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    if (!*batch) break;
+    const Batch& b = **batch;
+    EXPECT_STREQ(b.column(0).format(), "s");
+    for (int64_t i = 0; i < b.num_rows(); ++i) sum += b.column(1).Values<int64_t>()[i];
+    EXPECT_EQ(b.column(3).BytesAt(0).substr(0, 1), "r");
+    EXPECT_EQ(b.column(4).BytesAt(0).size(), 36u);  // canonical UUID text
+    rows += b.num_rows();
+  }
+  EXPECT_EQ(rows, 5000);
+  EXPECT_EQ(sum, 5000LL * 4999 / 2);
+}
+
+TEST(DuckDbEngine, ErrorsDuringExecutionSurfaceFromStreamOrNext) {
+  auto engine = DuckDbEngine::Open({});
+  ASSERT_TRUE(engine.ok());
+  auto stream = (*engine)->Stream("SELECT CASE WHEN i = 4000 THEN error('boom at 4000') ELSE i END AS x FROM range(10000) r(i)");
+  // DuckDB executes ahead of the consumer on its own threads, so the error
+  // may already be known when the stream starts.
+  Status last = stream.status();
+  while (last.ok()) {
+    auto batch = (*stream)->Next();
+    if (!batch.ok()) {
+      last = batch.status();
+      break;
+    }
+    if (!*batch) break;
+  }
+  EXPECT_FALSE(last.ok());
+  EXPECT_NE(last.message().find("boom at 4000"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::engine

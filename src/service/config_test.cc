@@ -1,0 +1,97 @@
+#include "service/config.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace sluice::service {
+namespace {
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(Interpolate, ExpandsVariablesDefaultsAndEscapes) {
+  auto env = Env({{"HOST", "db1"}, {"EMPTY", ""}});
+  EXPECT_EQ(*Interpolate("pg://${HOST}:5432", env, "k"), "pg://db1:5432");
+  EXPECT_EQ(*Interpolate("${PORT:-5432}", env, "k"), "5432");
+  EXPECT_EQ(*Interpolate("${EMPTY:-x}", env, "k"), "x");
+  EXPECT_EQ(*Interpolate("cost $$5 $x", env, "k"), "cost $5 $x");
+}
+
+TEST(Interpolate, MissingVariableIsAnErrorNamingItAndTheKey) {
+  auto r = Interpolate("${DB_PASSWORD}", Env({}), "[destination] url");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("DB_PASSWORD"), std::string::npos);
+  EXPECT_NE(r.status().message().find("[destination] url"), std::string::npos);
+}
+
+TEST(ParsePipelineConfig, ReadsTheContractKeys) {
+  auto cfg = ParsePipelineConfig(R"TOML(
+[source]
+type = "files"
+path = "data/*.csv"
+format = "csv"
+header = true
+delimiter = ";"
+columns = { zeta = "BIGINT", amount = "DECIMAL(12,2)", alpha = "TEXT" }
+on_error = "skip"
+rejects = "rejects.csv"
+max_rejects = 5
+[transform]
+sql = "SELECT 1"
+[destination]
+type = "postgres"
+url = "postgresql://u:${PW}@h/db"
+table = "public.sales"
+mode = "upsert"
+key = ["id"]
+)TOML",
+                                 "daily.toml", Env({{"PW", "pw"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->name, "daily");
+  EXPECT_EQ(cfg->source.delimiter, ";");
+  ASSERT_EQ(cfg->source.columns.size(), 3u);
+  // The order written, not toml++'s sorted order: header-less CSV needs it.
+  EXPECT_EQ(cfg->source.columns[0].first, "zeta");
+  EXPECT_EQ(cfg->source.columns[2].first, "alpha");
+  EXPECT_EQ(cfg->source.max_rejects, 5);
+  EXPECT_EQ(cfg->destination.url, "postgresql://u:pw@h/db");
+  EXPECT_EQ(cfg->destination.key, std::vector<std::string>{"id"});
+  EXPECT_EQ(cfg->destination.mode, "upsert");
+}
+
+TEST(ParsePipelineConfig, UnknownKeyIsAnError) {
+  auto cfg = ParsePipelineConfig("[source]\npth = \"x\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("[source] pth"), std::string::npos);
+}
+
+TEST(ParsePipelineConfig, SyntaxErrorNamesTheLine) {
+  auto cfg = ParsePipelineConfig("[source]\npath = \n", "p.toml", Env({}));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("p.toml line 2"), std::string::npos) << cfg.status().message();
+}
+
+TEST(ParsePipelineConfig, BadOnErrorValueIsRejected) {
+  auto cfg = ParsePipelineConfig("[source]\npath = \"x\"\non_error = \"ignore\"\n[destination]\ntype = \"null\"\n",
+                                 "p.toml", Env({}));
+  ASSERT_FALSE(cfg.ok());
+  EXPECT_NE(cfg.status().message().find("on_error"), std::string::npos);
+}
+
+TEST(ParseBytesAndDurations, UnderstandUnits) {
+  EXPECT_EQ(*ParseBytes("8MB"), 8000000);
+  EXPECT_EQ(*ParseBytes("1 GiB"), 1073741824);
+  EXPECT_EQ(*ParseDurationSeconds("24h"), 86400);
+  EXPECT_EQ(*ParseDurationSeconds("90s"), 90);
+  EXPECT_FALSE(ParseDurationSeconds("soon").ok());
+}
+
+}  // namespace
+}  // namespace sluice::service
