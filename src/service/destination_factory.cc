@@ -2,13 +2,26 @@
 
 #include "core/redact.h"
 #include "destinations/null/null_destination.h"
+#include "destinations/postgres/pg_connection.h"
+#include "destinations/postgres/pg_types.h"
+#include "destinations/postgres/postgres_destination.h"
 
 namespace sluice::service {
 
 Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
   BuiltDestination out;
   const std::string& type = config.type;
-  if (type == "duckdb") {
+  if (type == "postgres") {
+    PostgresDestinationOptions o;
+    o.url = config.url;
+    o.table = config.table;
+    SLUICE_ASSIGN_OR_RETURN(o.mode, ParsePostgresLoadMode(config.mode));
+    o.key = config.key;
+    o.create_table = config.create_table;
+    if (o.url.empty()) return Status::InvalidArgument("[destination] url is required for type postgres");
+    if (o.table.empty()) return Status::InvalidArgument("[destination] table is required for type postgres");
+    SLUICE_ASSIGN_OR_RETURN(out.batch, PostgresDestination::Make(std::move(o)));
+  } else if (type == "duckdb") {
     destinations::DuckDbDestinationOptions o;
     o.path = config.path;
     o.table = config.table;
@@ -32,8 +45,24 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
 
 Result<std::string> CheckDestination(const DestinationConfig& config, const Schema& schema,
                                      engine::DuckDbEngine* engine) {
-  (void)schema;
   SLUICE_ASSIGN_OR_RETURN(BuiltDestination dest, MakeDestination(config));
+  if (config.type == "postgres") {
+    SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(config.url));
+    SLUICE_ASSIGN_OR_RETURN(PgTableName name, ParsePgTableName(config.table));
+    SLUICE_ASSIGN_OR_RETURN(auto table, ReadPgTable(*conn, name.Quoted()));
+    std::string where = dest.Describe() + " at " + RedactUrl(config.url);
+    if (!table) {
+      if (!config.create_table) {
+        return Status::NotFound(where + " does not exist and create_table = false");
+      }
+      return where + " (reachable; the table will be created)";
+    }
+    if (schema.num_fields() > 0) {
+      SLUICE_RETURN_IF_ERROR(MatchPgColumns(name.Display(), *table, schema).status());
+      return where + " (reachable; the existing table fits the result)";
+    }
+    return where + " (reachable)";
+  }
   if (dest.native) {
     SLUICE_RETURN_IF_ERROR(dest.native->Check(engine));
     return dest.native->Describe() + " (reachable)";

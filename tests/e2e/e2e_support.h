@@ -308,4 +308,80 @@ class PgTest : public ::testing::Test {
   TempDir dir_{"sluice-e2e"};
 };
 
+/// A fixture run once per destination kind ("postgres", "duckdb") for
+/// behaviour both must share. The destination table is called `items`; in
+/// Scalar() queries `{T}` stands for it. PostgreSQL is started only for the
+/// postgres instance.
+class EachDestination : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (postgres()) {
+      pg_ = SharedPg();
+      ASSERT_NE(pg_, nullptr);
+      db_ = DbNameForCurrentTest();
+      (void)pg_->Exec("postgres", "DROP DATABASE IF EXISTS " + db_ + " WITH (FORCE)");
+      Status s = pg_->CreateDatabase(db_);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+    }
+    duck_path_ = dir_.Path("out.duckdb");
+  }
+
+  bool postgres() const { return GetParam() == "postgres"; }
+
+  std::string Destination(const std::string& mode = "append", const std::string& extra = "") const {
+    return postgres() ? PgDestination(pg_->Url(db_), "public.items", mode, extra)
+                      : DuckDbDestination(duck_path_, "items", mode, extra);
+  }
+
+  /// A one-value query; {T} stands for the destination table.
+  std::string Scalar(std::string sql) const {
+    std::string table = postgres() ? "public.items" : "o.items";
+    for (size_t pos; (pos = sql.find("{T}")) != std::string::npos;) sql.replace(pos, 3, table);
+    if (!postgres()) return DuckFileScalar(duck_path_, sql);
+    auto v = pg_->QueryScalar(db_, sql);
+    return v.ok() ? *v : "<error: " + v.status().ToString() + ">";
+  }
+
+  bool TableExists() const {
+    if (postgres()) return PgTableExists(*pg_, db_, "public.items");
+    if (!std::filesystem::exists(duck_path_)) return false;
+    return DuckFileScalar(duck_path_,
+                          "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'o' AND "
+                          "table_name = 'items'") == "1";
+  }
+
+  /// Creates `items` outside sluice (column list in SQL common to both) and
+  /// fills it with n rows (ids from first_id, name 'pre', amount amount_sql).
+  void CreateItems(const std::string& columns_sql, int64_t first_id, int64_t n,
+                   const std::string& amount_sql = "1.00") {
+    std::string fill = "INSERT INTO {T} (id, name, amount) SELECT g, 'pre', " + amount_sql +
+                       " FROM generate_series(" +
+                       std::to_string(first_id) + ", " + std::to_string(first_id + n - 1) + ") AS s(g)";
+    if (postgres()) {
+      ASSERT_TRUE(pg_->Exec(db_, "CREATE TABLE public.items " + columns_sql).ok());
+      std::string sql = fill;
+      sql.replace(sql.find("{T}"), 3, "public.items");
+      Status s = pg_->Exec(db_, sql);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      return;
+    }
+    auto e = Duck();
+    ASSERT_NE(e, nullptr);
+    DuckExec(*e, "ATTACH " + engine::QuoteLiteral(duck_path_) + " AS o");
+    DuckExec(*e, "CREATE TABLE o.items " + columns_sql);
+    std::string sql = fill;
+    sql.replace(sql.find("{T}"), 3, "o.items");
+    DuckExec(*e, sql);
+    DuckExec(*e, "DETACH o");
+  }
+
+  PgServer* pg_ = nullptr;
+  std::string db_;
+  TempDir dir_{"sluice-e2e"};
+  std::string duck_path_;
+};
+
+/// Test names end in the destination kind.
+inline std::string DestinationName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
 }  // namespace sluice::e2e

@@ -314,6 +314,9 @@ inline void CopyBytes(char* dst, const char* src, size_t n) {
   } else if (n <= 32) {
     std::memcpy(dst, src, 16);
     std::memcpy(dst + n - 16, src + n - 16, 16);
+  } else if (n <= 64) {
+    std::memcpy(dst, src, 32);
+    std::memcpy(dst + n - 32, src + n - 32, 32);
   } else {
     std::memcpy(dst, src, n);
   }
@@ -421,6 +424,15 @@ char* WriteList(const Cursor& c, int64_t i, char* p) {
   }
   Put32(length_at, static_cast<uint32_t>(p - start));
   return p;
+}
+
+// Grows `out` to n bytes whose contents the caller overwrites.
+inline void GrowForOverwrite(std::string* out, size_t n) {
+#if defined(__cpp_lib_string_resize_and_overwrite)
+  out->resize_and_overwrite(n, [](char*, size_t size) { return size; });
+#else
+  out->resize(n);  // zero-fills: the chunked encoding keeps that in cache
+#endif
 }
 
 // ---------------------------------------------------------------------------
@@ -831,7 +843,7 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
     const int64_t chunk_end = std::min(rows, chunk_begin + kRowsPerChunk);
     int64_t chunk_bound = 2 * (chunk_end - chunk_begin);
     for (const Cursor& cursor : cursors) chunk_bound += Bound(cursor, chunk_begin, chunk_end);
-    out->resize(used + static_cast<size_t>(chunk_bound));
+    GrowForOverwrite(out, used + static_cast<size_t>(chunk_bound));
     char* const begin = out->data() + used;
     char* p = begin;
     for (int64_t r = chunk_begin; r < chunk_end; ++r) {
