@@ -37,8 +37,8 @@ class CompressedCsvToPostgres : public PgTest {};
 
 TEST_F(CompressedCsvToPostgres, GzipAndZstdLoadTheSameRowsAsThePlainFile) {
   string plain = WriteCompressedTrio(dir_, kRows);
-  for (const auto& [table, path] : std::vector<std::pair<string, string>>{
-           {"plain", plain}, {"gz", plain + ".gz"}, {"zst", plain + ".zst"}}) {
+  for (const auto& [table, path] :
+       std::vector<std::pair<string, string>>{{"plain", plain}, {"gz", plain + ".gz"}, {"zst", plain + ".zst"}}) {
     SCOPED_TRACE(path);
     CliResult r = RunPipeline(dir_, Source(path) + PgDestination(url_, table) + EngineSection());
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -54,8 +54,8 @@ TEST(CompressedCsvToDuckDb, GzipAndZstdLoadTheSameRowsAsThePlainFile) {
   TempDir dir("sluice-e2e");
   string plain = WriteCompressedTrio(dir, kRows);
   string out = dir.Path("out.duckdb");
-  for (const auto& [table, path] : std::vector<std::pair<string, string>>{
-           {"plain", plain}, {"gz", plain + ".gz"}, {"zst", plain + ".zst"}}) {
+  for (const auto& [table, path] :
+       std::vector<std::pair<string, string>>{{"plain", plain}, {"gz", plain + ".gz"}, {"zst", plain + ".zst"}}) {
     SCOPED_TRACE(path);
     CliResult r = RunPipeline(dir, Source(path) + DuckDbDestination(out, table) + EngineSection());
     ASSERT_EQ(r.exit_code, 0) << Describe(r);

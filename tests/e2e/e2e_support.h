@@ -18,6 +18,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,7 +60,7 @@ inline std::string DbNameForCurrentTest() {
   std::string out = "t_";
   for (char c : name) {
     out += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
-                                                        : '_';
+                                                       : '_';
   }
   if (out.size() > 60) out = out.substr(0, 50) + "_" + std::to_string(std::hash<std::string>{}(out) % 100000);
   return out;
@@ -72,8 +73,8 @@ inline CliResult Sluice(const std::vector<std::string>& args, const CliOptions& 
 
 /// exit code, stdout and stderr, for assertion messages.
 inline std::string Describe(const CliResult& r) {
-  return sluice::testing::DescribeExit(r) + "\n--- stdout ---\n" + r.out.substr(0, 4000) +
-         "\n--- stderr ---\n" + r.err.substr(0, 4000);
+  return sluice::testing::DescribeExit(r) + "\n--- stdout ---\n" + r.out.substr(0, 4000) + "\n--- stderr ---\n" +
+         r.err.substr(0, 4000);
 }
 
 /// Writes the pipeline file into dir and runs it once.
@@ -90,24 +91,23 @@ inline CliResult ValidatePipeline(const TempDir& dir, const std::string& toml, c
 }
 
 /// A [destination] section for a PostgreSQL table.
-inline std::string PgDestination(const std::string& url, const std::string& table,
-                                 const std::string& mode = "append", const std::string& extra = "") {
-  return "[destination]\ntype = \"postgres\"\nurl = '" + url + "'\ntable = '" + table + "'\nmode = \"" + mode +
-         "\"\n" + extra + "\n";
+inline std::string PgDestination(const std::string& url, const std::string& table, const std::string& mode = "append",
+                                 const std::string& extra = "") {
+  return "[destination]\ntype = \"postgres\"\nurl = '" + url + "'\ntable = '" + table + "'\nmode = \"" + mode + "\"\n" +
+         extra + "\n";
 }
 
 inline std::string DuckDbDestination(const std::string& path, const std::string& table,
                                      const std::string& mode = "append", const std::string& extra = "") {
-  return "[destination]\ntype = \"duckdb\"\npath = '" + path + "'\ntable = '" + table + "'\nmode = \"" + mode +
-         "\"\n" + extra + "\n";
+  return "[destination]\ntype = \"duckdb\"\npath = '" + path + "'\ntable = '" + table + "'\nmode = \"" + mode + "\"\n" +
+         extra + "\n";
 }
 
 inline std::string EngineSection() { return "[engine]\nthreads = 2\nmemory_limit = \"512MB\"\n"; }
 
 /// Runs a COPY ... FROM STDIN statement in db and feeds it the file's bytes,
 /// so PostgreSQL parses the file itself. Returns "" or the error.
-inline std::string PgCopyFromFile(const std::string& conninfo, const std::string& copy_sql,
-                                  const std::string& file) {
+inline std::string PgCopyFromFile(const std::string& conninfo, const std::string& copy_sql, const std::string& file) {
   PGconn* conn = PQconnectdb(conninfo.c_str());
   auto close = [&] { PQfinish(conn); };
   if (PQstatus(conn) != CONNECTION_OK) {
@@ -163,8 +163,8 @@ inline std::string PgDiff(const PgServer& pg, const std::string& db, const std::
   if (!only_left.ok()) return "query failed: " + only_left.status().ToString();
   if (!only_right.ok()) return "query failed: " + only_right.status().ToString();
   if (only_left->empty() && only_right->empty()) return "";
-  return "rows only in [" + left_sql + "]:\n" + RowsToString(*only_left) + "rows only in [" + right_sql +
-         "]:\n" + RowsToString(*only_right);
+  return "rows only in [" + left_sql + "]:\n" + RowsToString(*only_left) + "rows only in [" + right_sql + "]:\n" +
+         RowsToString(*only_right);
 }
 
 /// Compares two tables row for row through each row's text form, which is
@@ -186,7 +186,7 @@ inline int64_t PgCount(const PgServer& pg, const std::string& db, const std::str
 
 /// column name -> format_type(...) for a PostgreSQL table, in column order.
 inline std::vector<std::pair<std::string, std::string>> PgColumnTypes(const PgServer& pg, const std::string& db,
-                                                                        const std::string& table) {
+                                                                      const std::string& table) {
   std::vector<std::pair<std::string, std::string>> out;
   auto rows = pg.Query(db,
                        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
@@ -312,7 +312,16 @@ class PgTest : public ::testing::Test {
 /// behaviour both must share. The destination table is called `items`; in
 /// Scalar() queries `{T}` stands for it. PostgreSQL is started only for the
 /// postgres instance.
-class EachDestination : public ::testing::TestWithParam<std::string> {
+enum class DestinationKind { kPostgres, kDuckDb };
+
+/// Printed in test names: ctest lists `Suite.Test/postgres`.
+inline void PrintTo(DestinationKind kind, std::ostream* os) {
+  *os << (kind == DestinationKind::kPostgres ? "postgres" : "duckdb");
+}
+
+inline auto AllDestinations() { return ::testing::Values(DestinationKind::kPostgres, DestinationKind::kDuckDb); }
+
+class EachDestination : public ::testing::TestWithParam<DestinationKind> {
  protected:
   void SetUp() override {
     if (postgres()) {
@@ -326,7 +335,7 @@ class EachDestination : public ::testing::TestWithParam<std::string> {
     duck_path_ = dir_.Path("out.duckdb");
   }
 
-  bool postgres() const { return GetParam() == "postgres"; }
+  bool postgres() const { return GetParam() == DestinationKind::kPostgres; }
 
   std::string Destination(const std::string& mode = "append", const std::string& extra = "") const {
     return postgres() ? PgDestination(pg_->Url(db_), "public.items", mode, extra)
@@ -354,8 +363,7 @@ class EachDestination : public ::testing::TestWithParam<std::string> {
   /// fills it with n rows (ids from first_id, name 'pre', amount amount_sql).
   void CreateItems(const std::string& columns_sql, int64_t first_id, int64_t n,
                    const std::string& amount_sql = "1.00") {
-    std::string fill = "INSERT INTO {T} (id, name, amount) SELECT g, 'pre', " + amount_sql +
-                       " FROM generate_series(" +
+    std::string fill = "INSERT INTO {T} (id, name, amount) SELECT g, 'pre', " + amount_sql + " FROM generate_series(" +
                        std::to_string(first_id) + ", " + std::to_string(first_id + n - 1) + ") AS s(g)";
     if (postgres()) {
       ASSERT_TRUE(pg_->Exec(db_, "CREATE TABLE public.items " + columns_sql).ok());
@@ -380,8 +388,5 @@ class EachDestination : public ::testing::TestWithParam<std::string> {
   TempDir dir_{"sluice-e2e"};
   std::string duck_path_;
 };
-
-/// Test names end in the destination kind.
-inline std::string DestinationName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
 
 }  // namespace sluice::e2e

@@ -71,8 +71,7 @@ TEST_P(LoadModes, UpsertLastOfDuplicateKeysInOneLoadWins) {
   ASSERT_EQ(Load("id,name\n1,one\n3,three\n", "upsert", "key = [\"id\"]").exit_code, 0);
   CliResult r = Load("id,name\n1,first\n2,x\n1,second\n2,y\n1,third\n", "upsert", "key = [\"id\"]");
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_EQ(Scalar("SELECT string_agg(id::text || '=' || name, ',' ORDER BY id) FROM {T}"),
-            "1=third,2=y,3=three");
+  EXPECT_EQ(Scalar("SELECT string_agg(id::text || '=' || name, ',' ORDER BY id) FROM {T}"), "1=third,2=y,3=three");
 }
 
 // The same rule across a file big enough to be read by several threads:
@@ -87,8 +86,7 @@ TEST_P(LoadModes, UpsertLastOfDuplicateKeysWinsAcrossALargeFile) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Scalar("SELECT count(*) FROM {T}"), std::to_string(kKeys));
   // Key k's last row is v(kRows - kKeys + k).
-  EXPECT_EQ(Scalar("SELECT count(*) FROM {T} WHERE name <> 'v' || (" + std::to_string(kRows - kKeys) +
-                   " + id)::text"),
+  EXPECT_EQ(Scalar("SELECT count(*) FROM {T} WHERE name <> 'v' || (" + std::to_string(kRows - kKeys) + " + id)::text"),
             "0");
 }
 
@@ -107,7 +105,7 @@ TEST_P(LoadModes, UnknownModeIsAConfigError) {
   EXPECT_FALSE(TableExists());
 }
 
-INSTANTIATE_TEST_SUITE_P(Destinations, LoadModes, ::testing::Values("postgres", "duckdb"), DestinationName);
+INSTANTIATE_TEST_SUITE_P(Destinations, LoadModes, AllDestinations());
 
 }  // namespace
 }  // namespace sluice::e2e

@@ -52,8 +52,8 @@ class StdinToPostgres : public PgTest {};
 TEST_F(StdinToPostgres, CsvThroughTransformLoadsEveryRow) {
   CliOptions options;
   options.stdin_data = StdinCsv(kStdinRows);
-  CliResult r = RunPipeline(dir_, StdinCsvSource() + kTransform + PgDestination(url_, "public.evens") + EngineSection(),
-                            options);
+  CliResult r =
+      RunPipeline(dir_, StdinCsvSource() + kTransform + PgDestination(url_, "public.evens") + EngineSection(), options);
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Count("evens"), kStdinRows / 2);
   EXPECT_EQ(Scalar("SELECT sum(id)::text FROM evens"), std::to_string(2 * (kStdinRows / 2) * (kStdinRows / 2 + 1) / 2));

@@ -11,8 +11,7 @@ using std::string;
 
 const char* const kGoodTransform =
     "[transform]\nsql = \"SELECT id, upper(name) AS name_upper, amount * 2 AS doubled FROM input\"\n";
-const char* const kBadTransform =
-    "[transform]\nsql = \"SELECT id, no_such_column FROM input\"\n";
+const char* const kBadTransform = "[transform]\nsql = \"SELECT id, no_such_column FROM input\"\n";
 
 class ValidatePostgres : public PgTest {
  protected:
@@ -23,8 +22,8 @@ class ValidatePostgres : public PgTest {
 };
 
 TEST_F(ValidatePostgres, GoodFilePrintsOkAndResultColumnsAndLoadsNothing) {
-  CliResult r = ValidatePipeline(dir_, Source() + kGoodTransform + PgDestination(url_, "public.items") +
-                                           EngineSection());
+  CliResult r =
+      ValidatePipeline(dir_, Source() + kGoodTransform + PgDestination(url_, "public.items") + EngineSection());
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.out.find("OK"), string::npos) << Describe(r);
   for (const char* column : {"id", "name_upper", "doubled"}) {
@@ -38,15 +37,15 @@ TEST_F(ValidatePostgres, GoodFilePrintsOkAndResultColumnsAndLoadsNothing) {
 TEST_F(ValidatePostgres, ExistingTableIsLeftUntouched) {
   Exec("CREATE TABLE items (id bigint, name_upper text, doubled numeric(18,2))");
   Exec("INSERT INTO items VALUES (7, 'x', 1.00)");
-  CliResult r = ValidatePipeline(dir_, Source() + kGoodTransform + PgDestination(url_, "items", "replace") +
-                                           EngineSection());
+  CliResult r =
+      ValidatePipeline(dir_, Source() + kGoodTransform + PgDestination(url_, "items", "replace") + EngineSection());
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Scalar("SELECT string_agg(id::text, ',') FROM items"), "7");
 }
 
 TEST_F(ValidatePostgres, BadSqlFailsNamingTheProblemAndLoadsNothing) {
-  CliResult r = ValidatePipeline(dir_, Source() + kBadTransform + PgDestination(url_, "public.items") +
-                                           EngineSection());
+  CliResult r =
+      ValidatePipeline(dir_, Source() + kBadTransform + PgDestination(url_, "public.items") + EngineSection());
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_NE(r.err.find("no_such_column"), string::npos) << Describe(r);
   EXPECT_NE(r.err.find("[transform]"), string::npos) << "names the section\n" << Describe(r);

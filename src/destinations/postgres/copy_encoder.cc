@@ -92,7 +92,7 @@ struct Cursor {
   WriteFn fn = nullptr;
   Enc enc = Enc::kBytes;
   Layout layout = Layout::kFixed;
-  const uint8_t* values = nullptr;  // fixed-width values, array offset applied
+  const uint8_t* values = nullptr;   // fixed-width values, array offset applied
   const int32_t* offsets = nullptr;  // kOffsets32, array offset applied
   const char* data = nullptr;        // kOffsets32 character data
   int scale = 0;
@@ -447,7 +447,8 @@ bool IsFormat(const char* f, std::initializer_list<const char*> options) {
 
 int64_t DataBytes(const Cursor& c, int64_t b, int64_t e) {
   switch (c.layout) {
-    case Layout::kOffsets32: return c.offsets[e] - c.offsets[b];
+    case Layout::kOffsets32:
+      return c.offsets[e] - c.offsets[b];
     case Layout::kOffsets64: {
       const auto* offsets = c.view.Values<int64_t>();
       return offsets[e] - offsets[b];
@@ -457,9 +458,11 @@ int64_t DataBytes(const Cursor& c, int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) total += static_cast<int64_t>(c.view.BytesAt(i).size());
       return total;
     }
-    case Layout::kFixed16: return 16 * (e - b);
+    case Layout::kFixed16:
+      return 16 * (e - b);
     case Layout::kFixed:
-    case Layout::kList: return 0;
+    case Layout::kList:
+      return 0;
   }
   return 0;
 }
@@ -469,34 +472,41 @@ int64_t Bound(const Cursor& c, int64_t b, int64_t e) {
   int64_t n = e - b;
   if (n <= 0) return 0;
   switch (c.enc) {
-    case Enc::kBool: return n * 5;
-    case Enc::kInt16: return n * 6;
+    case Enc::kBool:
+      return n * 5;
+    case Enc::kInt16:
+      return n * 6;
     case Enc::kInt16To32:
     case Enc::kInt32:
     case Enc::kFloat32:
-    case Enc::kDate: return n * 8;
+    case Enc::kDate:
+      return n * 8;
     case Enc::kInt16To64:
     case Enc::kInt32To64:
     case Enc::kInt64:
     case Enc::kFloat32To64:
     case Enc::kFloat64:
     case Enc::kTime:
-    case Enc::kTimestamp: return n * 12;
+    case Enc::kTimestamp:
+      return n * 12;
     case Enc::kInt16ToNumeric:
     case Enc::kInt32ToNumeric:
     case Enc::kInt64ToNumeric:
-    case Enc::kDecimal: return n * kMaxNumericBytes;
+    case Enc::kDecimal:
+      return n * kMaxNumericBytes;
     case Enc::kInterval:
-    case Enc::kUuid: return n * 20;
+    case Enc::kUuid:
+      return n * 20;
     case Enc::kUuidText:
       return c.layout == Layout::kFixed16 ? n * 40 : n * 4 + DataBytes(c, b, e);
     case Enc::kBytes:
-    case Enc::kJsonb: return n * 5 + DataBytes(c, b, e);
+    case Enc::kJsonb:
+      return n * 5 + DataBytes(c, b, e);
     case Enc::kList: {
       int64_t child_begin = c.view.ListRange(b).first;
       int64_t child_end = c.view.ListRange(e - 1).second;
-      return n * (4 + kArrayHeaderBytes) + 4 * (child_end - child_begin) +
-             Bound(*c.child, child_begin, child_end);
+      // Element bounds include their own length words.
+      return n * (4 + kArrayHeaderBytes) + Bound(*c.child, child_begin, child_end);
     }
   }
   return 0;
@@ -517,7 +527,8 @@ namespace {
 
 Result<Enc> ChooseEnc(const DataType& from, PgKind to) {
   switch (from.id) {
-    case TypeId::kBool: return Enc::kBool;
+    case TypeId::kBool:
+      return Enc::kBool;
     case TypeId::kInt16:
       return to == PgKind::kInt2   ? Enc::kInt16
              : to == PgKind::kInt4 ? Enc::kInt16To32
@@ -525,50 +536,76 @@ Result<Enc> ChooseEnc(const DataType& from, PgKind to) {
                                    : Enc::kInt16ToNumeric;
     case TypeId::kInt32:
       return to == PgKind::kInt4 ? Enc::kInt32 : to == PgKind::kInt8 ? Enc::kInt32To64 : Enc::kInt32ToNumeric;
-    case TypeId::kInt64: return to == PgKind::kInt8 ? Enc::kInt64 : Enc::kInt64ToNumeric;
-    case TypeId::kFloat32: return to == PgKind::kFloat4 ? Enc::kFloat32 : Enc::kFloat32To64;
-    case TypeId::kFloat64: return Enc::kFloat64;
-    case TypeId::kDecimal: return Enc::kDecimal;
+    case TypeId::kInt64:
+      return to == PgKind::kInt8 ? Enc::kInt64 : Enc::kInt64ToNumeric;
+    case TypeId::kFloat32:
+      return to == PgKind::kFloat4 ? Enc::kFloat32 : Enc::kFloat32To64;
+    case TypeId::kFloat64:
+      return Enc::kFloat64;
+    case TypeId::kDecimal:
+      return Enc::kDecimal;
     case TypeId::kString:
       return to == PgKind::kJsonb ? Enc::kJsonb : to == PgKind::kUuid ? Enc::kUuid : Enc::kBytes;
-    case TypeId::kJson: return to == PgKind::kJsonb ? Enc::kJsonb : Enc::kBytes;
-    case TypeId::kBinary: return Enc::kBytes;
-    case TypeId::kDate: return Enc::kDate;
-    case TypeId::kTime: return Enc::kTime;
+    case TypeId::kJson:
+      return to == PgKind::kJsonb ? Enc::kJsonb : Enc::kBytes;
+    case TypeId::kBinary:
+      return Enc::kBytes;
+    case TypeId::kDate:
+      return Enc::kDate;
+    case TypeId::kTime:
+      return Enc::kTime;
     case TypeId::kTimestamp:
-    case TypeId::kTimestampTz: return Enc::kTimestamp;
-    case TypeId::kInterval: return Enc::kInterval;
-    case TypeId::kUuid: return to == PgKind::kUuid ? Enc::kUuid : Enc::kUuidText;
-    case TypeId::kList: return Enc::kList;
+    case TypeId::kTimestampTz:
+      return Enc::kTimestamp;
+    case TypeId::kInterval:
+      return Enc::kInterval;
+    case TypeId::kUuid:
+      return to == PgKind::kUuid ? Enc::kUuid : Enc::kUuidText;
+    case TypeId::kList:
+      return Enc::kList;
   }
   return Status::Internal("unknown type");
 }
 
 const char* ExpectedFormats(Enc enc) {
   switch (enc) {
-    case Enc::kBool: return "b";
+    case Enc::kBool:
+      return "b";
     case Enc::kInt16:
     case Enc::kInt16To32:
     case Enc::kInt16To64:
-    case Enc::kInt16ToNumeric: return "s";
+    case Enc::kInt16ToNumeric:
+      return "s";
     case Enc::kInt32:
     case Enc::kInt32To64:
-    case Enc::kInt32ToNumeric: return "i";
+    case Enc::kInt32ToNumeric:
+      return "i";
     case Enc::kInt64:
-    case Enc::kInt64ToNumeric: return "l";
+    case Enc::kInt64ToNumeric:
+      return "l";
     case Enc::kFloat32:
-    case Enc::kFloat32To64: return "f";
-    case Enc::kFloat64: return "g";
-    case Enc::kDecimal: return "d:P,S[,128]";
+    case Enc::kFloat32To64:
+      return "f";
+    case Enc::kFloat64:
+      return "g";
+    case Enc::kDecimal:
+      return "d:P,S[,128]";
     case Enc::kBytes:
-    case Enc::kJsonb: return "u, U, vu, z, Z or vz";
+    case Enc::kJsonb:
+      return "u, U, vu, z, Z or vz";
     case Enc::kUuid:
-    case Enc::kUuidText: return "w:16, u, U or vu";
-    case Enc::kDate: return "tdD";
-    case Enc::kTime: return "ttu";
-    case Enc::kTimestamp: return "tsu:[zone]";
-    case Enc::kInterval: return "tin";
-    case Enc::kList: return "+l or +L";
+    case Enc::kUuidText:
+      return "w:16, u, U or vu";
+    case Enc::kDate:
+      return "tdD";
+    case Enc::kTime:
+      return "ttu";
+    case Enc::kTimestamp:
+      return "tsu:[zone]";
+    case Enc::kInterval:
+      return "tin";
+    case Enc::kList:
+      return "+l or +L";
   }
   return "?";
 }
@@ -590,9 +627,15 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
   // pointers are taken with the element's own width.
   auto take = [&](int width) {
     switch (width) {
-      case 2: c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int16_t>()); break;
-      case 4: c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int32_t>()); break;
-      case 8: c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int64_t>()); break;
+      case 2:
+        c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int16_t>());
+        break;
+      case 4:
+        c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int32_t>());
+        break;
+      case 8:
+        c->values = reinterpret_cast<const uint8_t*>(c->view.Values<int64_t>());
+        break;
       case 16: {
         struct Bytes16 {
           uint8_t b[16];
@@ -600,7 +643,8 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
         c->values = reinterpret_cast<const uint8_t*>(c->view.Values<Bytes16>());
         break;
       }
-      default: c->values = nullptr;
+      default:
+        c->values = nullptr;
     }
   };
   auto is_var = [&] { return IsFormat(f, {"u", "U", "vu", "z", "Z", "vz"}); };
@@ -610,11 +654,11 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       if (std::strcmp(f, "b") != 0) return false;
       c->fn = &WriteBool;
       return true;
-#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN) \
-  case Enc::E:                                  \
+#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN)    \
+  case Enc::E:                                     \
     if (std::strcmp(f, FORMAT) != 0) return false; \
-    take(WIDTH);                                \
-    c->fn = FN;                                 \
+    take(WIDTH);                                   \
+    c->fn = FN;                                    \
     return true;
       SLUICE_FIXED_CASE(kInt16, "s", 2, (&WriteInt<int16_t, int16_t>))
       SLUICE_FIXED_CASE(kInt16To32, "s", 2, (&WriteInt<int16_t, int32_t>))
@@ -646,10 +690,18 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       take(16);
       c->scale = scale;
       switch (scale & 3) {
-        case 0: c->fn = &WriteDecimal<0>; break;
-        case 1: c->fn = &WriteDecimal<1>; break;
-        case 2: c->fn = &WriteDecimal<2>; break;
-        default: c->fn = &WriteDecimal<3>; break;
+        case 0:
+          c->fn = &WriteDecimal<0>;
+          break;
+        case 1:
+          c->fn = &WriteDecimal<1>;
+          break;
+        case 2:
+          c->fn = &WriteDecimal<2>;
+          break;
+        default:
+          c->fn = &WriteDecimal<3>;
+          break;
       }
       return true;
     }
@@ -744,7 +796,8 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
       }
       return std::nullopt;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -764,8 +817,7 @@ Result<std::unique_ptr<CopyEncoder>> CopyEncoder::Make(const Schema& schema,
   } else {
     if (static_cast<int>(target_types.size()) != schema.num_fields()) {
       return Status::InvalidArgument("CopyEncoder: " + std::to_string(target_types.size()) +
-                                     " target types for " + std::to_string(schema.num_fields()) +
-                                     " columns");
+                                     " target types for " + std::to_string(schema.num_fields()) + " columns");
     }
     for (const auto& name : target_types) targets.push_back(ParsePgTypeName(name));
   }
@@ -775,9 +827,8 @@ Result<std::unique_ptr<CopyEncoder>> CopyEncoder::Make(const Schema& schema,
 Result<std::unique_ptr<CopyEncoder>> CopyEncoder::MakeForTargets(const Schema& schema,
                                                                  const std::vector<PgType>& targets) {
   if (static_cast<int>(targets.size()) != schema.num_fields()) {
-    return Status::InvalidArgument("CopyEncoder: " + std::to_string(targets.size()) +
-                                   " target types for " + std::to_string(schema.num_fields()) +
-                                   " columns");
+    return Status::InvalidArgument("CopyEncoder: " + std::to_string(targets.size()) + " target types for " +
+                                   std::to_string(schema.num_fields()) + " columns");
   }
   if (schema.num_fields() > 1664) {
     return Status::InvalidArgument("PostgreSQL tables have at most 1664 columns, the result has " +

@@ -34,6 +34,15 @@ std::string Hex(std::string_view spaced) {
   return out;
 }
 
+// "0000 0002" -> "00000002": expected hex with the fields spaced apart.
+std::string Spaced(std::string_view spaced) {
+  std::string out;
+  for (char c : spaced) {
+    if (c != ' ') out += c;
+  }
+  return out;
+}
+
 std::string ToHex(const std::string& bytes) {
   static const char* kDigits = "0123456789abcdef";
   std::string out;
@@ -100,30 +109,35 @@ TEST(CopyEncoder, HeaderAndTrailerAreTheBinaryCopyFraming) {
 // Expected numeric bytes: length, ndigits, weight, sign, dscale, base-10000
 // digits; computed independently from the decimal strings.
 TEST(CopyEncoder, NumericZeroHasNoDigitsAndKeepsScale) {
-  EXPECT_EQ(DecimalField(2, 0), "00000008" "0000" "0000" "0000" "0002");
+  EXPECT_EQ(DecimalField(2, 0), Spaced("00000008 0000 0000 0000 0002"));
 }
 
 TEST(CopyEncoder, NumericWithScaleTwo) {
-  EXPECT_EQ(DecimalField(2, 1230), "0000000c" "0002" "0000" "0000" "0002" "000c" "0bb8");  // 12.30
-  EXPECT_EQ(DecimalField(2, 100), "0000000a" "0001" "0000" "0000" "0002" "0001");          // 1.00
+  EXPECT_EQ(DecimalField(2, 1230),
+            Spaced("0000000c 0002 0000 0000 0002 000c 0bb8"));  // 12.30
+  EXPECT_EQ(DecimalField(2, 100),
+            Spaced("0000000a 0001 0000 0000 0002 0001"));  // 1.00
 }
 
 TEST(CopyEncoder, NumericNegativeSetsSignBit) {
-  EXPECT_EQ(DecimalField(2, -1230), "0000000c" "0002" "0000" "4000" "0002" "000c" "0bb8");
+  EXPECT_EQ(DecimalField(2, -1230), Spaced("0000000c 0002 0000 4000 0002 000c 0bb8"));
   EXPECT_EQ(DecimalField(0, std::numeric_limits<int64_t>::min()),
-            "00000012" "0005" "0004" "4000" "0000" "039a" "0d2c" "0170" "1565" "16b0");
+            Spaced("00000012 0005 0004 4000 0000 039a 0d2c 0170 1565 16b0"));
 }
 
 TEST(CopyEncoder, NumericScaleLargerThanDigits) {
-  EXPECT_EQ(DecimalField(4, 1), "0000000a" "0001" "ffff" "0000" "0004" "0001");  // 0.0001
-  EXPECT_EQ(DecimalField(5, 1), "0000000a" "0001" "fffe" "0000" "0005" "03e8");  // 0.00001
-  EXPECT_EQ(DecimalField(1, 5), "0000000a" "0001" "ffff" "0000" "0001" "1388");  // 0.5
+  EXPECT_EQ(DecimalField(4, 1),
+            Spaced("0000000a 0001 ffff 0000 0004 0001"));  // 0.0001
+  EXPECT_EQ(DecimalField(5, 1),
+            Spaced("0000000a 0001 fffe 0000 0005 03e8"));  // 0.00001
+  EXPECT_EQ(DecimalField(1, 5),
+            Spaced("0000000a 0001 ffff 0000 0001 1388"));  // 0.5
 }
 
 TEST(CopyEncoder, NumericDropsTrailingZeroGroups) {
-  EXPECT_EQ(DecimalField(0, 10000), "0000000a" "0001" "0001" "0000" "0000" "0001");
+  EXPECT_EQ(DecimalField(0, 10000), Spaced("0000000a 0001 0001 0000 0000 0001"));
   EXPECT_EQ(DecimalField(1, 1234567895),  // 123456789.5
-            "00000010" "0004" "0002" "0000" "0001" "0001" "0929" "1a85" "1388");
+            Spaced("00000010 0004 0002 0000 0001 0001 0929 1a85 1388"));
 }
 
 TEST(CopyEncoder, NumericThirtyEightDigits) {
@@ -144,8 +158,7 @@ TEST(CopyEncoder, NumericAroundTheSixtyFourBitBoundary) {
   EXPECT_EQ(DecimalField(0, two64), "00000012000500040000000007341a5802e103bb0650");
   EXPECT_EQ(DecimalField(3, two64), "000000140006000400000003000120fe1d101cca254f1810");
   __int128 min128 = -(static_cast<__int128>(1) << 126) * 2;
-  EXPECT_EQ(DecimalField(5, min128),
-            "0000001e000b0008400000050011008d072a179e240f1c94221a0e832289023c1f40");
+  EXPECT_EQ(DecimalField(5, min128), "0000001e000b0008400000050011008d072a179e240f1c94221a0e832289023c1f40");
 }
 
 TEST(CopyEncoder, IntegersIntoNumericColumns) {
@@ -188,11 +201,11 @@ TEST(CopyEncoder, IntegersWidenToTheTargetColumn) {
 TEST(CopyEncoder, DatesShiftToThePostgresEpoch) {
   Schema schema({{"d", DataType::Of(TypeId::kDate)}});
   BatchBuilder b(schema);
-  b.AppendInt(0, 0);                                      // 1970-01-01
-  b.AppendInt(0, 10957);                                  // 2000-01-01
-  b.AppendInt(0, 19000);                                  // 2022-01-08
-  b.AppendInt(0, std::numeric_limits<int32_t>::max());    // DuckDB infinity
-  b.AppendInt(0, -std::numeric_limits<int32_t>::max());   // DuckDB -infinity
+  b.AppendInt(0, 0);                                     // 1970-01-01
+  b.AppendInt(0, 10957);                                 // 2000-01-01
+  b.AppendInt(0, 19000);                                 // 2022-01-08
+  b.AppendInt(0, std::numeric_limits<int32_t>::max());   // DuckDB infinity
+  b.AppendInt(0, -std::numeric_limits<int32_t>::max());  // DuckDB -infinity
   auto batch = b.Finish();
   ASSERT_TRUE(batch.ok());
   auto out = EncodeAll(**batch);
@@ -287,7 +300,7 @@ TEST(CopyEncoder, WholeBatchMatchesHandComputedBytes) {
   b.AppendInt(6, -123456);  // -1234.56
   b.AppendBytes(7, "héllo");
   b.AppendBytes(8, std::string("\0\x01\xff", 3));
-  b.AppendInt(9, 10958);  // 2000-01-02
+  b.AppendInt(9, 10958);           // 2000-01-02
   b.AppendInt(10, 45296789000LL);  // 12:34:56.789
   b.AppendInt(11, 946684800000001LL);
   b.AppendInt(12, 946684799999999LL);
@@ -312,9 +325,9 @@ TEST(CopyEncoder, WholeBatchMatchesHandComputedBytes) {
   w.I32(2).I16(-1);
   w.I32(4).I32(123456);
   w.I32(8).I64(-9876543210LL);
-  w.I32(4).U32(0x3fc00000);               // 1.5f
+  w.I32(4).U32(0x3fc00000);                                   // 1.5f
   w.I32(8).I64(static_cast<int64_t>(0xbfd0000000000000ULL));  // -0.25
-  w.Raw(Hex("0000000c 0002 0000 4000 0002 04d2 15e0"));  // -1234.56: 1234, 5600
+  w.Raw(Hex("0000000c 0002 0000 4000 0002 04d2 15e0"));       // -1234.56: 1234, 5600
   w.Field("héllo");
   w.Field(std::string("\0\x01\xff", 3));
   w.I32(4).I32(1);
@@ -425,8 +438,8 @@ TEST(CopyEncoder, IntervalIsMicrosDaysMonths) {
 TEST(CopyEncoder, ListsBecomeOneDimensionalArrays) {
   // [1, NULL, 3], [], NULL, [42]
   TestArray child = Fixed<int32_t>("i", {1, std::nullopt, 3, 42});
-  auto batch = MakeBatch({{"a", List(child, {std::make_pair(0, 3), std::make_pair(3, 3), std::nullopt,
-                                             std::make_pair(3, 4)})}});
+  auto batch = MakeBatch(
+      {{"a", List(child, {std::make_pair(0, 3), std::make_pair(3, 3), std::nullopt, std::make_pair(3, 4)})}});
   ASSERT_TRUE(batch.ok()) << batch.status().ToString();
   auto out = EncodeAll(**batch);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -462,7 +475,9 @@ TEST(CopyEncoder, ListOfJsonIntoJsonbArrayAddsVersionBytes) {
   auto batch = MakeBatch({{"j", List(Strings({"1"}), {std::make_pair(0, 1)})}}, &logical);
   ASSERT_TRUE(batch.ok()) << batch.status().ToString();
   Wire array;
-  array.I32(1).I32(0).U32(3802).I32(1).I32(1).Field("\x01" "1");
+  array.I32(1).I32(0).U32(3802).I32(1).I32(1).Field(
+      "\x01"
+      "1");
   EXPECT_EQ(ToHex(OnlyField(**batch, {"jsonb[]"})), ToHex(Wire().Field(array.s).s));
 }
 
@@ -484,6 +499,24 @@ TEST(CopyEncoder, ReadsSlicedArraysAndOtherStringLayouts) {
   w.I16(4).I32(8).I64(2).Field("bb").Field("short").Field("1");
   w.I16(4).I32(8).I64(3).Field("ccc").Field("a string longer than twelve").Null();
   EXPECT_EQ(ToHex(*out), ToHex(w.s));
+}
+
+TEST(CopyEncoder, CopiesStringsOfEveryLength) {
+  Schema schema({{"s", DataType::Of(TypeId::kString)}, {"j", DataType::Of(TypeId::kJson)}});
+  BatchBuilder b(schema);
+  Wire w;
+  for (int n = 0; n <= 100; ++n) {
+    std::string v;
+    for (int i = 0; i < n; ++i) v += static_cast<char>('a' + (i * 7 + n) % 26);
+    b.AppendBytes(0, v);
+    b.AppendBytes(1, v);
+    w.I16(2).Field(v).Field("\x01" + v);
+  }
+  auto batch = b.Finish();
+  ASSERT_TRUE(batch.ok());
+  auto out = EncodeAll(**batch);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_TRUE(*out == w.s);
 }
 
 TEST(CopyEncoder, EncodeAppendsToTheOutput) {

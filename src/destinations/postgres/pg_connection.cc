@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 
@@ -28,14 +29,15 @@ bool StartsWith(const char* s, const char* prefix) {
 }
 
 std::string OneLine(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
-    if (c == '\n') {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\n') {
       out += "; ";
+      while (i + 1 < s.size() && (s[i + 1] == ' ' || s[i + 1] == '\t')) ++i;
     } else {
-      out += c;
+      out += s[i];
     }
   }
   return out;
@@ -75,12 +77,18 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
 
   // Keywords before "dbname" are defaults that the URL's own settings
   // override (expand_dbname processes parameters in order).
-  const char* keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "fallback_application_name", "dbname", nullptr};
+  const char* keys[] = {"connect_timeout",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "fallback_application_name",
+                        "dbname",
+                        nullptr};
   const char* values[] = {"10", "60", "10", "6", "sluice", url.c_str(), nullptr};
   c->conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (c->conn_ == nullptr) return Status::Unavailable("cannot allocate a PostgreSQL connection");
-  PQsetNoticeProcessor(c->conn_, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c->conn_, [](void*, const char*) {}, nullptr);
   auto text = [](const char* s) { return std::string(s ? s : ""); };
   std::string host = text(PQhost(c->conn_));
   if (host.empty()) host = "localhost";
@@ -89,8 +97,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
 
   if (PQstatus(c->conn_) != CONNECTION_OK) {
     std::string reason = c->Scrub(OneLine(PQerrorMessage(c->conn_)));
-    std::string message = "cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) +
-                          "): " + reason;
+    std::string message =
+        "cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) + "): " + reason;
     // Wrong credentials or a missing database need a config change; anything
     // else (refused, timed out, starting up) may pass when tried again.
     if (reason.find("authentication failed") != std::string::npos ||
@@ -116,8 +124,8 @@ std::string PgConnection::Scrub(std::string text) const {
 
 Status PgConnection::ConnectionError(const char* what) const {
   std::string reason = conn_ ? OneLine(PQerrorMessage(conn_)) : "not connected";
-  return Status::Unavailable(Scrub(std::string(what) + " failed: connection to PostgreSQL at " +
-                                   where_ + " lost: " + reason));
+  return Status::Unavailable(
+      Scrub(std::string(what) + " failed: connection to PostgreSQL at " + where_ + " lost: " + reason));
 }
 
 Status PgConnection::ErrorFrom(const PGresult* result, const char* what) const {
@@ -163,8 +171,8 @@ Result<PgResultRows> PgConnection::Query(const std::string& sql,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  ResultPtr result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                values.data(), nullptr, nullptr, /*resultFormat=*/0));
+  ResultPtr result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                nullptr, nullptr, /*resultFormat=*/0));
   ExecStatusType st = PQresultStatus(result.get());
   if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ErrorFrom(result.get(), "query");
   PgResultRows rows;

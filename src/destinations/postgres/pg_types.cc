@@ -100,27 +100,41 @@ bool OneOf(PgKind k, std::initializer_list<PgKind> kinds) {
 
 bool CanLoadScalar(const DataType& from, PgKind to) {
   switch (from.id) {
-    case TypeId::kBool: return to == PgKind::kBool;
+    case TypeId::kBool:
+      return to == PgKind::kBool;
     case TypeId::kInt16:
       return OneOf(to, {PgKind::kInt2, PgKind::kInt4, PgKind::kInt8, PgKind::kNumeric});
-    case TypeId::kInt32: return OneOf(to, {PgKind::kInt4, PgKind::kInt8, PgKind::kNumeric});
-    case TypeId::kInt64: return OneOf(to, {PgKind::kInt8, PgKind::kNumeric});
-    case TypeId::kFloat32: return OneOf(to, {PgKind::kFloat4, PgKind::kFloat8});
-    case TypeId::kFloat64: return to == PgKind::kFloat8;
-    case TypeId::kDecimal: return to == PgKind::kNumeric && from.scale >= 0;
+    case TypeId::kInt32:
+      return OneOf(to, {PgKind::kInt4, PgKind::kInt8, PgKind::kNumeric});
+    case TypeId::kInt64:
+      return OneOf(to, {PgKind::kInt8, PgKind::kNumeric});
+    case TypeId::kFloat32:
+      return OneOf(to, {PgKind::kFloat4, PgKind::kFloat8});
+    case TypeId::kFloat64:
+      return to == PgKind::kFloat8;
+    case TypeId::kDecimal:
+      return to == PgKind::kNumeric && from.scale >= 0;
     case TypeId::kString:
-      return OneOf(to, {PgKind::kText, PgKind::kVarchar, PgKind::kChar, PgKind::kJson,
-                        PgKind::kJsonb, PgKind::kEnum, PgKind::kUuid});
+      return OneOf(to, {PgKind::kText, PgKind::kVarchar, PgKind::kChar, PgKind::kJson, PgKind::kJsonb,
+                        PgKind::kEnum, PgKind::kUuid});
     case TypeId::kJson:
       return OneOf(to, {PgKind::kJson, PgKind::kJsonb, PgKind::kText, PgKind::kVarchar});
-    case TypeId::kBinary: return to == PgKind::kBytea;
-    case TypeId::kDate: return to == PgKind::kDate;
-    case TypeId::kTime: return to == PgKind::kTime;
-    case TypeId::kTimestamp: return to == PgKind::kTimestamp;
-    case TypeId::kTimestampTz: return to == PgKind::kTimestampTz;
-    case TypeId::kInterval: return to == PgKind::kInterval;
-    case TypeId::kUuid: return OneOf(to, {PgKind::kUuid, PgKind::kText, PgKind::kVarchar});
-    case TypeId::kList: return false;
+    case TypeId::kBinary:
+      return to == PgKind::kBytea;
+    case TypeId::kDate:
+      return to == PgKind::kDate;
+    case TypeId::kTime:
+      return to == PgKind::kTime;
+    case TypeId::kTimestamp:
+      return to == PgKind::kTimestamp;
+    case TypeId::kTimestampTz:
+      return to == PgKind::kTimestampTz;
+    case TypeId::kInterval:
+      return to == PgKind::kInterval;
+    case TypeId::kUuid:
+      return OneOf(to, {PgKind::kUuid, PgKind::kText, PgKind::kVarchar});
+    case TypeId::kList:
+      return false;
   }
   return false;
 }
@@ -140,39 +154,65 @@ PgType ParsePgTypeName(std::string_view name) {
 
 uint32_t PgOidOf(PgKind kind) {
   switch (kind) {
-    case PgKind::kBool: return 16;
-    case PgKind::kInt2: return 21;
-    case PgKind::kInt4: return 23;
-    case PgKind::kInt8: return 20;
-    case PgKind::kFloat4: return 700;
-    case PgKind::kFloat8: return 701;
-    case PgKind::kNumeric: return 1700;
-    case PgKind::kText: return 25;
-    case PgKind::kVarchar: return 1043;
-    case PgKind::kChar: return 1042;
-    case PgKind::kBytea: return 17;
-    case PgKind::kDate: return 1082;
-    case PgKind::kTime: return 1083;
-    case PgKind::kTimestamp: return 1114;
-    case PgKind::kTimestampTz: return 1184;
-    case PgKind::kInterval: return 1186;
-    case PgKind::kUuid: return 2950;
-    case PgKind::kJson: return 114;
-    case PgKind::kJsonb: return 3802;
+    case PgKind::kBool:
+      return 16;
+    case PgKind::kInt2:
+      return 21;
+    case PgKind::kInt4:
+      return 23;
+    case PgKind::kInt8:
+      return 20;
+    case PgKind::kFloat4:
+      return 700;
+    case PgKind::kFloat8:
+      return 701;
+    case PgKind::kNumeric:
+      return 1700;
+    case PgKind::kText:
+      return 25;
+    case PgKind::kVarchar:
+      return 1043;
+    case PgKind::kChar:
+      return 1042;
+    case PgKind::kBytea:
+      return 17;
+    case PgKind::kDate:
+      return 1082;
+    case PgKind::kTime:
+      return 1083;
+    case PgKind::kTimestamp:
+      return 1114;
+    case PgKind::kTimestampTz:
+      return 1184;
+    case PgKind::kInterval:
+      return 1186;
+    case PgKind::kUuid:
+      return 2950;
+    case PgKind::kJson:
+      return 114;
+    case PgKind::kJsonb:
+      return 3802;
     case PgKind::kEnum:
-    case PgKind::kOther: return 0;
+    case PgKind::kOther:
+      return 0;
   }
   return 0;
 }
 
 Result<std::string> PgTypeNameFor(const DataType& type) {
   switch (type.id) {
-    case TypeId::kBool: return std::string("boolean");
-    case TypeId::kInt16: return std::string("smallint");
-    case TypeId::kInt32: return std::string("integer");
-    case TypeId::kInt64: return std::string("bigint");
-    case TypeId::kFloat32: return std::string("real");
-    case TypeId::kFloat64: return std::string("double precision");
+    case TypeId::kBool:
+      return std::string("boolean");
+    case TypeId::kInt16:
+      return std::string("smallint");
+    case TypeId::kInt32:
+      return std::string("integer");
+    case TypeId::kInt64:
+      return std::string("bigint");
+    case TypeId::kFloat32:
+      return std::string("real");
+    case TypeId::kFloat64:
+      return std::string("double precision");
     case TypeId::kDecimal:
       if (type.scale < 0) {
         return Status::InvalidArgument("decimal with negative scale " + type.ToString() +
@@ -180,15 +220,24 @@ Result<std::string> PgTypeNameFor(const DataType& type) {
       }
       if (type.precision <= 0) return std::string("numeric");
       return "numeric(" + std::to_string(type.precision) + "," + std::to_string(type.scale) + ")";
-    case TypeId::kString: return std::string("text");
-    case TypeId::kBinary: return std::string("bytea");
-    case TypeId::kDate: return std::string("date");
-    case TypeId::kTime: return std::string("time");
-    case TypeId::kTimestamp: return std::string("timestamp");
-    case TypeId::kTimestampTz: return std::string("timestamptz");
-    case TypeId::kInterval: return std::string("interval");
-    case TypeId::kUuid: return std::string("uuid");
-    case TypeId::kJson: return std::string("jsonb");
+    case TypeId::kString:
+      return std::string("text");
+    case TypeId::kBinary:
+      return std::string("bytea");
+    case TypeId::kDate:
+      return std::string("date");
+    case TypeId::kTime:
+      return std::string("time");
+    case TypeId::kTimestamp:
+      return std::string("timestamp");
+    case TypeId::kTimestampTz:
+      return std::string("timestamptz");
+    case TypeId::kInterval:
+      return std::string("interval");
+    case TypeId::kUuid:
+      return std::string("uuid");
+    case TypeId::kJson:
+      return std::string("jsonb");
     case TypeId::kList: {
       DataType element = type.element ? *type.element : DataType::Of(TypeId::kString);
       if (element.id == TypeId::kList) {
@@ -220,11 +269,9 @@ bool CanLoad(const DataType& from, const PgType& to) {
 }
 
 Result<std::optional<PgTable>> ReadPgTable(PgConnection& conn, const std::string& quoted_name) {
-  SLUICE_ASSIGN_OR_RETURN(
-      PgResultRows rel,
-      conn.Query("SELECT c.oid, c.relkind FROM pg_catalog.pg_class c "
-                 "WHERE c.oid = pg_catalog.to_regclass($1)",
-                 {quoted_name}));
+  SLUICE_ASSIGN_OR_RETURN(PgResultRows rel, conn.Query("SELECT c.oid, c.relkind FROM pg_catalog.pg_class c "
+                                                       "WHERE c.oid = pg_catalog.to_regclass($1)",
+                                                       {quoted_name}));
   if (rel.empty()) return std::optional<PgTable>();
   PgTable table;
   table.oid = static_cast<uint32_t>(std::stoul(rel[0][0].value_or("0")));
@@ -233,22 +280,21 @@ Result<std::optional<PgTable>> ReadPgTable(PgConnection& conn, const std::string
   // uses; arrays carry the element type OID the server checks.
   SLUICE_ASSIGN_OR_RETURN(
       PgResultRows cols,
-      conn.Query(
-          "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
-          "  pg_catalog.format_type(bt.oid, NULL), bt.typtype, "
-          "  et.oid IS NOT NULL, et.oid, pg_catalog.format_type(ebt.oid, NULL), ebt.typtype, "
-          "  a.attnotnull, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', "
-          "  a.attgenerated <> '' "
-          "FROM pg_catalog.pg_attribute a "
-          "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-          "JOIN pg_catalog.pg_type bt "
-          "  ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
-          "LEFT JOIN pg_catalog.pg_type et ON bt.typcategory = 'A' AND et.oid = bt.typelem "
-          "LEFT JOIN pg_catalog.pg_type ebt "
-          "  ON ebt.oid = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END "
-          "WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped "
-          "ORDER BY a.attnum",
-          {std::to_string(table.oid)}));
+      conn.Query("SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+                 "  pg_catalog.format_type(bt.oid, NULL), bt.typtype, "
+                 "  et.oid IS NOT NULL, et.oid, pg_catalog.format_type(ebt.oid, NULL), ebt.typtype, "
+                 "  a.attnotnull, a.atthasdef OR a.attidentity <> '' OR a.attgenerated <> '', "
+                 "  a.attgenerated <> '' "
+                 "FROM pg_catalog.pg_attribute a "
+                 "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+                 "JOIN pg_catalog.pg_type bt "
+                 "  ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
+                 "LEFT JOIN pg_catalog.pg_type et ON bt.typcategory = 'A' AND et.oid = bt.typelem "
+                 "LEFT JOIN pg_catalog.pg_type ebt "
+                 "  ON ebt.oid = CASE WHEN et.typtype = 'd' THEN et.typbasetype ELSE et.oid END "
+                 "WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped "
+                 "ORDER BY a.attnum",
+                 {std::to_string(table.oid)}));
   for (const auto& row : cols) {
     auto text = [&](size_t i) { return row[i].value_or(""); };
     PgColumn col;
@@ -286,9 +332,9 @@ Result<std::vector<PgType>> MatchPgColumns(const std::string& table_display, con
         names += (i ? ", " : "") + table.columns[i].name;
       }
       if (table.columns.size() > 30) names += ", ...";
-      return Status::SchemaMismatch("table " + table_display + " has no column " + Quoted(field.name) +
-                                    " (the result's column " + Quoted(field.name) + " is " +
-                                    field.type.ToString() + "); the table's columns are: " + names);
+      return Status::SchemaMismatch("table " + table_display + ": the table has no column " +
+                                    Quoted(field.name) + " (the result's column " + Quoted(field.name) +
+                                    " is " + field.type.ToString() + "); its columns are: " + names);
     }
     const PgColumn& col = *it->second;
     if (col.generated) {
@@ -297,9 +343,9 @@ Result<std::vector<PgType>> MatchPgColumns(const std::string& table_display, con
                                     "result");
     }
     if (!CanLoad(field.type, col.type)) {
-      return Status::SchemaMismatch("table " + table_display + ": column " + Quoted(field.name) +
-                                    " is " + col.type.name + " in the table but " +
-                                    field.type.ToString() + " in the result, which cannot be loaded "
+      return Status::SchemaMismatch("table " + table_display + ": column " + Quoted(field.name) + " is " +
+                                    col.type.name + " in the table but " + field.type.ToString() +
+                                    " in the result, which cannot be loaded "
                                     "into it");
     }
     out.push_back(col.type);

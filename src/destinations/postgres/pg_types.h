@@ -80,7 +80,7 @@ bool CanLoad(const DataType& from, const PgType& to);
 /// One column of an existing table.
 struct PgColumn {
   std::string name;
-  PgType type;        // domains resolved to their base type
+  PgType type;  // domains resolved to their base type
   bool not_null = false;
   bool has_default = false;  // a default, identity or generated value
   bool generated = false;    // GENERATED ALWAYS AS (...) STORED: not writable

@@ -30,9 +30,8 @@ std::string JoinIdents(const std::vector<std::string>& names) {
 
 bool NeedsQuotes(const std::string& name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return true;
-  return !std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
+  return !std::all_of(name.begin(), name.end(),
+                      [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
 }
 
 std::string DisplayIdent(const std::string& name) { return NeedsQuotes(name) ? Ident(name) : name; }
@@ -54,9 +53,9 @@ std::string PgTableName::Display() const { return DisplayIdent(schema) + "." + D
 Result<PgTableName> ParsePgTableName(const std::string& text) {
   std::vector<std::string> parts;
   std::string current;
-  bool quoted = false;     // the current part was written in quotes
+  bool quoted = false;  // the current part was written in quotes
   bool in_quotes = false;
-  bool closed = false;     // a quoted part ended; only a dot may follow
+  bool closed = false;  // a quoted part ended; only a dot may follow
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument("invalid table name '" + text + "': " + why);
   };
@@ -116,8 +115,7 @@ Result<PgTableName> ParsePgTableName(const std::string& text) {
   return name;
 }
 
-Result<std::unique_ptr<PostgresDestination>> PostgresDestination::Make(
-    PostgresDestinationOptions options) {
+Result<std::unique_ptr<PostgresDestination>> PostgresDestination::Make(PostgresDestinationOptions options) {
   if (options.url.empty()) return Status::InvalidArgument("postgres destination: url is required");
   if (options.table.empty()) return Status::InvalidArgument("postgres destination: table is required");
   SLUICE_ASSIGN_OR_RETURN(PgTableName name, ParsePgTableName(options.table));
@@ -153,6 +151,8 @@ Status PostgresDestination::Begin(const Schema& schema) {
   Status status = BeginLoad(schema);
   if (!status.ok()) {
     Abort();
+    // Schema checks already name the table.
+    if (status.message().starts_with("table " + name_.Display() + ":")) return status;
     return status.WithContext(Describe());
   }
   loading_ = true;
@@ -214,8 +214,8 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
     fresh = true;
   }
   if (table->relkind != 'r' && table->relkind != 'p' && table->relkind != 'f') {
-    return Status::InvalidArgument(std::string("the relation is not a table (relkind '") +
-                                   table->relkind + "'); only tables can be loaded");
+    return Status::InvalidArgument(std::string("the relation is not a table (relkind '") + table->relkind +
+                                   "'); only tables can be loaded");
   }
   SLUICE_ASSIGN_OR_RETURN(std::vector<PgType> targets, MatchPgColumns(name_.Display(), *table, schema));
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<CopyEncoder> encoder, CopyEncoder::MakeForTargets(schema, targets));
@@ -228,7 +228,8 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   std::string copy_target = target;
   merge_sql_.clear();
   switch (options_.mode) {
-    case PostgresLoadMode::kAppend: break;
+    case PostgresLoadMode::kAppend:
+      break;
     case PostgresLoadMode::kReplace:
       SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE TABLE " + target));
       fresh = true;
@@ -242,8 +243,8 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
       // target's types (not LIKE: the target's defaults, such as nextval(),
       // would run for every staged row), plus the arrival order.
       SLUICE_RETURN_IF_ERROR(conn_->Exec("CREATE TEMPORARY TABLE " + Ident(kStagingTable) +
-                                         " ON COMMIT DROP AS SELECT " + column_list + " FROM " +
-                                         target + " WITH NO DATA"));
+                                         " ON COMMIT DROP AS SELECT " + column_list + " FROM " + target +
+                                         " WITH NO DATA"));
       SLUICE_RETURN_IF_ERROR(conn_->Exec("ALTER TABLE " + staging + " ADD COLUMN " + Ident(seq) +
                                          " bigint GENERATED ALWAYS AS IDENTITY"));
       copy_target = staging;
@@ -253,8 +254,8 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
         if (std::find(options_.key.begin(), options_.key.end(), c) != options_.key.end()) continue;
         set_list += (set_list.empty() ? "" : ", ") + Ident(c) + " = EXCLUDED." + Ident(c);
       }
-      merge_sql_ = "INSERT INTO " + target + " (" + column_list + ") SELECT DISTINCT ON (" + keys +
-                   ") " + column_list + " FROM " + staging + " ORDER BY " + keys + ", " + Ident(seq) +
+      merge_sql_ = "INSERT INTO " + target + " (" + column_list + ") SELECT DISTINCT ON (" + keys + ") " +
+                   column_list + " FROM " + staging + " ORDER BY " + keys + ", " + Ident(seq) +
                    " DESC ON CONFLICT (" + keys + ") " +
                    (set_list.empty() ? "DO NOTHING" : "DO UPDATE SET " + set_list);
       fresh = false;
@@ -264,8 +265,7 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   // FREEZE needs a plain table created or truncated in this transaction.
   bool freeze = fresh && table->relkind == 'r';
   SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + copy_target + " (" + column_list +
-                                       ") FROM STDIN (FORMAT binary" + (freeze ? ", FREEZE" : "") +
-                                       ")"));
+                                       ") FROM STDIN (FORMAT binary" + (freeze ? ", FREEZE" : "") + ")"));
   SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Header()));
   return Status::OK();
 }
@@ -331,9 +331,10 @@ Status PostgresDestination::FinishLoad() {
   if (!merge_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->Exec(merge_sql_).WithContext("upsert merge"));
   Status committed = conn_->Exec("COMMIT");
   if (!committed.ok() && !conn_->alive()) {
-    return Status::Unavailable("the connection was lost during COMMIT, so whether the load was "
-                               "committed is unknown: " +
-                               committed.message());
+    return Status::Unavailable(
+        "the connection was lost during COMMIT, so whether the load was "
+        "committed is unknown: " +
+        committed.message());
   }
   return committed;
 }

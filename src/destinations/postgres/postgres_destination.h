@@ -95,9 +95,9 @@ class PostgresDestination : public Destination {
   PostgresDestinationOptions options_;
   PgTableName name_;
   std::unique_ptr<PgConnection> conn_;
-  bool loading_ = false;     // between a successful Begin and Commit/Abort
-  std::string merge_sql_;    // upsert: run at Commit
-  std::string buffer_;       // Write's encode buffer, reused across batches
+  bool loading_ = false;   // between a successful Begin and Commit/Abort
+  std::string merge_sql_;  // upsert: run at Commit
+  std::string buffer_;     // Write's encode buffer, reused across batches
   int64_t rows_ = 0;
 
   mutable std::mutex encoder_mu_;  // guards the pointer, not the encoder

@@ -147,7 +147,9 @@ TEST_F(PostgresDestinationTest, RoundTripsEveryScalarType) {
   b.AppendDouble(6, 0.1);
   b.AppendInt(7, -123456);
   b.AppendBytes(8, "héllo 'q' \"d\" \\ ,{}");
-  b.AppendBytes(9, std::string("\0\xff" "A", 3));
+  b.AppendBytes(9, std::string("\0\xff"
+                               "A",
+                               3));
   b.AppendInt(10, 19000);
   b.AppendInt(11, 45296789000LL);
   b.AppendInt(12, 1700000000123456LL);
@@ -193,13 +195,13 @@ TEST_F(PostgresDestinationTest, RoundTripsEveryScalarType) {
       "FROM all_types ORDER BY id");
   ASSERT_EQ(rows.size(), 3u);
   using R = std::vector<std::optional<std::string>>;
-  EXPECT_EQ(rows[0], (R{"1", "true", "-32768", "2147483647", "-9223372036854775808", "1.5", "0.1",
-                        "-1234.56", "héllo 'q' \"d\" \\ ,{}", "\\x00ff41", "2022-01-08", "12:34:56.789",
+  EXPECT_EQ(rows[0], (R{"1", "true", "-32768", "2147483647", "-9223372036854775808", "1.5", "0.1", "-1234.56",
+                        "héllo 'q' \"d\" \\ ,{}", "\\x00ff41", "2022-01-08", "12:34:56.789",
                         "2023-11-14 22:13:20.123456", "2023-11-14 22:13:20.123456+00",
                         "1 year 2 mons 3 days 00:00:04.000001", "01234567-89ab-cdef-0011-223344556677",
                         "{\"a\": [1, 2]}", std::nullopt}));
-  EXPECT_EQ(rows[1], (R{"2", "false", "32767", "-1", "9223372036854775807", "NaN", "-Infinity", "0.00",
-                        "", "\\x", "1969-12-31", "00:00:00", "1969-12-31 23:59:59.999999",
+  EXPECT_EQ(rows[1], (R{"2", "false", "32767", "-1", "9223372036854775807", "NaN", "-Infinity", "0.00", "",
+                        "\\x", "1969-12-31", "00:00:00", "1969-12-31 23:59:59.999999",
                         "1970-01-01 00:00:00+00", "-1 mons -2 days -00:00:00.000003",
                         "ffffffff-ffff-ffff-ffff-ffffffffffff", "null", std::nullopt}));
   R nulls(18, std::nullopt);
@@ -222,16 +224,17 @@ TEST_F(PostgresDestinationTest, RoundTripsWideDecimalsTextUuidsAndArrays) {
   auto batch = MakeBatch(
       {{"id", Fixed<int32_t>("i", {1, 2, 3, 4})},
        {"d10", Decimal128(38, 10, {max38, -max38, 1, 0})},
-       {"d0", Decimal128(38, 0, {max38, static_cast<__int128>(1) << 64, -(static_cast<__int128>(1) << 64),
-                                 std::nullopt})},
-       {"u", Strings({"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", std::nullopt, "a0eebc999c0b4ef8bb6d6bb9bd380a12",
-                      "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13}"})},
+       {"d0",
+        Decimal128(38, 0,
+                   {max38, static_cast<__int128>(1) << 64, -(static_cast<__int128>(1) << 64), std::nullopt})},
+       {"u", Strings({"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", std::nullopt,
+                      "a0eebc999c0b4ef8bb6d6bb9bd380a12", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13}"})},
        {"ints", List(Fixed<int32_t>("i", {1, std::nullopt, 3, 7}),
                      {std::make_pair(0, 3), std::make_pair(3, 3), std::nullopt, std::make_pair(3, 4)})},
        {"texts", List(Strings({"a", std::nullopt, "b c", "\"q\""}),
                       {std::make_pair(0, 3), std::make_pair(3, 4), std::make_pair(4, 4), std::nullopt})},
-       {"docs", List(Strings({"{\"k\":1}", "[]"}), {std::make_pair(0, 2), std::nullopt, std::nullopt,
-                                                    std::make_pair(2, 2)})},
+       {"docs", List(Strings({"{\"k\":1}", "[]"}),
+                     {std::make_pair(0, 2), std::nullopt, std::nullopt, std::make_pair(2, 2)})},
        {"f4", Fixed<float>("f", {std::numeric_limits<float>::infinity(), -0.0f, std::nanf(""), 3.25f})}},
       &logical);
   ASSERT_TRUE(batch.ok()) << batch.status().ToString();
@@ -270,17 +273,32 @@ TEST_F(PostgresDestinationTest, CreatesTheTableWithMappedTypes) {
       "WHERE attrelid = 'public.created_types'::regclass AND attnum > 0 ORDER BY attnum");
   std::vector<std::string> got;
   for (const auto& r : rows) got.push_back(*r[0] + " " + *r[1] + (*r[2] == "true" ? " NOT NULL" : ""));
-  EXPECT_EQ(got, (std::vector<std::string>{
-                     "id bigint", "b boolean", "i2 smallint", "i4 integer", "i8 bigint", "f4 real",
-                     "f8 double precision", "dec numeric(12,2)", "s text", "bin bytea", "d date",
-                     "t time without time zone", "ts timestamp without time zone",
-                     "tz timestamp with time zone", "iv interval", "u uuid", "j jsonb", "l text[]",
-                     "ints integer[]", "required integer NOT NULL"}));
+  EXPECT_EQ(got, (std::vector<std::string>{"id bigint",
+                                           "b boolean",
+                                           "i2 smallint",
+                                           "i4 integer",
+                                           "i8 bigint",
+                                           "f4 real",
+                                           "f8 double precision",
+                                           "dec numeric(12,2)",
+                                           "s text",
+                                           "bin bytea",
+                                           "d date",
+                                           "t time without time zone",
+                                           "ts timestamp without time zone",
+                                           "tz timestamp with time zone",
+                                           "iv interval",
+                                           "u uuid",
+                                           "j jsonb",
+                                           "l text[]",
+                                           "ints integer[]",
+                                           "required integer NOT NULL"}));
 }
 
 TEST_F(PostgresDestinationTest, AppendsIntoAnExistingTableWithWiderTypesAndDefaults) {
-  Exec("CREATE TABLE existing (id bigint, n numeric(10,2), s varchar(20), j json, "
-       "created timestamptz NOT NULL DEFAULT now(), note text DEFAULT 'dflt', serial_id bigserial)");
+  Exec(
+      "CREATE TABLE existing (id bigint, n numeric(10,2), s varchar(20), j json, "
+      "created timestamptz NOT NULL DEFAULT now(), note text DEFAULT 'dflt', serial_id bigserial)");
   Schema schema({{"id", DataType::Of(TypeId::kInt32)},
                  {"n", DataType::Of(TypeId::kInt64)},
                  {"s", DataType::Of(TypeId::kString)},
@@ -296,18 +314,20 @@ TEST_F(PostgresDestinationTest, AppendsIntoAnExistingTableWithWiderTypesAndDefau
   ASSERT_TRUE(dest);
   Status st = Load(*dest, schema, {*batch});
   ASSERT_TRUE(st.ok()) << st.ToString();
-  Rows rows = Query("SELECT id::text, n::text, s, j::text, note, (created IS NOT NULL)::text, "
-                    "serial_id::text FROM existing");
+  Rows rows = Query(
+      "SELECT id::text, n::text, s, j::text, note, (created IS NOT NULL)::text, "
+      "serial_id::text FROM existing");
   ASSERT_EQ(rows.size(), 1u);
-  EXPECT_EQ(rows[0], (std::vector<std::optional<std::string>>{"7", "12345678.00", "x", "{\"a\" : 1}",
-                                                              "dflt", "true", "1"}));
+  EXPECT_EQ(rows[0], (std::vector<std::optional<std::string>>{"7", "12345678.00", "x", "{\"a\" : 1}", "dflt",
+                                                              "true", "1"}));
 }
 
 TEST_F(PostgresDestinationTest, AbortLeavesTheTableUnchangedInEveryMode) {
   for (auto mode : {PostgresLoadMode::kAppend, PostgresLoadMode::kReplace, PostgresLoadMode::kUpsert}) {
     SCOPED_TRACE(static_cast<int>(mode));
-    Exec("DROP TABLE IF EXISTS abort_me; CREATE TABLE abort_me (id bigint PRIMARY KEY, name text); "
-         "INSERT INTO abort_me VALUES (1, 'one'), (2, 'two'), (3, 'three')");
+    Exec(
+        "DROP TABLE IF EXISTS abort_me; CREATE TABLE abort_me (id bigint PRIMARY KEY, name text); "
+        "INSERT INTO abort_me VALUES (1, 'one'), (2, 'two'), (3, 'three')");
     const std::string before = Scalar("SELECT string_agg(id || '=' || name, ',' ORDER BY id) FROM abort_me");
     auto dest = Dest("abort_me", mode, {"id"});
     ASSERT_TRUE(dest);
@@ -367,8 +387,9 @@ TEST_F(PostgresDestinationTest, UpsertLastRowForAKeyWins) {
   ASSERT_TRUE(dest);
   Status st = Load(*dest, KeyValueSchema(), {KeyValueBatch({{1, "a"}, {2, "b"}})});
   ASSERT_TRUE(st.ok()) << st.ToString();
-  EXPECT_EQ(Scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = 'upserted'::regclass AND contype = 'p'"),
-            "1");
+  EXPECT_EQ(
+      Scalar("SELECT count(*) FROM pg_constraint WHERE conrelid = 'upserted'::regclass AND contype = 'p'"),
+      "1");
   st = Load(*dest, KeyValueSchema(),
             {KeyValueBatch({{1, "x"}, {3, "c"}, {1, "y"}}), KeyValueBatch({{3, "z"}, {4, "d"}})});
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -376,7 +397,9 @@ TEST_F(PostgresDestinationTest, UpsertLastRowForAKeyWins) {
 }
 
 TEST_F(PostgresDestinationTest, UpsertWithOnlyKeyColumnsIgnoresExistingRows) {
-  Exec("CREATE TABLE key_only (id bigint, other text, PRIMARY KEY (id)); INSERT INTO key_only VALUES (1, 'keep')");
+  Exec(
+      "CREATE TABLE key_only (id bigint, other text, PRIMARY KEY (id)); INSERT INTO key_only VALUES (1, "
+      "'keep')");
   Schema schema({{"id", DataType::Of(TypeId::kInt64)}});
   BatchBuilder b(schema);
   b.AppendInt(0, 1);

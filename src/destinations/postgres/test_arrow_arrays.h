@@ -233,11 +233,25 @@ inline Result<std::shared_ptr<Batch>> MakeBatch(const std::vector<std::pair<std:
     oa->children.push_back(ca);
     os->children.push_back(cs);
   }
-  array = ArrowArray{top.length, 0, 0, 1, static_cast<int64_t>(oa->children.size()), oa->pointers.data(),
-                     oa->children.data(), nullptr, &detail::ReleaseArray, oa};
-  schema = ArrowSchema{os->format.c_str(), os->name.c_str(), nullptr, 0,
-                       static_cast<int64_t>(os->children.size()), os->children.data(), nullptr,
-                       &detail::ReleaseSchema, os};
+  array = ArrowArray{top.length,
+                     0,
+                     0,
+                     1,
+                     static_cast<int64_t>(oa->children.size()),
+                     oa->pointers.data(),
+                     oa->children.data(),
+                     nullptr,
+                     &detail::ReleaseArray,
+                     oa};
+  schema = ArrowSchema{os->format.c_str(),
+                       os->name.c_str(),
+                       nullptr,
+                       0,
+                       static_cast<int64_t>(os->children.size()),
+                       os->children.data(),
+                       nullptr,
+                       &detail::ReleaseSchema,
+                       os};
   auto imported = ImportedSchema::Make(&schema, logical);
   if (!imported.ok()) {
     array.release(&array);
