@@ -218,6 +218,11 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   if (duckdb_connect(engine->impl_->db, &engine->impl_->conn) == DuckDBError) {
     return Status::Internal("cannot connect to DuckDB");
   }
+  // DuckDB tracks query progress only with its progress bar on (a
+  // connection setting; the database config does not reach it). sluice
+  // draws its own progress line, so DuckDB must not print one.
+  SLUICE_RETURN_IF_ERROR(engine->Execute(
+      "SET enable_progress_bar = true; SET enable_progress_bar_print = false; SET progress_bar_time = 0"));
   return engine;
 }
 

@@ -72,10 +72,10 @@ class ProgressLine {
   void Update(int64_t rows, int64_t bytes, double fraction) {
     if (!enabled_) return;
     double secs = std::chrono::duration<double>(Clock::now() - start_).count();
-    std::string line = Thousands(rows) + " rows";
+    std::string line = rows >= 0 ? Thousands(rows) + " rows" : std::string("loading");
     if (bytes > 0) line += "  " + HumanBytes(static_cast<double>(bytes));
     if (secs > 0.2) {
-      line += "  " + Thousands(static_cast<int64_t>(rows / secs)) + " rows/s";
+      if (rows >= 0) line += "  " + Thousands(static_cast<int64_t>(rows / secs)) + " rows/s";
       if (bytes > 0) line += "  " + HumanBytes(bytes / secs) + "/s";
     }
     if (total_bytes_ > 0 && fraction > 0.001) {
@@ -226,7 +226,7 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
     double fraction = p.percentage > 0 ? p.percentage / 100.0 : 0;
     int64_t bytes = source->is_stdin() ? source->stdin_bytes()
                                        : static_cast<int64_t>(fraction * static_cast<double>(source->total_bytes()));
-    progress.Update(p.rows_processed, bytes, fraction);
+    progress.Update(-1, bytes, fraction);  // DuckDB does not count a COPY's rows as it goes
   });
   Status status = runtime.Run();
   progress.Clear();
@@ -248,6 +248,11 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   summary.source = source->Describe();
   summary.destination = dest.Describe();
   SLUICE_RETURN_IF_ERROR(source->Attach(engine.get()));
+  if (config.destination.mode == "upsert") {
+    // "The last row for a key wins" needs the input's order; other modes
+    // let DuckDB's parallel scan deliver rows in any order, which is faster.
+    SLUICE_RETURN_IF_ERROR(engine->Execute("SET preserve_insertion_order = true"));
+  }
 
   Status status = dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
                              : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
@@ -265,6 +270,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
     status = dest.batch ? dest.batch->Commit() : dest.native->Commit(engine.get());
   }
   if (!status.ok()) {
+    status = source->Explain(status);
     if (dest.batch) {
       dest.batch->Abort();
     } else {

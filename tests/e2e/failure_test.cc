@@ -218,10 +218,11 @@ class KillDuringLoad : public EachDestination {
       }
       return false;
     }
-    // The progress line appears once the load has run for a quarter second;
-    // give it a little longer so DuckDB has written rows.
-    if (!proc.WaitForOutput("rows/s", 60'000)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    // The progress line ("... 12% ETA ...") appears once the load has run
+    // for a quarter second and DuckDB reports progress; then DuckDB is
+    // writing rows.
+    if (!proc.WaitForOutput("ETA", 60'000)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
     return proc.Running();
   }
   void WaitForNoCopy() {

@@ -1,8 +1,17 @@
 #include "destinations/native/native_destination.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 namespace sluice::destinations {
 
@@ -54,8 +63,18 @@ class DuckDbDestination : public NativeDestination {
   std::string Describe() const override { return "duckdb table " + options_.table + " in " + options_.path; }
 
   Status Check(engine::DuckDbEngine* engine) override {
-    SLUICE_RETURN_IF_ERROR(Attach(engine));
-    Detach(engine);
+    std::error_code ec;
+    if (!std::filesystem::exists(options_.path, ec)) {
+      // Checking must not create the database file.
+      auto dir = std::filesystem::absolute(options_.path).parent_path();
+      if (!std::filesystem::is_directory(dir, ec)) {
+        return Status::NotFound("directory '" + dir.string() + "' for DuckDB database does not exist");
+      }
+      return Status::OK();
+    }
+    Status status = engine->Execute("ATTACH " + QuoteLiteral(options_.path) + " AS " + kAlias + " (READ_ONLY)");
+    if (!status.ok()) return status.WithContext("cannot open DuckDB database '" + options_.path + "'");
+    (void)engine->Execute(std::string("DETACH ") + kAlias);
     return Status::OK();
   }
 
@@ -104,9 +123,18 @@ class DuckDbDestination : public NativeDestination {
       if (!cols.empty()) cols += ", ";
       cols += QuoteIdent(field.name);
     }
-    std::string verb = options_.mode == LoadMode::kUpsert ? "INSERT OR REPLACE INTO " : "INSERT INTO ";
-    auto rows = engine->QueryRows(verb + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql +
-                                  ") AS sluice_result");
+    std::string sql;
+    if (options_.mode == LoadMode::kUpsert) {
+      // INSERT OR REPLACE keeps the first of two rows with one key; the
+      // contract is that the last one wins, so deduplicate in input order
+      // (the runner turns preserve_insertion_order on for upserts).
+      sql = "INSERT OR REPLACE INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (SELECT *, " +
+            "row_number() OVER () AS sluice_seq FROM (" + select_sql + ") AS sluice_result) AS sluice_numbered " +
+            "QUALIFY row_number() OVER (PARTITION BY " + KeyList() + " ORDER BY sluice_seq DESC) = 1";
+    } else {
+      sql = "INSERT INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql + ") AS sluice_result";
+    }
+    auto rows = engine->QueryRows(sql);
     if (!rows.ok()) return rows.status().WithContext(Describe());
     if (rows->empty() || !(*rows)[0][0]) return int64_t{0};
     return std::stoll(*(*rows)[0][0]);
@@ -169,6 +197,95 @@ class DuckDbDestination : public NativeDestination {
   bool in_tx_ = false;
 };
 
+/// Copies what DuckDB writes into a FIFO to our own stdout. DuckDB opens
+/// paths itself (with O_TRUNC), which would clobber a `>>` redirection if it
+/// opened /dev/stdout; through the FIFO the bytes go to the inherited file
+/// descriptor, wherever it points.
+class StdoutPump {
+ public:
+  ~StdoutPump() { Stop(); }
+
+  Status Start() {
+    char tmpl[] = "/tmp/sluice-stdout-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return Status::IoError(std::string("cannot create temp dir: ") + std::strerror(errno));
+    dir_ = tmpl;
+    path_ = dir_ + "/stdout.fifo";
+    if (mkfifo(path_.c_str(), 0600) != 0) return Status::IoError("cannot create FIFO " + path_ + ": " + std::strerror(errno));
+    // Non-blocking open of the read end succeeds without a writer.
+    fd_ = open(path_.c_str(), O_RDONLY | O_NONBLOCK);
+    if (fd_ < 0) return Status::IoError("cannot open FIFO " + path_ + ": " + std::strerror(errno));
+    thread_ = std::thread([this] { Run(); });
+    return Status::OK();
+  }
+
+  const std::string& path() const { return path_; }
+
+  /// Waits until the writer closed and everything reached stdout.
+  Status Finish() {
+    if (thread_.joinable()) thread_.join();
+    Cleanup();
+    return status_;
+  }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    Cleanup();
+  }
+
+ private:
+  void Run() {
+    std::vector<char> buf(1 << 16);
+    bool saw_writer = false;
+    while (true) {
+      pollfd pfd{fd_, POLLIN, 0};
+      int pr = poll(&pfd, 1, 50);
+      if (pr < 0 && errno == EINTR) continue;
+      if (pr == 0) {
+        if (stop_) return;
+        continue;
+      }
+      ssize_t n = read(fd_, buf.data(), buf.size());
+      if (n > 0) {
+        saw_writer = true;
+        const char* p = buf.data();
+        while (n > 0) {
+          ssize_t w = write(1, p, static_cast<size_t>(n));
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) {
+            status_ = Status::IoError(std::string("cannot write to stdout: ") + std::strerror(errno));
+            return;
+          }
+          p += w;
+          n -= w;
+        }
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      // EOF: the writer closed (POLLHUP), or none has connected yet.
+      if ((pfd.revents & POLLHUP) || saw_writer) return;
+      if (stop_) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  void Cleanup() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+      dir_.clear();
+    }
+  }
+
+  std::string dir_, path_;
+  int fd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  Status status_;
+};
+
 class FileDestination : public NativeDestination {
  public:
   explicit FileDestination(FileDestinationOptions options) : options_(std::move(options)) {}
@@ -218,13 +335,16 @@ class FileDestination : public NativeDestination {
     if (!stdout_) {
       auto target = std::filesystem::absolute(options_.path);
       tmp_ = (target.parent_path() / ("." + target.filename().string() + ".sluice-tmp")).string();
+    } else {
+      pump_ = std::make_unique<StdoutPump>();
+      SLUICE_RETURN_IF_ERROR(pump_->Start());
     }
     return Status::OK();
   }
 
   Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
     std::fflush(stdout);
-    auto rows = engine->QueryRows("COPY (" + select_sql + ") TO " + QuoteLiteral(stdout_ ? "/dev/stdout" : tmp_) +
+    auto rows = engine->QueryRows("COPY (" + select_sql + ") TO " + QuoteLiteral(stdout_ ? pump_->path() : tmp_) +
                                   " (" + copy_options_ + ")");
     if (!rows.ok()) return rows.status().WithContext(Describe());
     if (rows->empty() || !(*rows)[0][0]) return int64_t{0};
@@ -232,7 +352,11 @@ class FileDestination : public NativeDestination {
   }
 
   Status Commit(engine::DuckDbEngine*) override {
-    if (stdout_) return Status::OK();
+    if (stdout_) {
+      Status status = pump_ ? pump_->Finish() : Status::OK();
+      pump_.reset();
+      return status;
+    }
     std::error_code ec;
     std::filesystem::rename(tmp_, options_.path, ec);
     if (ec) return Status::IoError("cannot rename '" + tmp_ + "' to '" + options_.path + "': " + ec.message());
@@ -241,6 +365,7 @@ class FileDestination : public NativeDestination {
   }
 
   void Abort(engine::DuckDbEngine*) override {
+    pump_.reset();
     if (!tmp_.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(tmp_, ec);
@@ -254,6 +379,7 @@ class FileDestination : public NativeDestination {
   std::string copy_options_;
   std::string compression_;
   std::string tmp_;
+  std::unique_ptr<StdoutPump> pump_;
 };
 
 }  // namespace

@@ -10,6 +10,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+
+#include "io/csv_lines.h"
 
 namespace sluice::sources {
 
@@ -167,8 +170,16 @@ Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
       return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions(true) + CsvCommonTail(options_) + ")";
     case FileFormat::kParquet:
       return ReplaceCasts("read_parquet(" + FileList(files_) + ")");
-    case FileFormat::kJsonl:
-      return ReplaceCasts("read_json(" + FileList(files_) + ", format='newline_delimited')");
+    case FileFormat::kJsonl: {
+      std::string args = FileList(files_) + ", format='newline_delimited'";
+      if (options_.columns.empty()) return "SELECT * FROM read_json(" + args + ")";
+      SLUICE_ASSIGN_OR_RETURN(auto columns, JsonColumns(engine, args));
+      std::string spec;
+      for (const auto& [name, type] : columns) {
+        spec += (spec.empty() ? "" : ", ") + QuoteLiteral(name) + ": " + QuoteLiteral(type);
+      }
+      return "SELECT * FROM read_json(" + args + ", columns={" + spec + "})";
+    }
   }
   return Status::Internal("unknown format");
 }
@@ -229,20 +240,19 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   // JSON lines: DuckDB's JSON reader opens its file while binding, which a
   // FIFO cannot allow; so stdin is split into lines by the CSV reader and
   // each line parsed with from_json into the types detected on the sample.
-  SLUICE_ASSIGN_OR_RETURN(auto columns,
-                          engine->Describe("SELECT * FROM read_json(" + QuoteLiteral(sample_path) +
-                                           ", format='newline_delimited')"));
+  SLUICE_ASSIGN_OR_RETURN(auto columns, JsonColumns(engine, QuoteLiteral(sample_path) +
+                                                                 ", format='newline_delimited'"));
   std::string structure = "{";
   std::string projection;
   for (size_t i = 0; i < columns.size(); ++i) {
-    std::string key = columns[i].name;
+    std::string key = columns[i].first;
     std::string escaped;
     for (char c : key) {
       if (c == '"' || c == '\\') escaped += '\\';
       escaped += c;
     }
     if (i) structure += ",";
-    structure += "\"" + escaped + "\":\"" + columns[i].duckdb_type + "\"";
+    structure += "\"" + escaped + "\":\"" + columns[i].second + "\"";
     if (i) projection += ", ";
     projection += "j." + QuoteIdent(key) + " AS " + QuoteIdent(key);
   }
@@ -250,9 +260,56 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   std::string lines = "read_csv(" + QuoteLiteral(fifo_path_) +
                       ", auto_detect=false, header=false, delim='\\x01', quote='', escape='', "
                       "new_line='\\n', columns={'line': 'VARCHAR'})";
-  std::string scan = "(SELECT " + projection + " FROM (SELECT from_json(line, " + QuoteLiteral(structure) +
-                     ") AS j FROM " + lines + " WHERE trim(line) <> '') AS sluice_lines)";
-  return ReplaceCasts(scan);
+  return "SELECT " + projection + " FROM (SELECT from_json(line, " + QuoteLiteral(structure) + ") AS j FROM " +
+         lines + " WHERE trim(line) <> '') AS sluice_lines";
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> FilesSource::JsonColumns(
+    engine::DuckDbEngine* engine, const std::string& read_json_args) const {
+  SLUICE_ASSIGN_OR_RETURN(auto inferred, engine->Describe("SELECT * FROM read_json(" + read_json_args + ")"));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& col : inferred) out.emplace_back(col.name, col.duckdb_type);
+  for (const auto& [name, type] : options_.columns) {
+    bool found = false;
+    for (auto& col : out) {
+      if (col.first == name) {
+        col.second = type;
+        found = true;
+      }
+    }
+    if (!found) out.emplace_back(name, type);  // a key absent from the sample: NULL until it appears
+  }
+  return out;
+}
+
+bool FilesSource::IsCompressed(const std::string& path) const {
+  std::string p = Lower(path);
+  return p.ends_with(".gz") || p.ends_with(".zst") || p.ends_with(".zstd");
+}
+
+Status FilesSource::Explain(const Status& status) const {
+  if (status.ok()) return status;
+  std::string message = status.message();
+  if (!fifo_path_.empty()) {
+    for (size_t pos; (pos = message.find(fifo_path_)) != std::string::npos;) {
+      message.replace(pos, fifo_path_.size(), "stdin");
+    }
+  }
+  if (format_ == FileFormat::kCsv && status.code() == StatusCode::kDataError && !is_stdin()) {
+    // "... FILE line N, column C: reason" from engine::DuckDbError, N counting records.
+    for (const auto& f : files_) {
+      std::string marker = f.path + " line ";
+      size_t at = message.find(marker);
+      if (at == std::string::npos || IsCompressed(f.path)) continue;
+      size_t digits = at + marker.size();
+      size_t end = message.find_first_not_of("0123456789", digits);
+      if (end == digits) continue;
+      auto line = io::PhysicalLineOfRecord(f.path, std::stoll(message.substr(digits, end - digits)));
+      if (line.ok()) message.replace(digits, end - digits, std::to_string(*line));
+      break;
+    }
+  }
+  return Status(status.code(), message, status.retryable());
 }
 
 Status FilesSource::Attach(engine::DuckDbEngine* engine) {
@@ -322,32 +379,71 @@ void FilesSource::Feed(const CancellationSource* cancel) {
   close(fd);
 }
 
+namespace {
+
+std::string CsvField(const std::string& v) {
+  if (v.find_first_of(",\"\r\n") == std::string::npos) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
 Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
   if (options_.on_error != OnError::kSkip) return int64_t{0};
-  std::string file_expr = is_stdin() ? "'stdin'" : "s.file_path";
-  std::string grouped =
-      "SELECT " + file_expr + " AS file, e.line AS line, "
-      "string_agg(coalesce(e.column_name, ''), '; ') AS \"column\", "
-      "string_agg(e.error_message, '; ') AS reason, any_value(e.csv_line) AS raw "
-      "FROM " + std::string(kRejectsTable) + " e JOIN " + kRejectsScan + " s "
-      "ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
-      "GROUP BY ALL ORDER BY file, line";
-  SLUICE_ASSIGN_OR_RETURN(auto count_rows, engine->QueryRows("SELECT count(*) FROM (" + grouped + ")"));
-  int64_t count = std::stoll(count_rows[0][0].value_or("0"));
+  // One row per rejected input line (a line can fail in several columns).
+  SLUICE_ASSIGN_OR_RETURN(
+      auto rows,
+      engine->QueryRows("SELECT s.file_path, e.line, e.line_byte_position, "
+                        "string_agg(coalesce(e.column_name, ''), '; '), string_agg(e.error_message, '; '), "
+                        "any_value(e.csv_line) FROM " + std::string(kRejectsTable) + " e JOIN " + kRejectsScan +
+                        " s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
+                        "GROUP BY ALL ORDER BY s.file_path, e.line_byte_position"));
+  struct Reject {
+    std::string file;
+    int64_t line;
+    int64_t offset;
+    std::string column, reason, raw;
+  };
+  std::vector<Reject> rejects;
+  for (const auto& r : rows) {
+    rejects.push_back(Reject{r[0].value_or(""), std::stoll(r[1].value_or("0")), std::stoll(r[2].value_or("0")),
+                             r[3].value_or(""), r[4].value_or(""), r[5].value_or("")});
+  }
+  // DuckDB numbers records; users need the physical line (quoted fields may
+  // span lines). Re-read each uncompressed file once to translate.
+  std::map<std::string, std::vector<size_t>> by_file;
+  for (size_t i = 0; i < rejects.size(); ++i) by_file[rejects[i].file].push_back(i);
+  for (auto& [file, idx] : by_file) {
+    bool local = !is_stdin() && !IsCompressed(file);
+    if (!local) continue;
+    std::vector<int64_t> offsets;
+    for (size_t i : idx) offsets.push_back(rejects[i].offset);
+    auto lines = io::PhysicalLinesOfOffsets(file, offsets);
+    if (!lines.ok()) continue;  // keep DuckDB's numbers rather than fail the load
+    for (size_t k = 0; k < idx.size(); ++k) rejects[idx[k]].line = (*lines)[k];
+  }
+  for (auto& r : rejects) {
+    if (is_stdin()) r.file = "stdin";
+  }
+  int64_t count = static_cast<int64_t>(rejects.size());
   if (count > 0 && !options_.rejects_path.empty()) {
-    std::string tmp = options_.rejects_path + ".sluice-tmp";
-    SLUICE_RETURN_IF_ERROR(engine->Execute("COPY (" + grouped + ") TO " + QuoteLiteral(tmp) +
-                                           " (FORMAT csv, HEADER true)"));
-    std::error_code ec;
-    std::filesystem::rename(tmp, options_.rejects_path, ec);
-    if (ec) return Status::IoError("cannot write rejects file '" + options_.rejects_path + "': " + ec.message());
+    std::string csv = "file,line,column,reason,raw\n";
+    for (const auto& r : rejects) {
+      csv += CsvField(r.file) + "," + std::to_string(r.line) + "," + CsvField(r.column) + "," + CsvField(r.reason) +
+             "," + CsvField(r.raw) + "\n";
+    }
+    SLUICE_RETURN_IF_ERROR(io::WriteFileAtomically(options_.rejects_path, csv));
   }
   if (count > options_.max_rejects) {
-    SLUICE_ASSIGN_OR_RETURN(auto first, engine->QueryRows(grouped + " LIMIT 1"));
-    std::string where = first.empty() ? "" : (first[0][0].value_or("") + " line " + first[0][1].value_or("") +
-                                              ": " + first[0][3].value_or(""));
+    const Reject& first = rejects.front();
     return Status::DataError("more than max_rejects = " + std::to_string(options_.max_rejects) +
-                             " bad rows (first: " + where + ")");
+                             " bad rows (first: " + first.file + " line " + std::to_string(first.line) + ": " +
+                             first.reason + ")");
   }
   return count;
 }

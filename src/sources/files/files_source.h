@@ -69,6 +69,10 @@ class FilesSource {
   /// Bytes of stdin handed to DuckDB so far (0 for files).
   int64_t stdin_bytes() const { return stdin_bytes_.load(std::memory_order_relaxed); }
 
+  /// Makes an error from the scan speak the user's terms: "stdin" instead
+  /// of the FIFO's path, physical line numbers instead of CSV record numbers.
+  Status Explain(const Status& status) const;
+
   /// After the scan finished: writes the rejects file (skip mode) and fails
   /// when more than max_rejects rows were rejected. Returns the count.
   Result<int64_t> FinishRejects(engine::DuckDbEngine* engine);
@@ -80,6 +84,12 @@ class FilesSource {
   Result<std::string> StdinScanSql(engine::DuckDbEngine* engine);
   std::string CsvOptions(bool with_types) const;
   std::string ReplaceCasts(const std::string& scan) const;
+  /// JSON lines: the columns DuckDB infers from `read_json_args`, with the
+  /// configured types replacing inferred ones, so values are parsed straight
+  /// into the declared type instead of through an inferred one.
+  Result<std::vector<std::pair<std::string, std::string>>> JsonColumns(engine::DuckDbEngine* engine,
+                                                                       const std::string& read_json_args) const;
+  bool IsCompressed(const std::string& path) const;
   void Feed(const CancellationSource* cancel);
 
   FilesSourceOptions options_;
