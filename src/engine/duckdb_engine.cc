@@ -403,6 +403,53 @@ Result<std::unique_ptr<QueryStream>> DuckDbEngine::Stream(const std::string& sel
   return DuckDbStream::Make(result, logical);
 }
 
+namespace {
+
+Status TakeError(duckdb_error_data error, const std::string& what) {
+  if (error == nullptr) return Status::OK();
+  Status status;
+  if (duckdb_error_data_has_error(error)) {
+    status = Status::InvalidArgument(what + ": " + duckdb_error_data_message(error));
+  }
+  duckdb_destroy_error_data(&error);
+  return status;
+}
+
+}  // namespace
+
+Status DuckDbEngine::Append(const std::string& table, Batch* batch) {
+  duckdb_arrow_converted_schema converted = nullptr;
+  // duckdb_schema_from_arrow only reads the schema; the batch keeps owning it.
+  auto* arrow_schema = const_cast<ArrowSchema*>(&batch->imported_schema()->arrow);
+  SLUICE_RETURN_IF_ERROR(TakeError(duckdb_schema_from_arrow(impl_->conn, arrow_schema, &converted),
+                                   "cannot convert the batch's Arrow schema for DuckDB"));
+  ArrowArray array{};
+  Status status = batch->ExportTo(&array);
+  duckdb_data_chunk chunk = nullptr;
+  if (status.ok()) {
+    // DuckDB's chunk takes over the Arrow buffers (no copy).
+    status = TakeError(duckdb_data_chunk_from_arrow(impl_->conn, &array, converted, &chunk),
+                       "cannot convert the batch for DuckDB");
+  }
+  duckdb_destroy_arrow_converted_schema(&converted);
+  if (!status.ok()) {
+    if (array.release) array.release(&array);
+    return status;
+  }
+  duckdb_appender appender = nullptr;
+  if (duckdb_appender_create(impl_->conn, nullptr, table.c_str(), &appender) == DuckDBError) {
+    const char* e = appender ? duckdb_appender_error(appender) : nullptr;
+    status = Status::NotFound("cannot append to DuckDB table '" + table + "': " + (e ? e : "unknown error"));
+  } else if (duckdb_append_data_chunk(appender, chunk) == DuckDBError ||
+             duckdb_appender_close(appender) == DuckDBError) {
+    const char* e = duckdb_appender_error(appender);
+    status = Status::SchemaMismatch("cannot append to DuckDB table '" + table + "': " + (e ? e : "unknown error"));
+  }
+  if (appender) duckdb_appender_destroy(&appender);
+  duckdb_destroy_data_chunk(&chunk);
+  return status;
+}
+
 QueryProgress DuckDbEngine::Progress() {
   duckdb_query_progress_type p = duckdb_query_progress(impl_->conn);
   return QueryProgress{p.percentage, static_cast<int64_t>(p.rows_processed),

@@ -69,6 +69,11 @@ class DuckDbEngine {
   /// Starts `select_sql` (already normalised) and streams its result.
   Result<std::unique_ptr<QueryStream>> Stream(const std::string& select_sql);
 
+  /// Appends a batch to an existing table through the Arrow C Data
+  /// Interface (no row-by-row copy). Takes the batch's data: `batch` is
+  /// empty afterwards. The table's column types must match the batch's.
+  Status Append(const std::string& table, Batch* batch);
+
   /// Thread-safe: progress of the running query.
   QueryProgress Progress();
   /// Thread-safe: asks the running query to stop.

@@ -86,5 +86,49 @@ TEST(DuckDbEngine, ErrorsDuringExecutionSurfaceFromStreamOrNext) {
   EXPECT_NE(last.message().find("boom at 4000"), std::string::npos);
 }
 
+TEST(DuckDbEngine, BatchesCrossBackIntoDuckDbThroughArrow) {
+  auto engine = DuckDbEngine::Open({});
+  ASSERT_TRUE(engine.ok());
+  Schema schema({{"id", DataType::Of(TypeId::kInt64), true},
+                 {"name", DataType::Of(TypeId::kString), true},
+                 {"amount", DataType::Decimal(12, 2), true}});
+  BatchBuilder builder(schema);
+  for (int i = 0; i < 3000; ++i) {
+    builder.AppendInt(0, i);
+    if (i % 10 == 0) {
+      builder.AppendNull(1);
+    } else {
+      builder.AppendBytes(1, "n" + std::to_string(i));
+    }
+    builder.AppendInt(2, -i * 100 - 1);
+  }
+  auto batch = builder.Finish();
+  ASSERT_TRUE(batch.ok());
+  ASSERT_TRUE((*engine)->Execute("CREATE TABLE t (id BIGINT, name VARCHAR, amount DECIMAL(12,2))").ok());
+  Status s = (*engine)->Append("t", batch->get());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ((*batch)->num_rows(), 0) << "Append takes the batch's data";
+  auto rows = (*engine)->QueryRows(
+      "SELECT count(*), count(name), sum(id), min(amount)::VARCHAR, max(name) FROM t");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ((*rows)[0][0], "3000");
+  EXPECT_EQ((*rows)[0][1], "2700");
+  EXPECT_EQ((*rows)[0][2], std::to_string(2999LL * 3000 / 2));
+  EXPECT_EQ((*rows)[0][3], "-2999.01");  // unscaled -299901
+  EXPECT_EQ((*rows)[0][4], "n999");
+}
+
+TEST(DuckDbEngine, AppendToAMismatchedTableFailsClearly) {
+  auto engine = DuckDbEngine::Open({});
+  ASSERT_TRUE(engine.ok());
+  BatchBuilder builder(Schema({{"id", DataType::Of(TypeId::kInt64), true}}));
+  builder.AppendInt(0, 1);
+  auto batch = builder.Finish();
+  ASSERT_TRUE((*engine)->Execute("CREATE TABLE t (a INTEGER, b INTEGER)").ok());
+  Status s = (*engine)->Append("t", batch->get());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("'t'"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace sluice::engine

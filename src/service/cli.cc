@@ -97,6 +97,7 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
       spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config->name,
                    Thousands(summary->rows), summary->source, summary->destination, summary->seconds,
                    Thousands(static_cast<int64_t>(rate)), rejected);
+      if (!summary->stages.empty()) spdlog::info("pipeline {}: stages: {}", config->name, summary->stages);
       exit_code = 0;
     } else {
       spdlog::error("pipeline {}: {}", config->name, summary.status().message());

@@ -203,6 +203,13 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
   if (status.ok()) status = feed;
   summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
   summary->rows = dest_counters->rows();
+  for (const auto& c : runtime.counters()) {
+    if (c->batches() == 0) continue;
+    char blocked[32];
+    std::snprintf(blocked, sizeof(blocked), "%.1f s", c->blocked_seconds());
+    summary->stages += (summary->stages.empty() ? "" : "; ") + c->name() + " " + Thousands(c->rows()) + " rows " +
+                       HumanBytes(static_cast<double>(c->bytes())) + " blocked " + blocked;
+  }
   return status;
 }
 

@@ -28,6 +28,9 @@ struct RunSummary {
   double seconds = 0;
   std::string source;
   std::string destination;
+  /// Per stage: rows, bytes and time blocked on channels (where the time
+  /// went), e.g. "source 5,000,000 rows 1.2 GB blocked 3.1 s; ...".
+  std::string stages;
 };
 
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options);
