@@ -10,15 +10,21 @@ cd "$root"
 want_tests=0
 [[ "${1:-}" == "--tests" ]] && want_tests=1
 
-packages=(build-essential cmake pkg-config git ca-certificates openssl npm
+# Tools that may come from elsewhere than Debian (a Node.js install brings
+# its own npm): installed from Debian only when the command is missing.
+declare -A commands=([npm]=npm [cmake]=cmake [git]=git [python3]=python3 [pkg-config]=pkg-config)
+packages=(build-essential ca-certificates openssl
   libpq-dev libcurl4-openssl-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev
-  libgtest-dev libgmock-dev libbenchmark-dev python3)
+  libgtest-dev libgmock-dev libbenchmark-dev)
 if (( want_tests )); then
   packages+=(postgresql-15 postgresql-client-15 util-linux procps)
 fi
 
 missing=()
+for c in "${!commands[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || missing+=("${commands[$c]}")
+done
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
