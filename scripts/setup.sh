@@ -18,7 +18,7 @@ packages=(build-essential ca-certificates openssl
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev
   libgtest-dev libgmock-dev libbenchmark-dev)
 if (( want_tests )); then
-  packages+=(postgresql-15 postgresql-client-15 util-linux procps)
+  packages+=(postgresql-15 postgresql-client-15 util-linux procps gzip zstd)
 fi
 
 missing=()
