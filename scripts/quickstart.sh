@@ -14,5 +14,5 @@ echo
 echo "== sluice run examples/quickstart/pipeline.toml"
 build/sluice run examples/quickstart/pipeline.toml
 echo
-echo "== what it loaded into quickstart/out/quickstart.duckdb (table revenue_by_category):"
+echo "== the same aggregate, printed to stdout by a second pipeline (examples/quickstart/show.toml):"
 build/sluice run --quiet examples/quickstart/show.toml
