@@ -222,10 +222,11 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   // connection setting; the database config does not reach it). sluice
   // draws its own progress line, so DuckDB must not print one.
   SLUICE_RETURN_IF_ERROR(engine->Execute(
-      "SET enable_progress_bar = true; SET enable_progress_bar_print = false; SET progress_bar_time = 0; "
-      // A streaming result lets DuckDB's threads run only this far ahead of
-      // the consumer; the default (about 1 MB) idles them between fetches.
-      "SET streaming_buffer_size = '16MB'"));
+      "SET enable_progress_bar = true; SET enable_progress_bar_print = false; SET progress_bar_time = 0"));
+  if (!options.streaming_buffer.empty()) {
+    SLUICE_RETURN_IF_ERROR(
+        engine->Execute("SET streaming_buffer_size = " + QuoteLiteral(options.streaming_buffer)));
+  }
   return engine;
 }
 

@@ -23,6 +23,10 @@ struct EngineOptions {
   int threads = 0;                  // 0: one per core
   std::string memory_limit = "";    // DuckDB syntax, e.g. "256MB"; empty: DuckDB's default
   std::string temp_directory = "";  // where DuckDB spills; empty: its default
+  /// How far DuckDB's threads may run ahead of a streaming result's consumer.
+  /// DuckDB's default (about 1 MB) leaves them idle between fetches; more
+  /// is faster and costs that much memory.
+  std::string streaming_buffer = "16MB";
 };
 
 struct QueryProgress {

@@ -316,6 +316,8 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   cfg.engine.encode_threads = static_cast<int>(encode_threads);
   r.String(eng, "engine", "memory_limit", &cfg.engine.memory_limit);
   r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
+  r.String(eng, "engine", "stream_buffer", &cfg.engine.stream_buffer);
+  if (auto b = ParseBytes(cfg.engine.stream_buffer); !b.ok()) r.Fail(b.status().WithContext("[engine] stream_buffer"));
   std::string buffer;
   r.String(eng, "engine", "buffer", &buffer);
   if (!buffer.empty()) {

@@ -40,6 +40,7 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& c
   o.threads = config.engine.threads;
   o.memory_limit = config.engine.memory_limit;
   o.temp_directory = config.engine.temp_directory;
+  o.streaming_buffer = config.engine.stream_buffer;
   return engine::DuckDbEngine::Open(o);
 }
 
