@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/cancellation.h"
+#include "core/retry.h"
 #include "service/config.h"
 #include "service/pipeline_runner.h"
 #include "service/version.h"
@@ -88,6 +89,25 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
   while (true) {
     spdlog::info("pipeline {}: starting", config->name);
     auto summary = RunPipelineOnce(*config, options);
+    // A retryable failure (connection lost, server unavailable) left the
+    // destination as it was, so the whole load can run again. Not for
+    // stdin: what was read from it is gone.
+    RetryPolicy policy;
+    policy.initial = std::chrono::seconds(config->retry.initial_seconds);
+    policy.max_delay = std::chrono::seconds(config->retry.max_delay_seconds);
+    policy.max_elapsed = std::chrono::seconds(config->retry.max_elapsed_seconds);
+    policy.max_attempts = static_cast<int>(config->retry.max_attempts);
+    RetryState retry(policy);
+    while (!summary.ok() && summary.status().retryable() && config->source.path != "-" &&
+           !ProcessCancellation().cancelled()) {
+      auto delay = retry.NextDelay();
+      if (delay.count() < 0) break;
+      spdlog::warn("pipeline {}: {}; retrying in {:.1f} s (attempt {} of {})", config->name,
+                   summary.status().message(), delay.count() / 1000.0, retry.attempts() + 1,
+                   config->retry.max_attempts);
+      if (!SleepUnlessCancelled(delay, &ProcessCancellation())) break;
+      summary = RunPipelineOnce(*config, options);
+    }
     if (summary.ok()) {
       double rate = summary->seconds > 0 ? summary->rows / summary->seconds : 0;
       std::string rejected = summary->rejected > 0

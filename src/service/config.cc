@@ -326,6 +326,20 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     else cfg.engine.buffer_bytes = *b;
   }
 
+  const toml::table* retry = r.Section("retry", false);
+  r.Int(retry, "retry", "max_attempts", &cfg.retry.max_attempts);
+  for (auto [key, target] : {std::pair{"initial", &cfg.retry.initial_seconds},
+                             std::pair{"max_delay", &cfg.retry.max_delay_seconds},
+                             std::pair{"max_elapsed", &cfg.retry.max_elapsed_seconds}}) {
+    std::string text;
+    r.String(retry, "retry", key, &text);
+    if (text.empty()) continue;
+    auto secs = ParseDurationSeconds(text);
+    if (!secs.ok()) r.Fail(secs.status().WithContext(std::string("[retry] ") + key));
+    else *target = *secs;
+  }
+  if (cfg.retry.max_attempts < 1) r.Fail(Status::InvalidArgument("[retry] max_attempts must be at least 1"));
+
   const toml::table* sched = r.Section("schedule", false);
   if (sched) {
     ScheduleConfig s;

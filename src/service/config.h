@@ -52,6 +52,15 @@ struct ScheduleConfig {
   int64_t every_seconds = 0;
 };
 
+/// Whole-load retries after a retryable failure (connection lost, server
+/// unavailable): the failed load was rolled back, so running it again is safe.
+struct RetryConfig {
+  int64_t max_attempts = 5;        // including the first; 1 disables retries
+  int64_t initial_seconds = 1;
+  int64_t max_delay_seconds = 30;
+  int64_t max_elapsed_seconds = 300;
+};
+
 struct PipelineConfig {
   std::string name;
   std::string file;  // where it was read from
@@ -59,6 +68,7 @@ struct PipelineConfig {
   std::string transform_sql;
   DestinationConfig destination;
   EngineConfig engine;
+  RetryConfig retry;
   std::optional<ScheduleConfig> schedule;
 };
 
