@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "core/cancellation.h"
+#include "core/human_format.h"
 #include "core/retry.h"
 #include "service/config.h"
 #include "service/pipeline_runner.h"
@@ -61,12 +62,6 @@ int ExitCodeFor(const Status& status) {
   if (status.code() == StatusCode::kCancelled) return kExitInterrupted;
   if (status.code() == StatusCode::kInvalidArgument) return kExitUsage;
   return kExitFailure;
-}
-
-std::string Thousands(int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
 }
 
 int RunCommand(const std::string& file, bool once, ProgressMode progress) {

@@ -42,7 +42,7 @@ struct EngineConfig {
   std::string memory_limit = "256MB";
   std::string temp_directory;
   std::string stream_buffer = "16MB";  // DuckDB's streaming_buffer_size
-  int64_t buffer_bytes = 64 << 20;  // what the pipeline's channels may hold
+  int64_t buffer_bytes = 16 << 20;  // what the pipeline's channels may hold
   int encode_threads = 0;           // 0: chosen from the core count
 };
 

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/channel.h"
+#include "core/human_format.h"
 #include "core/ordered_channel.h"
 #include "core/pipeline_runtime.h"
 #include "core/redact.h"
@@ -46,24 +47,6 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& c
 
 std::string SelectSql(const PipelineConfig& config) {
   return config.transform_sql.empty() ? "SELECT * FROM input" : config.transform_sql;
-}
-
-std::string HumanBytes(double b) {
-  const char* units[] = {"B", "KB", "MB", "GB", "TB"};
-  int u = 0;
-  while (b >= 1000 && u < 4) {
-    b /= 1000;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
-  return buf;
-}
-
-std::string Thousands(int64_t n) {
-  std::string s = std::to_string(n);
-  for (int i = static_cast<int>(s.size()) - 3; i > (n < 0 ? 1 : 0); i -= 3) s.insert(static_cast<size_t>(i), ",");
-  return s;
 }
 
 /// Prints a one-line progress display on a terminal: rows, bytes, rate, ETA.
