@@ -1,5 +1,6 @@
 #include "core/cancellation.h"
 
+#include <chrono>
 #include <csignal>
 #include <unistd.h>
 
@@ -8,6 +9,24 @@ namespace sluice {
 CancellationSource& ProcessCancellation() {
   static CancellationSource source;
   return source;
+}
+
+CancelWatcher::CancelWatcher(const CancellationSource* source, std::function<void()> on_cancel) {
+  if (source == nullptr) return;
+  thread_ = std::thread([this, source, on_cancel = std::move(on_cancel)] {
+    while (!done_.load()) {
+      if (source->cancelled()) {
+        on_cancel();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+}
+
+CancelWatcher::~CancelWatcher() {
+  done_.store(true);
+  if (thread_.joinable()) thread_.join();
 }
 
 namespace {

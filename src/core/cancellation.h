@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace sluice {
@@ -22,6 +23,21 @@ class CancellationSource {
 
  private:
   std::atomic<bool> cancelled_{false};
+};
+
+/// Calls `on_cancel` once if `source` fires while the watcher lives: for
+/// blocking calls made outside the pipeline runtime (query start-up,
+/// connecting) that can be interrupted from another thread.
+class CancelWatcher {
+ public:
+  CancelWatcher(const CancellationSource* source, std::function<void()> on_cancel);
+  ~CancelWatcher();
+  CancelWatcher(const CancelWatcher&) = delete;
+  CancelWatcher& operator=(const CancelWatcher&) = delete;
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
 };
 
 /// The process-wide source that SIGINT/SIGTERM handlers cancel.

@@ -2,6 +2,7 @@
 
 #include <duckdb.h>
 
+#include <algorithm>
 #include <cctype>
 #include <regex>
 
@@ -270,19 +271,44 @@ Result<std::vector<std::vector<std::optional<std::string>>>> DuckDbEngine::Query
   return rows;
 }
 
-namespace {
-
 std::string StripSql(std::string sql) {
-  while (!sql.empty() && (std::isspace(static_cast<unsigned char>(sql.back())) || sql.back() == ';')) {
-    sql.pop_back();
+  // Find the last character that is neither white space, a semicolon nor
+  // part of a comment, honouring quotes, so that "SELECT 1; -- done" and
+  // "SELECT ';'" are both handled.
+  size_t keep = 0;
+  for (size_t i = 0; i < sql.size();) {
+    char c = sql[i];
+    if (c == '\'' || c == '"') {
+      size_t end = i + 1;
+      while (end < sql.size()) {
+        if (sql[end] == c) {
+          if (end + 1 < sql.size() && sql[end + 1] == c) {
+            end += 2;  // doubled quote inside the literal
+            continue;
+          }
+          break;
+        }
+        ++end;
+      }
+      i = std::min(end + 1, sql.size());
+      keep = i;
+    } else if (c == '-' && i + 1 < sql.size() && sql[i + 1] == '-') {
+      size_t nl = sql.find('\n', i);
+      i = nl == std::string::npos ? sql.size() : nl;
+    } else if (c == '/' && i + 1 < sql.size() && sql[i + 1] == '*') {
+      size_t end = sql.find("*/", i + 2);
+      i = end == std::string::npos ? sql.size() : end + 2;
+    } else {
+      if (!std::isspace(static_cast<unsigned char>(c)) && c != ';') keep = i + 1;
+      ++i;
+    }
   }
+  sql.resize(keep);
   return sql;
 }
 
-}  // namespace
-
 Result<std::vector<ResultColumn>> DuckDbEngine::Describe(const std::string& select_sql) {
-  SLUICE_ASSIGN_OR_RETURN(auto rows, QueryRows("DESCRIBE " + StripSql(select_sql)));
+  SLUICE_ASSIGN_OR_RETURN(auto rows, QueryRows("DESCRIBE " + StripSql(select_sql) + "\n"));
   std::vector<ResultColumn> columns;
   for (const auto& row : rows) {
     if (row.size() < 2 || !row[0] || !row[1]) return Status::Internal("unexpected DESCRIBE output");
@@ -308,7 +334,7 @@ Result<std::string> DuckDbEngine::Normalize(const std::string& select_sql, Schem
   }
   if (schema_out) *schema_out = Schema(std::move(fields));
   if (!any_cast) return StripSql(select_sql);
-  return "SELECT " + list + " FROM (" + StripSql(select_sql) + ") AS sluice_normalize";
+  return "SELECT " + list + " FROM (" + StripSql(select_sql) + "\n) AS sluice_normalize";
 }
 
 namespace {

@@ -97,6 +97,11 @@ ResultColumn MapDuckDbType(const std::string& name, const std::string& duckdb_ty
 /// CSV errors as "FILE line N, column C: reason".
 Status DuckDbError(const std::string& message);
 
+/// Removes trailing white space and semicolons so that the query can be
+/// wrapped in a subquery. Wrappers still close on a new line, in case the
+/// query ends in a -- comment.
+std::string StripSql(std::string sql);
+
 /// SQL literal / identifier quoting for DuckDB.
 std::string QuoteLiteral(const std::string& s);
 std::string QuoteIdent(const std::string& s);

@@ -31,6 +31,15 @@ TEST(DuckDbError, RewritesCsvErrorsAsFileLineColumnReason) {
             "'DECIMAL(12,2)'");
 }
 
+TEST(StripSql, DropsTrailingSemicolonsAndCommentsButNotQuotedText) {
+  EXPECT_EQ(StripSql("SELECT 1;  \n"), "SELECT 1");
+  EXPECT_EQ(StripSql("SELECT 1; -- done\n"), "SELECT 1");
+  EXPECT_EQ(StripSql("SELECT 1 /* x; */ ;"), "SELECT 1");
+  EXPECT_EQ(StripSql("SELECT ';' AS s;"), "SELECT ';' AS s");
+  EXPECT_EQ(StripSql("SELECT 'it''s -- not a comment'"), "SELECT 'it''s -- not a comment'");
+  EXPECT_EQ(StripSql("SELECT 1 -- a\nFROM t"), "SELECT 1 -- a\nFROM t");
+}
+
 TEST(DuckDbError, ClassifiesByKind) {
   EXPECT_EQ(DuckDbError("Binder Error: column x not found").code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(DuckDbError("IO Error: No files found").code(), StatusCode::kIoError);

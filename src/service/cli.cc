@@ -3,6 +3,7 @@
 #include <duckdb.h>
 #include <libpq-fe.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -25,17 +26,6 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
 
-void SetUpLogging(const std::string& format, bool quiet) {
-  auto logger = spdlog::stderr_logger_mt("sluice");
-  if (format == "json") {
-    logger->set_pattern(R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%v"})");
-  } else {
-    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
-  }
-  logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
-  spdlog::set_default_logger(logger);
-}
-
 std::string JsonEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -56,6 +46,30 @@ std::string JsonEscape(const std::string& s) {
     }
   }
   return out;
+}
+
+/// %* in a pattern: the message as the inside of a JSON string.
+class JsonMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    std::string escaped = JsonEscape(std::string(msg.payload.data(), msg.payload.size()));
+    dest.append(escaped.data(), escaped.data() + escaped.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+};
+
+void SetUpLogging(const std::string& format, bool quiet) {
+  auto logger = spdlog::stderr_logger_mt("sluice");
+  if (format == "json") {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonMessageFlag>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","message":"%*"})");
+    logger->set_formatter(std::move(formatter));
+  } else {
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
+  }
+  logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
+  spdlog::set_default_logger(logger);
 }
 
 int ExitCodeFor(const Status& status) {
@@ -100,7 +114,10 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
       spdlog::warn("pipeline {}: {}; retrying in {:.1f} s (attempt {} of {})", config->name,
                    summary.status().message(), delay.count() / 1000.0, retry.attempts() + 1,
                    config->retry.max_attempts);
-      if (!SleepUnlessCancelled(delay, &ProcessCancellation())) break;
+      if (!SleepUnlessCancelled(delay, &ProcessCancellation())) {
+        summary = Status::Cancelled("interrupted while waiting to retry: " + summary.status().message());
+        break;
+      }
       summary = RunPipelineOnce(*config, options);
     }
     if (summary.ok()) {
@@ -192,7 +209,6 @@ int CliMain(int argc, char** argv) {
   ProgressMode mode = progress == "always" ? ProgressMode::kAlways
                       : progress == "never" ? ProgressMode::kNever
                                             : ProgressMode::kAuto;
-  (void)JsonEscape;
   return RunCommand(run_file, once, mode);
 }
 

@@ -22,7 +22,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& config) {
+Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& config,
+                                                         const CancellationSource* cancel = nullptr) {
   sources::FilesSourceOptions o;
   o.path = config.source.path;
   o.format = config.source.format;
@@ -33,6 +34,7 @@ Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& c
   o.rejects_path = config.source.rejects;
   o.max_rejects = config.source.max_rejects;
   o.temp_dir = config.engine.temp_directory;
+  o.cancel = cancel;
   return sources::FilesSource::Make(std::move(o));
 }
 
@@ -46,7 +48,7 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& c
 }
 
 std::string SelectSql(const PipelineConfig& config) {
-  return config.transform_sql.empty() ? "SELECT * FROM input" : config.transform_sql;
+  return config.transform_sql.empty() ? "SELECT * FROM input" : engine::StripSql(config.transform_sql);
 }
 
 /// Prints a one-line progress display on a terminal: rows, bytes, rate, ETA.
@@ -106,10 +108,17 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
   ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
 
   source->StartFeeding(options.cancel);
-  auto stream_result = engine->Stream(SelectSql(config));
-  if (!stream_result.ok()) return stream_result.status();
-  std::unique_ptr<engine::QueryStream> stream = std::move(stream_result).value();
-  SLUICE_RETURN_IF_ERROR(dest->Begin(stream->schema()));
+  std::unique_ptr<engine::QueryStream> stream;
+  {
+    // Starting the query can run a whole aggregation before the first row;
+    // Ctrl-C must reach it.
+    CancelWatcher watcher(options.cancel, [engine] { engine->Interrupt(); });
+    auto stream_result = engine->Stream(SelectSql(config));
+    if (!stream_result.ok()) return stream_result.status();
+    stream = std::move(stream_result).value();
+    SLUICE_RETURN_IF_ERROR(dest->Begin(stream->schema()));
+  }
+  if (options.cancel && options.cancel->cancelled()) return Status::Cancelled("interrupted");
 
   int64_t budget = config.engine.buffer_bytes;
   using Item = std::pair<int64_t, std::shared_ptr<Batch>>;
@@ -201,8 +210,12 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
 Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, sources::FilesSource* source,
                      destinations::NativeDestination* dest, const RunOptions& options, RunSummary* summary) {
   std::string sql = SelectSql(config);
-  SLUICE_ASSIGN_OR_RETURN(auto columns, engine->Describe(sql));
-  SLUICE_RETURN_IF_ERROR(dest->Begin(engine, columns));
+  {
+    CancelWatcher watcher(options.cancel, [engine] { engine->Interrupt(); });
+    SLUICE_ASSIGN_OR_RETURN(auto columns, engine->Describe(sql));
+    SLUICE_RETURN_IF_ERROR(dest->Begin(engine, columns));
+  }
+  if (options.cancel && options.cancel->cancelled()) return Status::Cancelled("interrupted");
   PipelineRuntime runtime(options.cancel);
   ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
   runtime.OnCancel([&] { engine->Interrupt(); });
@@ -233,7 +246,7 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options) {
   auto start = Clock::now();
   RunSummary summary;
-  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config));
+  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel));
   SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   summary.source = source->Describe();

@@ -89,10 +89,11 @@ class DuckDbDestination : public NativeDestination {
     }
     SLUICE_ASSIGN_OR_RETURN(
         auto existing,
-        engine->QueryRows("SELECT column_name FROM duckdb_columns() WHERE database_name = " +
-                          QuoteLiteral(kAlias) + " AND schema_name = " +
+        // DuckDB identifiers are case-insensitive.
+        engine->QueryRows("SELECT lower(column_name) FROM duckdb_columns() WHERE database_name = " +
+                          QuoteLiteral(kAlias) + " AND lower(schema_name) = lower(" +
                           QuoteLiteral(schema_name_.empty() ? "main" : schema_name_) +
-                          " AND table_name = " + QuoteLiteral(table_name_)));
+                          ") AND lower(table_name) = lower(" + QuoteLiteral(table_name_) + ")"));
     if (existing.empty()) {
       std::string ddl = "CREATE TABLE " + Target() + " (";
       for (size_t i = 0; i < columns.size(); ++i) {
@@ -105,7 +106,9 @@ class DuckDbDestination : public NativeDestination {
       std::set<std::string> have;
       for (const auto& row : existing) have.insert(row[0].value_or(""));
       for (const auto& field : columns) {
-        if (!have.count(field.name)) {
+        std::string lower = field.name;
+        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (!have.count(lower)) {
           return Status::SchemaMismatch(Describe() + " has no column '" + field.name +
                                         "' that the result has");
         }
@@ -129,10 +132,10 @@ class DuckDbDestination : public NativeDestination {
       // contract is that the last one wins, so deduplicate in input order
       // (the runner turns preserve_insertion_order on for upserts).
       sql = "INSERT OR REPLACE INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (SELECT *, " +
-            "row_number() OVER () AS sluice_seq FROM (" + select_sql + ") AS sluice_result) AS sluice_numbered " +
+            "row_number() OVER () AS sluice_seq FROM (" + select_sql + "\n) AS sluice_result) AS sluice_numbered " +
             "QUALIFY row_number() OVER (PARTITION BY " + KeyList() + " ORDER BY sluice_seq DESC) = 1";
     } else {
-      sql = "INSERT INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql + ") AS sluice_result";
+      sql = "INSERT INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql + "\n) AS sluice_result";
     }
     auto rows = engine->QueryRows(sql);
     if (!rows.ok()) return rows.status().WithContext(Describe());
@@ -250,11 +253,12 @@ class StdoutPump {
         saw_writer = true;
         const char* p = buf.data();
         while (n > 0) {
+          if (!status_.ok()) break;  // stdout is gone: drain so DuckDB is never blocked
           ssize_t w = write(1, p, static_cast<size_t>(n));
           if (w < 0 && errno == EINTR) continue;
           if (w < 0) {
             status_ = Status::IoError(std::string("cannot write to stdout: ") + std::strerror(errno));
-            return;
+            break;
           }
           p += w;
           n -= w;
@@ -312,7 +316,14 @@ class FileDestination : public NativeDestination {
     else if (f == "parquet") copy_options_ = "FORMAT parquet";
     else if (f == "jsonl" || f == "ndjson" || f == "json") copy_options_ = "FORMAT json";
     else return Status::InvalidArgument("[destination] format: unknown format '" + f + "'");
-    if (!compression_.empty()) copy_options_ += ", COMPRESSION " + compression_;
+    if (!compression_.empty()) {
+      if (f == "parquet") {
+        return Status::InvalidArgument("[destination] path: Parquet compresses its pages itself; name the file "
+                                       ".parquet (zstd/snappy are chosen inside the file), not .parquet" +
+                                       options_.path.substr(options_.path.rfind('.')));
+      }
+      copy_options_ += ", COMPRESSION " + compression_;
+    }
     return Status::OK();
   }
 
@@ -344,7 +355,7 @@ class FileDestination : public NativeDestination {
 
   Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
     std::fflush(stdout);
-    auto rows = engine->QueryRows("COPY (" + select_sql + ") TO " + QuoteLiteral(stdout_ ? pump_->path() : tmp_) +
+    auto rows = engine->QueryRows("COPY (" + select_sql + "\n) TO " + QuoteLiteral(stdout_ ? pump_->path() : tmp_) +
                                   " (" + copy_options_ + ")");
     if (!rows.ok()) return rows.status().WithContext(Describe());
     if (rows->empty() || !(*rows)[0][0]) return int64_t{0};

@@ -93,12 +93,18 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
   std::string host = text(PQhost(c->conn_));
   if (host.empty()) host = "localhost";
   c->where_ = host + ":" + text(PQport(c->conn_)) + "/" + text(PQdb(c->conn_));
-  if (const char* pass = PQpass(c->conn_); pass != nullptr && *pass != '\0') c->password_ = pass;
+  if (const char* pass = PQpass(c->conn_); pass != nullptr && *pass != '\0') {
+    c->password_ = pass;
+  } else {
+    // libpq could not parse the URL (a '/' in the password, say) and may
+    // echo pieces of it; scrub the password as the URL spells it.
+    c->password_ = UrlPassword(url);
+  }
 
   if (PQstatus(c->conn_) != CONNECTION_OK) {
     std::string reason = c->Scrub(OneLine(PQerrorMessage(c->conn_)));
     std::string message =
-        "cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) + "): " + reason;
+        c->Scrub("cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) + "): " + reason);
     // Wrong credentials or a missing database need a config change; anything
     // else (refused, timed out, starting up) may pass when tried again.
     if (reason.find("authentication failed") != std::string::npos ||

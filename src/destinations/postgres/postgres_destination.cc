@@ -331,10 +331,13 @@ Status PostgresDestination::FinishLoad() {
   if (!merge_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->Exec(merge_sql_).WithContext("upsert merge"));
   Status committed = conn_->Exec("COMMIT");
   if (!committed.ok() && !conn_->alive()) {
-    return Status::Unavailable(
-        "the connection was lost during COMMIT, so whether the load was "
-        "committed is unknown: " +
-        committed.message());
+    // Not retryable: the load may have committed, and running it again
+    // would then load every row twice.
+    return Status(StatusCode::kUnavailable,
+                  "the connection was lost during COMMIT, so whether the load was "
+                  "committed is unknown (check the table before running again): " +
+                      committed.message(),
+                  /*retryable=*/false);
   }
   return committed;
 }

@@ -167,11 +167,15 @@ Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
   if (is_stdin()) return StdinScanSql(engine);
   switch (format_) {
     case FileFormat::kCsv:
-      return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions(true) + CsvCommonTail(options_) + ")";
+      // Files of one glob may order or add columns differently: match them
+      // by name instead of silently using the first file's layout.
+      return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions(true) + CsvCommonTail(options_) +
+             (files_.size() > 1 ? ", union_by_name=true" : "") + ")";
     case FileFormat::kParquet:
-      return ReplaceCasts("read_parquet(" + FileList(files_) + ")");
+      return ReplaceCasts("read_parquet(" + FileList(files_) + (files_.size() > 1 ? ", union_by_name=true" : "") + ")");
     case FileFormat::kJsonl: {
-      std::string args = FileList(files_) + ", format='newline_delimited'";
+      std::string args = FileList(files_) + ", format='newline_delimited'" +
+                         (files_.size() > 1 ? ", union_by_name=true" : "");
       if (options_.columns.empty()) return "SELECT * FROM read_json(" + args + ")";
       SLUICE_ASSIGN_OR_RETURN(auto columns, JsonColumns(engine, args));
       std::string spec;
@@ -190,6 +194,7 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   sample_.resize(static_cast<size_t>(options_.stdin_sample_bytes));
   size_t got = 0;
   while (got < sample_.size()) {
+    if (options_.cancel && options_.cancel->cancelled()) return Status::Cancelled("interrupted");
     ssize_t n = read(0, sample_.data() + got, sample_.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Status::IoError(std::string("cannot read stdin: ") + std::strerror(errno));
@@ -290,6 +295,12 @@ bool FilesSource::IsCompressed(const std::string& path) const {
 Status FilesSource::Explain(const Status& status) const {
   if (status.ok()) return status;
   std::string message = status.message();
+  if (is_stdin() && !fifo_path_.empty() && message.find(fifo_path_) != std::string::npos &&
+      (message.find("No such file") != std::string::npos || message.find("No files found") != std::string::npos)) {
+    return Status::InvalidArgument(
+        "[transform] sql reads `input` more than once, but stdin can be read only once; read it once, "
+        "e.g. WITH rows AS MATERIALIZED (SELECT * FROM input) ...");
+  }
   if (!fifo_path_.empty()) {
     for (size_t pos; (pos = message.find(fifo_path_)) != std::string::npos;) {
       message.replace(pos, fifo_path_.size(), "stdin");
@@ -342,9 +353,19 @@ void FilesSource::Feed(const CancellationSource* cancel) {
       feeder_status_ = Status::IoError(std::string("cannot open FIFO: ") + std::strerror(errno));
       return;
     }
-    if (stopping()) return;
+    if (stopping()) {
+      // DuckDB may be blocked opening the reading end: a writer that comes
+      // and goes releases it with an empty input.
+      int release = open(fifo_path_.c_str(), O_RDWR | O_NONBLOCK);
+      if (release >= 0) close(release);
+      if (cancel && cancel->cancelled()) feeder_status_ = Status::Cancelled("interrupted before stdin was read");
+      return;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // stdin can be read only once: a second scan of `input` must fail at once
+  // instead of waiting for a writer that never comes.
+  unlink(fifo_path_.c_str());
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   fcntl(fd, F_SETPIPE_SZ, 1 << 20);
   auto write_all = [&](const char* p, size_t n) {
@@ -375,6 +396,10 @@ void FilesSource::Feed(const CancellationSource* cancel) {
     }
     if (n == 0) break;
     ok = write_all(buf.data(), static_cast<size_t>(n));
+  }
+  if (cancel && cancel->cancelled() && feeder_status_.ok()) {
+    // A load of a stream cut short must never be committed as complete.
+    feeder_status_ = Status::Cancelled("interrupted before the end of stdin");
   }
   close(fd);
 }

@@ -42,6 +42,8 @@ struct FilesSourceOptions {
   int64_t stdin_sample_bytes = 4 << 20;
   /// Directory for the stdin FIFO and sample.
   std::string temp_dir;
+  /// Interrupts reading the stdin sample (Ctrl-C before any data arrived).
+  const CancellationSource* cancel = nullptr;
 };
 
 Result<FileFormat> ParseFileFormat(const std::string& name);
