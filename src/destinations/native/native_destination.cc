@@ -147,6 +147,7 @@ class DuckDbDestination : public NativeDestination {
     Status status = engine->Execute("COMMIT");
     in_tx_ = !status.ok();
     if (!status.ok()) return status.WithContext(Describe());
+    created_file_ = false;
     Detach(engine);
     return Status::OK();
   }
@@ -157,6 +158,13 @@ class DuckDbDestination : public NativeDestination {
       in_tx_ = false;
     }
     Detach(engine);
+    if (created_file_) {
+      // The failed load created the database file: leave nothing behind.
+      std::error_code ec;
+      std::filesystem::remove(options_.path, ec);
+      std::filesystem::remove(options_.path + ".wal", ec);
+      created_file_ = false;
+    }
   }
 
   Status Init() {
@@ -182,6 +190,8 @@ class DuckDbDestination : public NativeDestination {
   }
   Status Attach(engine::DuckDbEngine* engine) {
     if (attached_) return Status::OK();
+    std::error_code ec;
+    created_file_ = !std::filesystem::exists(options_.path, ec);
     Status status = engine->Execute("ATTACH " + QuoteLiteral(options_.path) + " AS " + kAlias);
     if (!status.ok()) return status.WithContext("cannot open DuckDB database '" + options_.path + "'");
     attached_ = true;
@@ -198,6 +208,7 @@ class DuckDbDestination : public NativeDestination {
   std::vector<engine::ResultColumn> columns_;
   bool attached_ = false;
   bool in_tx_ = false;
+  bool created_file_ = false;  // this load created the database file
 };
 
 /// Copies what DuckDB writes into a FIFO to our own stdout. DuckDB opens
