@@ -46,6 +46,12 @@ class Destination {
   virtual Status WriteEncoded(std::string /*bytes*/, int64_t /*rows*/) {
     return Status::Internal("WriteEncoded is not supported by this destination");
   }
+  /// Thread-safe, callable from any thread at any time: asks a blocking
+  /// call in progress (a lock wait, a stalled COPY) to give up, because the
+  /// run is being cancelled. The interrupted call then fails, and the
+  /// runtime calls Abort(). Optional.
+  virtual void Interrupt() {}
+
   /// What the destination is, for messages: "postgres table public.sales".
   virtual std::string Describe() const = 0;
 };

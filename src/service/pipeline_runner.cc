@@ -112,7 +112,10 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
   {
     // Starting the query can run a whole aggregation before the first row;
     // Ctrl-C must reach it.
-    CancelWatcher watcher(options.cancel, [engine] { engine->Interrupt(); });
+    CancelWatcher watcher(options.cancel, [engine, dest] {
+      engine->Interrupt();
+      dest->Interrupt();  // e.g. replace mode waiting for a lock on the table
+    });
     auto stream_result = engine->Stream(SelectSql(config));
     if (!stream_result.ok()) return stream_result.status();
     stream = std::move(stream_result).value();
@@ -128,6 +131,7 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
     batches.Cancel();
     encoded.Cancel();
     engine->Interrupt();
+    dest->Interrupt();
   });
   runtime.AddStage(
       "source", 1,

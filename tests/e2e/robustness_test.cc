@@ -2,6 +2,10 @@
 // closed stdout, secrets with odd characters, globs of files whose columns
 // differ, and JSON logs that stay JSON.
 #include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <csignal>
 
 #include "e2e/e2e_support.h"
 #include "harness/subprocess.h"
@@ -104,6 +108,42 @@ TEST_F(Robustness, JsonLogLinesStayJsonWhenMessagesHaveNewlinesAndQuotes) {
   }
   EXPECT_GE(n, 2);
   EXPECT_NE(r.err.find("line 4"), std::string::npos) << r.err;  // physical line, after the 2-line field
+}
+
+class InterruptPostgres : public PgTest {
+ protected:
+  TempDir dir_;
+};
+
+TEST_F(InterruptPostgres, CtrlCWhileReplaceWaitsForATableLockExitsPromptlyAndChangesNothing) {
+  Exec("CREATE TABLE items (id bigint, name text, amount numeric(12,2))");
+  Exec("INSERT INTO items VALUES (1, 'kept', 1.00)");
+  // Another session holds a lock that TRUNCATE must wait for.
+  PGconn* holder = PQconnectdb(url_.c_str());
+  ASSERT_EQ(PQstatus(holder), CONNECTION_OK);
+  PQclear(PQexec(holder, "BEGIN; LOCK TABLE items IN ACCESS SHARE MODE"));
+  std::string csv = dir_.Path("rows.csv");
+  WriteSimpleCsv(csv, 100, 1000);
+  std::string file = dir_.Write("p.toml", SimpleCsvSource(csv) + PgDestination(url_, "items", "replace"));
+  auto proc = sluice::testing::CliProcess::Start({"run", file, "--once", "--progress", "never"});
+  ASSERT_TRUE(proc.ok());
+  // Wait until sluice's TRUNCATE is blocked on the lock.
+  bool waiting = false;
+  for (int i = 0; i < 500 && !waiting; ++i) {
+    auto n = pg_->QueryScalar(db_, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+    waiting = n.ok() && *n != "0";
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(waiting) << (*proc)->StderrSoFar();
+  auto start = std::chrono::steady_clock::now();
+  (*proc)->Kill(SIGINT);
+  auto r = (*proc)->Wait();
+  auto took = std::chrono::steady_clock::now() - start;
+  PQclear(PQexec(holder, "ROLLBACK"));
+  PQfinish(holder);
+  EXPECT_EQ(r.exit_code, 130) << Describe(r);
+  EXPECT_LT(took, std::chrono::seconds(5)) << "Ctrl-C did not reach the blocked statement";
+  EXPECT_EQ(Scalar("SELECT string_agg(name, ',') FROM items"), "kept");
 }
 
 }  // namespace

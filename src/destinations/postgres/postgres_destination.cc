@@ -1,5 +1,7 @@
 #include "destinations/postgres/postgres_destination.h"
 
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
@@ -178,6 +180,11 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   }
 
   SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url));
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu_);
+    cancel_ = PQgetCancel(conn_->raw());
+  }
+  if (interrupted_.load()) return Status::Cancelled("interrupted");
   SLUICE_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
   // Checkpoints are recorded once Commit returns: the commit must be durable
   // then, whatever the server or role default says.
@@ -354,6 +361,15 @@ Status PostgresDestination::Commit() {
   return Status::OK();
 }
 
+void PostgresDestination::Interrupt() {
+  interrupted_.store(true);
+  std::lock_guard<std::mutex> lock(cancel_mu_);
+  if (cancel_ != nullptr) {
+    char error[256];
+    (void)PQcancel(static_cast<PGcancel*>(cancel_), error, sizeof(error));
+  }
+}
+
 void PostgresDestination::Abort() {
   loading_ = false;
   if (!conn_) return;
@@ -365,6 +381,11 @@ void PostgresDestination::Abort() {
       if (conn_->alive()) (void)conn_->Exec("ROLLBACK");
     }
   } catch (...) {
+  }
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu_);
+    if (cancel_ != nullptr) PQfreeCancel(static_cast<PGcancel*>(cancel_));
+    cancel_ = nullptr;
   }
   conn_.reset();
 }

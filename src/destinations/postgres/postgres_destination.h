@@ -27,6 +27,7 @@
 // may run on several threads at once, also while Write/WriteEncoded run.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -81,6 +82,8 @@ class PostgresDestination : public Destination {
   Result<std::string> Encode(const Batch& batch) override;
   Status WriteEncoded(std::string bytes, int64_t rows) override;
   std::string Describe() const override;
+  /// Cancels the statement in progress on the server (PQcancel).
+  void Interrupt() override;
 
   /// Rows sent in the current load (or the last committed one).
   int64_t rows_written() const { return rows_; }
@@ -99,6 +102,10 @@ class PostgresDestination : public Destination {
   std::string merge_sql_;  // upsert: run at Commit
   std::string buffer_;     // Write's encode buffer, reused across batches
   int64_t rows_ = 0;
+
+  std::mutex cancel_mu_;            // guards cancel_ against Interrupt() from another thread
+  void* cancel_ = nullptr;          // PGcancel* for conn_ while it is open
+  std::atomic<bool> interrupted_{false};
 
   mutable std::mutex encoder_mu_;  // guards the pointer, not the encoder
   std::shared_ptr<const CopyEncoder> encoder_;
