@@ -94,6 +94,10 @@ class Batch {
   ColumnView column(int i) const;
   /// Bytes held by the batch's buffers (what budgets count).
   int64_t byte_size() const { return byte_size_; }
+  /// Position of the batch's first row in the stream it came from (0-based),
+  /// so that errors can name "row N of the result"; 0 when unknown.
+  int64_t first_row() const { return first_row_; }
+  void set_first_row(int64_t row) { first_row_ = row; }
 
   /// Moves the data out as an Arrow struct array; the batch is empty after.
   Status ExportTo(ArrowArray* out);
@@ -103,6 +107,7 @@ class Batch {
   ArrowArray array_{};
   std::shared_ptr<const ImportedSchema> schema_;
   int64_t byte_size_ = 0;
+  int64_t first_row_ = 0;
 };
 
 /// Maps one Arrow field (format + extension metadata) to a sluice type.

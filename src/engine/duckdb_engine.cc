@@ -365,7 +365,12 @@ class DuckDbStream : public QueryStream {
       duckdb_destroy_error_data(&error);
       if (failed) return Status::Internal("DuckDB to Arrow conversion failed: " + message);
     }
-    return Batch::FromArrow(&array, imported_);
+    auto batch = Batch::FromArrow(&array, imported_);
+    if (batch.ok()) {
+      (*batch)->set_first_row(rows_emitted_);
+      rows_emitted_ += (*batch)->num_rows();
+    }
+    return batch;
   }
 
   static Result<std::unique_ptr<QueryStream>> Make(duckdb_result result, const Schema& logical) {
@@ -398,6 +403,7 @@ class DuckDbStream : public QueryStream {
   duckdb_arrow_options options_ = nullptr;
   std::shared_ptr<const ImportedSchema> imported_;
   bool done_ = false;
+  int64_t rows_emitted_ = 0;
 };
 
 }  // namespace

@@ -910,7 +910,7 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
           out->resize(old_size);
           std::string why = Problem(cursor, r).value_or("value cannot be encoded");
           return Status::DataError("column \"" + columns_[static_cast<size_t>(c)].name + "\", row " +
-                                   std::to_string(r + 1) + " of the batch: " + why);
+                                   std::to_string(batch.first_row() + r + 1) + " of the result: " + why);
         }
         p = next;
       }
