@@ -113,3 +113,29 @@ TEST(Validate, UnknownKeyIsAConfigErrorNamingIt) {
 
 }  // namespace
 }  // namespace sluice::e2e
+
+namespace sluice::e2e {
+namespace {
+
+TEST(CommandLine, VersionNamesSluiceDuckDbAndLibpq) {
+  CliResult r = Sluice({"version"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_NE(r.out.find("sluice 0.1.0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("DuckDB v1.4.4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("libpq"), std::string::npos) << r.out;
+}
+
+TEST(CommandLine, HelpListsTheCommandsAndUnknownCommandsFail) {
+  CliResult help = Sluice({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* word : {"run", "validate", "version", "--log-format"}) {
+    EXPECT_NE(help.out.find(word), std::string::npos) << help.out;
+  }
+  CliResult run_help = Sluice({"run", "--help"});
+  EXPECT_NE(run_help.out.find("--once"), std::string::npos) << run_help.out;
+  CliResult bad = Sluice({"frobnicate"});
+  EXPECT_NE(bad.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace sluice::e2e
