@@ -339,6 +339,16 @@ Result<std::string> DuckDbEngine::Normalize(const std::string& select_sql, Schem
 
 namespace {
 
+/// Consumes a duckdb_error_data: OK when there is none, else `code` with
+/// "what: DuckDB's message".
+Status TakeError(duckdb_error_data error, StatusCode code, const std::string& what) {
+  if (error == nullptr) return Status::OK();
+  Status status;
+  if (duckdb_error_data_has_error(error)) status = Status(code, what + ": " + duckdb_error_data_message(error));
+  duckdb_destroy_error_data(&error);
+  return status;
+}
+
 class DuckDbStream : public QueryStream {
  public:
   ~DuckDbStream() override {
@@ -359,12 +369,7 @@ class DuckDbStream : public QueryStream {
     ArrowArray array{};
     duckdb_error_data error = duckdb_data_chunk_to_arrow(options_, chunk, &array);
     duckdb_destroy_data_chunk(&chunk);
-    if (error) {
-      bool failed = duckdb_error_data_has_error(error);
-      std::string message = failed ? duckdb_error_data_message(error) : "";
-      duckdb_destroy_error_data(&error);
-      if (failed) return Status::Internal("DuckDB to Arrow conversion failed: " + message);
-    }
+    SLUICE_RETURN_IF_ERROR(TakeError(error, StatusCode::kInternal, "DuckDB to Arrow conversion failed"));
     auto batch = Batch::FromArrow(&array, imported_);
     if (batch.ok()) {
       (*batch)->set_first_row(rows_emitted_);
@@ -387,12 +392,7 @@ class DuckDbStream : public QueryStream {
     ArrowSchema arrow{};
     duckdb_error_data error = duckdb_to_arrow_schema(stream->options_, types.data(), names.data(), n, &arrow);
     for (auto& t : types) duckdb_destroy_logical_type(&t);
-    if (error) {
-      bool failed = duckdb_error_data_has_error(error);
-      std::string message = failed ? duckdb_error_data_message(error) : "";
-      duckdb_destroy_error_data(&error);
-      if (failed) return Status::Internal("DuckDB Arrow schema failed: " + message);
-    }
+    SLUICE_RETURN_IF_ERROR(TakeError(error, StatusCode::kInternal, "DuckDB Arrow schema failed"));
     const Schema* override_types = static_cast<idx_t>(logical.num_fields()) == n ? &logical : nullptr;
     SLUICE_ASSIGN_OR_RETURN(stream->imported_, ImportedSchema::Make(&arrow, override_types));
     return std::unique_ptr<QueryStream>(std::move(stream));
@@ -439,33 +439,19 @@ Result<std::unique_ptr<QueryStream>> DuckDbEngine::Stream(const std::string& sel
   return DuckDbStream::Make(result, logical);
 }
 
-namespace {
-
-Status TakeError(duckdb_error_data error, const std::string& what) {
-  if (error == nullptr) return Status::OK();
-  Status status;
-  if (duckdb_error_data_has_error(error)) {
-    status = Status::InvalidArgument(what + ": " + duckdb_error_data_message(error));
-  }
-  duckdb_destroy_error_data(&error);
-  return status;
-}
-
-}  // namespace
-
 Status DuckDbEngine::Append(const std::string& table, Batch* batch) {
   duckdb_arrow_converted_schema converted = nullptr;
   // duckdb_schema_from_arrow only reads the schema; the batch keeps owning it.
   auto* arrow_schema = const_cast<ArrowSchema*>(&batch->imported_schema()->arrow);
   SLUICE_RETURN_IF_ERROR(TakeError(duckdb_schema_from_arrow(impl_->conn, arrow_schema, &converted),
-                                   "cannot convert the batch's Arrow schema for DuckDB"));
+                                   StatusCode::kInvalidArgument, "cannot convert the batch's Arrow schema for DuckDB"));
   ArrowArray array{};
   Status status = batch->ExportTo(&array);
   duckdb_data_chunk chunk = nullptr;
   if (status.ok()) {
     // DuckDB's chunk takes over the Arrow buffers (no copy).
     status = TakeError(duckdb_data_chunk_from_arrow(impl_->conn, &array, converted, &chunk),
-                       "cannot convert the batch for DuckDB");
+                       StatusCode::kInvalidArgument, "cannot convert the batch for DuckDB");
   }
   duckdb_destroy_arrow_converted_schema(&converted);
   if (!status.ok()) {

@@ -119,12 +119,12 @@ std::string FilesSource::Describe() const {
   return std::to_string(files_.size()) + " files matching '" + options_.path + "'";
 }
 
-std::string FilesSource::CsvOptions(bool with_types) const {
+std::string FilesSource::CsvOptions() const {
   const auto& o = options_;
   std::string out;
   if (o.header) out += std::string(", header=") + (*o.header ? "true" : "false");
   if (!o.delimiter.empty()) out += ", delim=" + QuoteLiteral(o.delimiter == "\\t" ? "\t" : o.delimiter);
-  if (with_types && !o.columns.empty()) {
+  if (!o.columns.empty()) {
     // Without a header, columns are positional and must all be given;
     // with one, types override the named columns and the rest is detected.
     bool positional = o.header.has_value() && !*o.header;
@@ -169,7 +169,7 @@ Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
     case FileFormat::kCsv:
       // Files of one glob may order or add columns differently: match them
       // by name instead of silently using the first file's layout.
-      return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions(true) + CsvCommonTail(options_) +
+      return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions() + CsvCommonTail(options_) +
              (files_.size() > 1 ? ", union_by_name=true" : "") + ")";
     case FileFormat::kParquet:
       return ReplaceCasts("read_parquet(" + FileList(files_) + (files_.size() > 1 ? ", union_by_name=true" : "") + ")");
@@ -229,7 +229,7 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
 
   if (format_ == FileFormat::kCsv) {
     SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt FROM sniff_csv(" + QuoteLiteral(sample_path) +
-                                                         CsvOptions(true) + ")"));
+                                                         CsvOptions() + ")"));
     if (rows.empty() || !rows[0][0]) return Status::DataError("stdin: cannot detect the CSV format");
     std::string prompt = *rows[0][0];
     // "FROM read_csv('<sample>', auto_detect=false, ..., columns={...});"

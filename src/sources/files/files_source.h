@@ -84,7 +84,7 @@ class FilesSource {
   explicit FilesSource(FilesSourceOptions options) : options_(std::move(options)) {}
   Result<std::string> ScanSql(engine::DuckDbEngine* engine);
   Result<std::string> StdinScanSql(engine::DuckDbEngine* engine);
-  std::string CsvOptions(bool with_types) const;
+  std::string CsvOptions() const;
   std::string ReplaceCasts(const std::string& scan) const;
   /// JSON lines: the columns DuckDB infers from `read_json_args`, with the
   /// configured types replacing inferred ones, so values are parsed straight
