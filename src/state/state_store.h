@@ -1,0 +1,129 @@
+// StateStore: what a pipeline remembers between runs. The file ledger
+// (which objects were loaded, by key and ETag) and the run log (one row per
+// run, one per file). Implementations: memory (tests), embedded SQLite (the
+// default) and PostgreSQL (schema `sluice`); their tables are created and
+// upgraded by versioned migrations when the store is opened, safely when two
+// processes open the same store at once.
+//
+// Thread-safety: a StateStore may be called from several threads at once
+// (the service's HTTP handlers read the run log while a run writes it);
+// implementations serialise internally.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/status.h"
+
+namespace sluice::state {
+
+/// One object of a source listing: an S3 object or a local file (whose
+/// "etag" is derived from size and modification time).
+struct ObjectInfo {
+  std::string key;   // full name: "s3://bucket/a/b.parquet" or "/data/in/b.csv"
+  std::string etag;  // without quotes
+  int64_t size = 0;
+  int64_t modified_unix_ms = 0;
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string pipeline;
+  int64_t started_unix_ms = 0;
+  std::optional<int64_t> finished_unix_ms;  // nullopt while running (or crashed)
+  std::string status;                       // running, succeeded, failed, cancelled
+  std::string error;
+  int64_t files = 0;
+  int64_t rows = 0;
+};
+
+struct FileRecord {
+  int64_t run_id = 0;
+  std::string pipeline;
+  std::string file;  // ObjectInfo::key
+  std::string etag;
+  int64_t size = 0;
+  int64_t rows_in = 0;
+  int64_t rows_out = 0;
+  int64_t bytes = 0;
+  double seconds = 0;
+  std::string status;  // loaded, failed, skipped
+  std::string error;
+};
+
+/// A parameterised SQL statement ($1, $2, ...; text parameters, NULL as
+/// nullopt) for a destination to run inside its own load transaction.
+struct CheckpointStatement {
+  std::string sql;
+  std::vector<std::optional<std::string>> params;
+  /// The statement must affect exactly this many rows, or the load is
+  /// rolled back (the ledger entry already existed: another process loaded
+  /// the object first). -1: any count.
+  int64_t expect_rows = -1;
+};
+
+class StateStore {
+ public:
+  StateStore() = default;
+  virtual ~StateStore() = default;
+  StateStore(const StateStore&) = delete;
+  StateStore& operator=(const StateStore&) = delete;
+
+  /// "sqlite /path/state.db", "postgres 127.0.0.1:5432/db (schema sluice)": for messages.
+  virtual std::string Describe() const = 0;
+  /// A cheap round trip, for /ready.
+  virtual Status Ping() = 0;
+
+  // --- file ledger ---------------------------------------------------------
+  /// The objects of `page` that `pipeline` has not loaded yet: no ledger
+  /// entry for the key, or one with a different ETag. Order is preserved.
+  /// Called once per listing page (about 1000 objects), so one query per page.
+  virtual Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
+                                                    const std::vector<ObjectInfo>& page) = 0;
+  /// Records objects as loaded, in the store's own transaction (used after
+  /// the destination committed: at least once).
+  virtual Status MarkLoaded(const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) = 0;
+  /// When the store is PostgreSQL: the statements that record `objects` as
+  /// loaded (and their run-log file rows), for the destination to run in its
+  /// load transaction: exactly once when the destination is the same
+  /// database. Each ledger statement fails the load (expect_rows) when the
+  /// same key and ETag was recorded meanwhile. Other stores return an error.
+  virtual Result<std::vector<CheckpointStatement>> MarkLoadedStatements(const std::string& pipeline, int64_t run_id,
+                                                                        const std::vector<ObjectInfo>& objects) {
+    (void)pipeline, (void)run_id, (void)objects;
+    return Status::Internal("this state store cannot write into a destination's transaction");
+  }
+  /// The PostgreSQL database the store lives in, as "host:port/dbname", so
+  /// the runner can tell whether it is the destination's database; empty
+  /// for other stores.
+  virtual std::string PostgresDatabase() const { return ""; }
+
+  // --- run log ---------------------------------------------------------------
+  /// Starts a run (status "running") and returns its id.
+  virtual Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) = 0;
+  virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
+                           int64_t rows, int64_t finished_unix_ms) = 0;
+  virtual Status RecordFile(const FileRecord& file) = 0;
+  /// Newest first.
+  virtual Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) = 0;
+  virtual Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) = 0;
+  /// Marks runs of `pipeline` still "running" (left by a crash) as failed
+  /// with error "interrupted (process ended during the run)"; called at start.
+  virtual Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) = 0;
+};
+
+struct StateConfig {
+  std::string url;   // postgresql://...  (schema `sluice`)
+  std::string path;  // SQLite file; default ".sluice/state.db"
+  bool memory = false;
+};
+
+/// Opens (and migrates) the store the config names: PostgreSQL when `url`
+/// is set, memory when `memory`, else SQLite at `path`, creating its
+/// directory.
+Result<std::unique_ptr<StateStore>> OpenStateStore(const StateConfig& config);
+
+}  // namespace sluice::state
