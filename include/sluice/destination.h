@@ -10,13 +10,26 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "sluice/batch.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
 
 namespace sluice {
+
+/// A statement for a destination to run inside its load transaction, just
+/// before COMMIT: how a checkpoint (a file ledger entry, a CDC position)
+/// commits atomically with the rows it stands for.
+struct CommitStatement {
+  std::string sql;                                  // placeholders $1, $2, ...
+  std::vector<std::optional<std::string>> params;   // text values; nullopt is NULL
+  /// The statement must affect exactly this many rows, or the whole load is
+  /// rolled back (e.g. another process recorded the checkpoint first). -1: any.
+  int64_t expect_rows = -1;
+};
 
 class Destination {
  public:
@@ -51,6 +64,16 @@ class Destination {
   /// run is being cancelled. The interrupted call then fails, and the
   /// runtime calls Abort(). Optional.
   virtual void Interrupt() {}
+
+  /// The database the open load's transaction runs in, as "host:port/dbname"
+  /// (valid after Begin); empty when the destination is not a SQL database
+  /// that can hold checkpoints. Compared with a state store's database.
+  virtual std::string TransactionDatabase() const { return ""; }
+  /// Adds statements to run in the load's transaction before COMMIT (after
+  /// Begin). Only for destinations with a TransactionDatabase().
+  virtual Status AddCommitStatements(std::vector<CommitStatement> /*statements*/) {
+    return Status::Internal("this destination cannot run statements in its load transaction");
+  }
 
   /// What the destination is, for messages: "postgres table public.sales".
   virtual std::string Describe() const = 0;

@@ -16,15 +16,13 @@
 #include "core/retry.h"
 #include "service/config.h"
 #include "service/pipeline_runner.h"
+#include "service/serve.h"
 #include "service/version.h"
 
 namespace sluice::service {
 
 namespace {
 
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-constexpr int kExitInterrupted = 130;
 
 std::string JsonEscape(const std::string& s) {
   std::string out;
@@ -72,11 +70,6 @@ void SetUpLogging(const std::string& format, bool quiet) {
   spdlog::set_default_logger(logger);
 }
 
-int ExitCodeFor(const Status& status) {
-  if (status.code() == StatusCode::kCancelled) return kExitInterrupted;
-  if (status.code() == StatusCode::kInvalidArgument) return kExitUsage;
-  return kExitFailure;
-}
 
 int RunCommand(const std::string& file, bool once, ProgressMode progress) {
   auto config = LoadPipelineConfig(file);
@@ -84,71 +77,18 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
     spdlog::error("{}", config.status().message());
     return ExitCodeFor(config.status());
   }
-  InstallSignalHandlers();
-  bool repeat = config->schedule && !once;
-  if (repeat && !config->schedule->cron.empty()) {
-    spdlog::error("[schedule] cron: cron schedules are run by `sluice serve`, which is not available yet; "
-                  "use every = \"...\" or run with --once");
-    return kExitUsage;
-  }
-  RunOptions options;
-  options.cancel = &ProcessCancellation();
+  ServeOptions options;
+  options.once = once || !config->schedule;
   options.progress = progress;
-  int exit_code = 0;
-  while (true) {
-    spdlog::info("pipeline {}: starting", config->name);
-    auto summary = RunPipelineOnce(*config, options);
-    // A retryable failure (connection lost, server unavailable) left the
-    // destination as it was, so the whole load can run again. Not for
-    // stdin: what was read from it is gone.
-    RetryPolicy policy;
-    policy.initial = std::chrono::seconds(config->retry.initial_seconds);
-    policy.max_delay = std::chrono::seconds(config->retry.max_delay_seconds);
-    policy.max_elapsed = std::chrono::seconds(config->retry.max_elapsed_seconds);
-    policy.max_attempts = static_cast<int>(config->retry.max_attempts);
-    RetryState retry(policy);
-    while (!summary.ok() && summary.status().retryable() && config->source.path != "-" &&
-           !ProcessCancellation().cancelled()) {
-      auto delay = retry.NextDelay();
-      if (delay.count() < 0) break;
-      spdlog::warn("pipeline {}: {}; retrying in {:.1f} s (attempt {} of {})", config->name,
-                   summary.status().message(), delay.count() / 1000.0, retry.attempts() + 1,
-                   config->retry.max_attempts);
-      if (!SleepUnlessCancelled(delay, &ProcessCancellation())) {
-        summary = Status::Cancelled("interrupted while waiting to retry: " + summary.status().message());
-        break;
-      }
-      summary = RunPipelineOnce(*config, options);
-    }
-    if (summary.ok()) {
-      double rate = summary->seconds > 0 ? summary->rows / summary->seconds : 0;
-      std::string rejected = summary->rejected > 0
-                                 ? "; " + Thousands(summary->rejected) + " rows rejected" +
-                                       (config->source.rejects.empty() ? "" : " (see " + config->source.rejects + ")")
-                                 : "";
-      spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config->name,
-                   Thousands(summary->rows), summary->source, summary->destination, summary->seconds,
-                   Thousands(static_cast<int64_t>(rate)), rejected);
-      if (!summary->stages.empty()) spdlog::info("pipeline {}: stages: {}", config->name, summary->stages);
-      exit_code = 0;
-    } else {
-      spdlog::error("pipeline {}: {}", config->name, summary.status().message());
-      exit_code = ExitCodeFor(summary.status());
-    }
-    if (!repeat || ProcessCancellation().cancelled()) break;
-    // `every`: the next run starts one interval after this one started;
-    // runs never overlap because this loop is sequential.
-    auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(config->schedule->every_seconds);
-    spdlog::info("pipeline {}: next run in {}", config->name, config->schedule->every);
-    while (std::chrono::steady_clock::now() < wake && !ProcessCancellation().cancelled()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    if (ProcessCancellation().cancelled()) {
-      exit_code = 0;
-      break;
-    }
-  }
-  return exit_code;
+  // `run` serves the monitoring endpoints only when the file asks for them.
+  options.listen = config->server.configured && !options.once ? "" : "off";
+  return ServePipelines({file}, options);
+}
+
+int ServeCommand(const std::vector<std::string>& files, const std::string& listen) {
+  ServeOptions options;
+  options.listen = listen;
+  return ServePipelines(files, options);
 }
 
 int ValidateCommand(const std::string& file) {
@@ -182,7 +122,7 @@ int CliMain(int argc, char** argv) {
   std::string run_file;
   bool once = false;
   std::string progress = "auto";
-  auto* run = app.add_subcommand("run", "Run a pipeline (once, or on its [schedule] every interval)");
+  auto* run = app.add_subcommand("run", "Run a pipeline (once, or on its [schedule])");
   run->add_option("FILE", run_file, "Pipeline TOML file")->required();
   run->add_flag("--once", once, "Run a single time even when the file has a schedule");
   run->add_option("--progress", progress, "Progress line on stderr: auto (when a terminal), always, never")
@@ -192,6 +132,14 @@ int CliMain(int argc, char** argv) {
   auto* validate = app.add_subcommand(
       "validate", "Check a pipeline file, connect to its destination and compile its SQL, loading nothing");
   validate->add_option("FILE", validate_file, "Pipeline TOML file")->required();
+
+  std::vector<std::string> serve_files;
+  std::string listen;
+  auto* serve = app.add_subcommand(
+      "serve", "Run pipelines on their schedules and serve /health, /ready, /status and /metrics");
+  serve->add_option("FILE", serve_files, "Pipeline TOML files")->required();
+  serve->add_option("--listen", listen,
+                    "Monitoring address host:port (default: [server] listen, else 127.0.0.1:9187; off: none)");
 
   auto* version = app.add_subcommand("version", "Print the versions of sluice and its engines");
 
@@ -206,6 +154,7 @@ int CliMain(int argc, char** argv) {
     return 0;
   }
   if (*validate) return ValidateCommand(validate_file);
+  if (*serve) return ServeCommand(serve_files, listen);
   ProgressMode mode = progress == "always" ? ProgressMode::kAlways
                       : progress == "never" ? ProgressMode::kNever
                                             : ProgressMode::kAuto;

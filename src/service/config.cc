@@ -292,6 +292,47 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(src, "source", "on_error", &cfg.source.on_error);
   r.String(src, "source", "rejects", &cfg.source.rejects);
   r.Int(src, "source", "max_rejects", &cfg.source.max_rejects);
+  r.String(src, "source", "batch", &cfg.source.batch);
+  r.Bool(src, "source", "incremental", &cfg.source.incremental);
+  r.Int(src, "source", "concurrency", &cfg.source.concurrency);
+  std::string modified_within;
+  r.String(src, "source", "modified_within", &modified_within);
+  if (!modified_within.empty()) {
+    auto secs = ParseDurationSeconds(modified_within);
+    if (!secs.ok()) r.Fail(secs.status().WithContext("[source] modified_within"));
+    else cfg.source.modified_within_seconds = *secs;
+  }
+
+  const toml::table* s3 = r.Section("s3", false);
+  r.String(s3, "s3", "endpoint", &cfg.s3.endpoint);
+  r.String(s3, "s3", "region", &cfg.s3.region);
+  r.String(s3, "s3", "access_key_id", &cfg.s3.access_key_id);
+  r.String(s3, "s3", "secret_access_key", &cfg.s3.secret_access_key);
+  r.String(s3, "s3", "session_token", &cfg.s3.session_token);
+  r.String(s3, "s3", "addressing", &cfg.s3.addressing);
+  std::string stall;
+  r.String(s3, "s3", "stall_timeout", &stall);
+  if (!stall.empty()) {
+    auto secs = ParseDurationSeconds(stall);
+    if (!secs.ok() || *secs < 1) r.Fail(Status::InvalidArgument("[s3] stall_timeout must be a duration of at least 1s"));
+    else cfg.s3.stall_timeout_seconds = *secs;
+  }
+  if (!cfg.s3.addressing.empty() && cfg.s3.addressing != "path" && cfg.s3.addressing != "virtual") {
+    r.Fail(Status::InvalidArgument("[s3] addressing must be \"path\" or \"virtual\""));
+  }
+
+  const toml::table* state = r.Section("state", false);
+  cfg.state.configured = state != nullptr;
+  r.String(state, "state", "url", &cfg.state.url);
+  r.String(state, "state", "path", &cfg.state.path);
+  if (!cfg.state.url.empty() && !cfg.state.path.empty()) {
+    r.Fail(Status::InvalidArgument("[state] set either url (PostgreSQL) or path (SQLite file), not both"));
+  }
+
+  const toml::table* server = r.Section("server", false);
+  cfg.server.configured = server != nullptr;
+  r.String(server, "server", "listen", &cfg.server.listen);
+  r.String(server, "server", "token", &cfg.server.token);
 
   const toml::table* tr = r.Section("transform", false);
   r.String(tr, "transform", "sql", &cfg.transform_sql);
@@ -345,10 +386,13 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     ScheduleConfig s;
     r.String(sched, "schedule", "every", &s.every);
     r.String(sched, "schedule", "cron", &s.cron);
-    std::string tz;
-    r.String(sched, "schedule", "timezone", &tz);
+    r.String(sched, "schedule", "timezone", &s.timezone);
     std::optional<bool> run_on_start;
     r.Bool(sched, "schedule", "run_on_start", &run_on_start);
+    s.run_on_start = run_on_start.value_or(true);
+    if (!s.every.empty() && !s.cron.empty()) {
+      r.Fail(Status::InvalidArgument("[schedule] set either every or cron, not both"));
+    }
     if (!s.every.empty()) {
       auto secs = ParseDurationSeconds(s.every);
       if (!secs.ok()) r.Fail(secs.status().WithContext("[schedule] every"));
@@ -365,6 +409,15 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   }
   if (cfg.source.on_error != "fail" && cfg.source.on_error != "skip") {
     return Status::InvalidArgument("[source] on_error must be \"fail\" or \"skip\"");
+  }
+  if (cfg.source.batch != "all" && cfg.source.batch != "per_file") {
+    return Status::InvalidArgument("[source] batch must be \"all\" or \"per_file\"");
+  }
+  if (cfg.source.concurrency < 1 || cfg.source.concurrency > 64) {
+    return Status::InvalidArgument("[source] concurrency must be between 1 and 64");
+  }
+  if (cfg.source.path == "-" && cfg.source.is_incremental()) {
+    return Status::InvalidArgument("[source] incremental needs files; stdin cannot be remembered in a ledger");
   }
   if (cfg.destination.type.empty()) {
     return Status::InvalidArgument("[destination] type is required (postgres, duckdb, file, stdout, null)");

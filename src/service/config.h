@@ -24,6 +24,45 @@ struct SourceConfig {
   std::string on_error = "fail";
   std::string rejects;
   int64_t max_rejects = 1000;
+  /// "all": every new file of a run in one load; "per_file": one load
+  /// (one transaction, one ledger entry) per file.
+  std::string batch = "all";
+  /// Remember loaded files in the state store's ledger and load only new
+  /// or changed ones. Default: on for s3:// paths, off for local paths.
+  std::optional<bool> incremental;
+  /// Only consider files modified this recently ("24h"); 0: no limit.
+  int64_t modified_within_seconds = 0;
+  /// S3 downloads in flight at once.
+  int64_t concurrency = 4;
+
+  bool is_s3() const { return path.starts_with("s3://"); }
+  bool is_incremental() const { return incremental.value_or(is_s3()); }
+};
+
+/// Object storage access, shared by an s3:// source and an s3:// file
+/// destination. Empty values come from the environment or ~/.aws.
+struct S3Config {
+  std::string endpoint;
+  std::string region;
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+  std::string addressing;  // "path" | "virtual" | "" (path with a custom endpoint)
+  int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
+};
+
+/// Where the file ledger and run log live.
+struct StateStoreConfig {
+  std::string url;   // postgresql://... (schema sluice)
+  std::string path;  // SQLite file
+  bool configured = false;  // a [state] section was written
+};
+
+/// The monitoring HTTP service of `sluice serve`.
+struct ServerConfig {
+  std::string listen = "127.0.0.1:9187";
+  std::string token;
+  bool configured = false;
 };
 
 struct DestinationConfig {
@@ -49,6 +88,8 @@ struct EngineConfig {
 struct ScheduleConfig {
   std::string every;  // "30s", "5m", "24h"
   std::string cron;
+  std::string timezone = "UTC";
+  bool run_on_start = true;
   int64_t every_seconds = 0;
 };
 
@@ -70,6 +111,11 @@ struct PipelineConfig {
   EngineConfig engine;
   RetryConfig retry;
   std::optional<ScheduleConfig> schedule;
+  S3Config s3;
+  StateStoreConfig state;
+  ServerConfig server;
+  /// Whether this pipeline uses a state store (ledger, run log).
+  bool uses_state() const { return state.configured || source.is_incremental(); }
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

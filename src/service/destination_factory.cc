@@ -77,4 +77,10 @@ Result<std::string> CheckDestination(const DestinationConfig& config, const Sche
   return dest.batch->Describe();
 }
 
+Status PingDestination(const DestinationConfig& config) {
+  if (config.type != "postgres") return Status::OK();
+  SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(config.url));
+  return conn->Exec("SELECT 1");
+}
+
 }  // namespace sluice::service

@@ -24,4 +24,8 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config);
 Result<std::string> CheckDestination(const DestinationConfig& config, const Schema& schema,
                                      engine::DuckDbEngine* engine);
 
+/// A cheap check that the destination is reachable now (PostgreSQL:
+/// connect and SELECT 1), for /ready. Changes nothing.
+Status PingDestination(const DestinationConfig& config);
+
 }  // namespace sluice::service

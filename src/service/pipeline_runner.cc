@@ -23,9 +23,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& config,
-                                                         const CancellationSource* cancel = nullptr) {
+                                                         const CancellationSource* cancel = nullptr,
+                                                         std::vector<io::LocalFile> files = {}) {
   sources::FilesSourceOptions o;
   o.path = config.source.path;
+  o.files = std::move(files);
   o.format = config.source.format;
   o.header = config.source.header;
   o.delimiter = config.source.delimiter;
@@ -121,6 +123,11 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
     stream = std::move(stream_result).value();
     SLUICE_RETURN_IF_ERROR(dest->Begin(stream->schema()));
   }
+  if (!options.checkpoint.empty() && !options.checkpoint_database.empty() &&
+      dest->TransactionDatabase() == options.checkpoint_database) {
+    SLUICE_RETURN_IF_ERROR(dest->AddCommitStatements(options.checkpoint));
+    summary->checkpoint_committed = true;
+  }
   if (options.cancel && options.cancel->cancelled()) return Status::Cancelled("interrupted");
 
   int64_t budget = config.engine.buffer_bytes;
@@ -201,6 +208,7 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
   summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
   summary->rows = dest_counters->rows();
   for (const auto& c : runtime.counters()) {
+    summary->stage_totals.push_back({c->name(), c->rows(), c->bytes(), c->blocked_seconds()});
     if (c->batches() == 0) continue;
     char blocked[32];
     std::snprintf(blocked, sizeof(blocked), "%.1f s", c->blocked_seconds());
@@ -242,6 +250,8 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
   if (status.ok()) status = feed;
   summary->rows = rows;
   summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
+  summary->stage_totals.push_back({"source", -1, summary->bytes_in, 0});
+  summary->stage_totals.push_back({"destination", rows, 0, 0});
   return status;
 }
 
@@ -250,7 +260,7 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options) {
   auto start = Clock::now();
   RunSummary summary;
-  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel));
+  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel, options.files));
   SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   summary.source = source->Describe();
@@ -277,6 +287,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   if (status.ok()) {
     status = dest.batch ? dest.batch->Commit() : dest.native->Commit(engine.get());
   }
+  if (!status.ok()) summary.checkpoint_committed = false;
   if (!status.ok()) {
     status = source->Explain(status);
     if (dest.batch) {

@@ -9,7 +9,9 @@
 #include <string>
 
 #include "core/cancellation.h"
+#include "io/local_files.h"
 #include "service/config.h"
+#include "sluice/destination.h"
 #include "sluice/status.h"
 
 namespace sluice::service {
@@ -19,6 +21,22 @@ enum class ProgressMode { kAuto, kAlways, kNever };
 struct RunOptions {
   const CancellationSource* cancel = nullptr;
   ProgressMode progress = ProgressMode::kAuto;
+  /// When not empty: read exactly these local files (e.g. objects fetched
+  /// from S3) instead of what [source] path matches.
+  std::vector<io::LocalFile> files;
+  /// A checkpoint to commit in the destination's own transaction when that
+  /// transaction runs in `checkpoint_database` ("host:port/dbname"):
+  /// exactly once. RunSummary::checkpoint_committed says whether it was.
+  std::vector<CommitStatement> checkpoint;
+  std::string checkpoint_database;
+};
+
+/// Rows and bytes that passed one stage of the load.
+struct StageTotals {
+  std::string name;
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  double blocked_seconds = 0;
 };
 
 struct RunSummary {
@@ -31,6 +49,9 @@ struct RunSummary {
   /// Per stage: rows, bytes and time blocked on channels (where the time
   /// went), e.g. "source 5,000,000 rows 1.2 GB blocked 3.1 s; ...".
   std::string stages;
+  std::vector<StageTotals> stage_totals;
+  /// The checkpoint of RunOptions committed with the rows.
+  bool checkpoint_committed = false;
 };
 
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options);

@@ -200,6 +200,21 @@ Result<PgResultRows> PgConnection::Query(const std::string& sql,
   return rows;
 }
 
+Result<int64_t> PgConnection::Execute(const std::string& sql,
+                                      const std::vector<std::optional<std::string>>& params) {
+  if (conn_ == nullptr) return ConnectionError("statement");
+  if (in_copy_) return Status::Internal("PgConnection::Execute called during COPY");
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  ResultPtr result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                nullptr, nullptr, /*resultFormat=*/0));
+  ExecStatusType st = PQresultStatus(result.get());
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ErrorFrom(result.get(), "statement");
+  const char* tuples = PQcmdTuples(result.get());
+  return tuples != nullptr && *tuples != '\0' ? std::stoll(tuples) : 0;
+}
+
 Status PgConnection::CopyIn(const std::string& copy_sql) {
   if (conn_ == nullptr) return ConnectionError("COPY");
   if (in_copy_) return Status::Internal("a COPY is already in progress");

@@ -44,6 +44,10 @@ class PgConnection {
   Result<PgResultRows> Query(const std::string& sql,
                              const std::vector<std::optional<std::string>>& params = {});
 
+  /// Runs one statement with text parameters and returns how many rows it
+  /// affected (INSERT/UPDATE/DELETE), 0 for other statements.
+  Result<int64_t> Execute(const std::string& sql, const std::vector<std::optional<std::string>>& params);
+
   /// Starts COPY ... FROM STDIN; the connection is then in COPY mode until
   /// EndCopy() or CancelCopy().
   Status CopyIn(const std::string& copy_sql);

@@ -336,6 +336,17 @@ Status PostgresDestination::FinishLoad() {
   SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Trailer()));
   SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
   if (!merge_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->Exec(merge_sql_).WithContext("upsert merge"));
+  for (const auto& statement : commit_statements_) {
+    SLUICE_ASSIGN_OR_RETURN(int64_t affected, conn_->Execute(statement.sql, statement.params));
+    if (statement.expect_rows >= 0 && affected != statement.expect_rows) {
+      // Another run recorded the same checkpoint first: committing would
+      // load its rows a second time.
+      return Status(StatusCode::kDataError,
+                    "checkpoint already recorded by another run (statement affected " + std::to_string(affected) +
+                        " rows, expected " + std::to_string(statement.expect_rows) + "); load rolled back");
+    }
+  }
+  commit_statements_.clear();
   Status committed = conn_->Exec("COMMIT");
   if (!committed.ok() && !conn_->alive()) {
     // Not retryable: the load may have committed, and running it again
@@ -361,6 +372,14 @@ Status PostgresDestination::Commit() {
   return Status::OK();
 }
 
+std::string PostgresDestination::TransactionDatabase() const { return conn_ ? conn_->where() : ""; }
+
+Status PostgresDestination::AddCommitStatements(std::vector<CommitStatement> statements) {
+  if (!loading_) return Status::Internal(Describe() + ": AddCommitStatements without a successful Begin");
+  for (auto& s : statements) commit_statements_.push_back(std::move(s));
+  return Status::OK();
+}
+
 void PostgresDestination::Interrupt() {
   interrupted_.store(true);
   std::lock_guard<std::mutex> lock(cancel_mu_);
@@ -372,6 +391,7 @@ void PostgresDestination::Interrupt() {
 
 void PostgresDestination::Abort() {
   loading_ = false;
+  commit_statements_.clear();
   if (!conn_) return;
   try {
     if (conn_->alive()) {

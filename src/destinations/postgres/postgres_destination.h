@@ -84,6 +84,8 @@ class PostgresDestination : public Destination {
   std::string Describe() const override;
   /// Cancels the statement in progress on the server (PQcancel).
   void Interrupt() override;
+  std::string TransactionDatabase() const override;
+  Status AddCommitStatements(std::vector<CommitStatement> statements) override;
 
   /// Rows sent in the current load (or the last committed one).
   int64_t rows_written() const { return rows_; }
@@ -100,6 +102,7 @@ class PostgresDestination : public Destination {
   std::unique_ptr<PgConnection> conn_;
   bool loading_ = false;   // between a successful Begin and Commit/Abort
   std::string merge_sql_;  // upsert: run at Commit
+  std::vector<CommitStatement> commit_statements_;  // checkpoints: run just before COMMIT
   std::string buffer_;     // Write's encode buffer, reused across batches
   int64_t rows_ = 0;
 

@@ -73,7 +73,7 @@ FilesSource::~FilesSource() {
 }
 
 Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions options) {
-  if (options.path.empty()) return Status::InvalidArgument("[source] path is required");
+  if (options.path.empty() && options.files.empty()) return Status::InvalidArgument("[source] path is required");
   std::unique_ptr<FilesSource> source(new FilesSource(std::move(options)));
   const auto& o = source->options_;
   if (!o.format.empty()) {
@@ -81,7 +81,7 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
   } else if (o.path == "-") {
     source->format_ = FileFormat::kCsv;
   } else {
-    SLUICE_ASSIGN_OR_RETURN(source->format_, FormatFromPath(o.path));
+    SLUICE_ASSIGN_OR_RETURN(source->format_, FormatFromPath(o.files.empty() ? o.path : o.files.front().path));
   }
   for (auto& [name, type] : source->options_.columns) {
     auto parsed = ParseTypeName(type);
@@ -101,7 +101,9 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
   if (o.delimiter.size() > 1 && o.delimiter != "\\t") {
     return Status::InvalidArgument("[source] delimiter must be one character");
   }
-  if (o.path != "-") {
+  if (!o.files.empty()) {
+    source->files_ = o.files;
+  } else if (o.path != "-") {
     SLUICE_ASSIGN_OR_RETURN(source->files_, io::ListLocalFiles(o.path));
   }
   return source;
@@ -115,8 +117,9 @@ int64_t FilesSource::total_bytes() const {
 
 std::string FilesSource::Describe() const {
   if (is_stdin()) return "stdin";
-  if (files_.size() == 1) return files_[0].path;
-  return std::to_string(files_.size()) + " files matching '" + options_.path + "'";
+  if (files_.size() == 1) return options_.files.empty() ? files_[0].path : options_.path;
+  return std::to_string(files_.size()) + " files " + (options_.files.empty() ? "matching '" : "from '") + options_.path +
+         "'";
 }
 
 std::string FilesSource::CsvOptions() const {

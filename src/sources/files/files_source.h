@@ -30,6 +30,9 @@ enum class OnError { kFail, kSkip };
 
 struct FilesSourceOptions {
   std::string path;    // file, glob, directory, or "-" for stdin
+  /// When not empty, exactly these local files are read (e.g. objects
+  /// downloaded from S3) and `path` only names them in messages.
+  std::vector<io::LocalFile> files;
   std::string format;  // csv | parquet | jsonl; empty: from the extension
   std::optional<bool> header;
   std::string delimiter;

@@ -1,0 +1,591 @@
+#include "service/batch_job.h"
+
+#include <fnmatch.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "core/human_format.h"
+#include "core/retry.h"
+#include "io/s3/s3_client.h"
+
+namespace sluice::service {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+/// Pages of objects to consider, in key order.
+class ObjectLister {
+ public:
+  virtual ~ObjectLister() = default;
+  /// nullopt when the listing is complete.
+  virtual Result<std::optional<std::vector<state::ObjectInfo>>> NextPage() = 0;
+};
+
+/// An s3:// path: a prefix, or a glob over keys (`*` does not cross `/`).
+class S3ObjectLister : public ObjectLister {
+ public:
+  S3ObjectLister(io::S3Client* client, io::S3Url url, int64_t min_modified_ms)
+      : url_(std::move(url)), min_modified_ms_(min_modified_ms) {
+    const std::string& key = url_.key;
+    size_t glob = key.find_first_of("*?[");
+    if (glob != std::string::npos) {
+      prefix_ = key.substr(0, glob);
+      pattern_ = key;
+    } else if (key.empty() || key.back() == '/') {
+      prefix_ = key;
+    } else {
+      // A single object, or a "directory" without its trailing slash.
+      prefix_ = key;
+      exact_or_dir_ = key;
+    }
+    lister_ = client->List(url_.bucket, prefix_);
+  }
+
+  Result<std::optional<std::vector<state::ObjectInfo>>> NextPage() override {
+    while (true) {
+      SLUICE_ASSIGN_OR_RETURN(auto page, lister_->NextPage());
+      if (!page) return std::optional<std::vector<state::ObjectInfo>>();
+      std::vector<state::ObjectInfo> out;
+      for (auto& o : *page) {
+        if (!o.key.empty() && o.key.back() == '/') continue;  // a "directory" marker
+        if (!pattern_.empty() && fnmatch(pattern_.c_str(), o.key.c_str(), FNM_PATHNAME) != 0) continue;
+        if (!exact_or_dir_.empty() && o.key != exact_or_dir_ && !o.key.starts_with(exact_or_dir_ + "/")) continue;
+        if (min_modified_ms_ > 0 && o.last_modified_unix_ms < min_modified_ms_) continue;
+        out.push_back({"s3://" + url_.bucket + "/" + o.key, o.etag, o.size, o.last_modified_unix_ms});
+      }
+      if (!out.empty()) return std::optional(std::move(out));
+    }
+  }
+
+ private:
+  io::S3Url url_;
+  int64_t min_modified_ms_;
+  std::string prefix_, pattern_, exact_or_dir_;
+  std::unique_ptr<io::S3Client::Lister> lister_;
+};
+
+class LocalObjectLister : public ObjectLister {
+ public:
+  LocalObjectLister(std::vector<io::LocalFile> files, int64_t min_modified_ms) {
+    for (auto& f : files) {
+      int64_t mtime_ms = f.mtime_ns / 1000000;
+      if (min_modified_ms > 0 && mtime_ms < min_modified_ms) continue;
+      std::error_code ec;
+      fs::path abs = fs::absolute(f.path, ec);
+      char etag[64];
+      // Size and modification time stand in for an ETag: a rewritten file
+      // counts as changed.
+      std::snprintf(etag, sizeof(etag), "%llx-%llx", static_cast<unsigned long long>(f.size),
+                    static_cast<unsigned long long>(f.mtime_ns));
+      objects_.push_back({ec ? f.path : abs.lexically_normal().string(), etag, f.size, mtime_ms});
+    }
+  }
+  Result<std::optional<std::vector<state::ObjectInfo>>> NextPage() override {
+    if (next_ >= objects_.size()) return std::optional<std::vector<state::ObjectInfo>>();
+    size_t end = std::min(objects_.size(), next_ + 1000);
+    std::vector<state::ObjectInfo> page(objects_.begin() + static_cast<std::ptrdiff_t>(next_),
+                                        objects_.begin() + static_cast<std::ptrdiff_t>(end));
+    next_ = end;
+    return std::optional(std::move(page));
+  }
+
+ private:
+  std::vector<state::ObjectInfo> objects_;
+  size_t next_ = 0;
+};
+
+/// The file name a spooled object gets: its position and its base name, so
+/// the format is still told by the extension.
+std::string SpoolName(size_t index, const std::string& key) {
+  auto slash = key.find_last_of('/');
+  std::string base = slash == std::string::npos ? key : key.substr(slash + 1);
+  for (char& c : base) {
+    if (c == '\0' || static_cast<unsigned char>(c) < 0x20) c = '_';
+  }
+  return std::to_string(index) + "-" + base;
+}
+
+/// A per-run spool directory `<base>/<pipeline>/run-<pid>`. Directories of
+/// runs whose process is gone (a crash) are removed when the next run starts.
+class Spool {
+ public:
+  static Result<std::unique_ptr<Spool>> Make(const PipelineConfig& config) {
+    fs::path base = config.engine.temp_directory.empty() ? fs::temp_directory_path() / "sluice-spool"
+                                                         : fs::path(config.engine.temp_directory) / "sluice-spool";
+    std::string name = config.name;
+    for (char& c : name) {
+      if (c == '/' || c == '\0') c = '_';
+    }
+    fs::path dir = base / name;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Status::IoError("cannot create spool directory " + dir.string() + ": " + ec.message());
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      std::string n = entry.path().filename().string();
+      if (!n.starts_with("run-")) continue;
+      pid_t pid = static_cast<pid_t>(std::atoll(n.c_str() + 4));
+      if (pid > 0 && pid != getpid() && kill(pid, 0) == 0) continue;  // another live run
+      std::error_code rm;
+      fs::remove_all(entry.path(), rm);
+      if (!rm) spdlog::info("pipeline {}: removed spool {} left by an earlier run", config.name, entry.path().string());
+    }
+    auto spool = std::unique_ptr<Spool>(new Spool());
+    spool->dir_ = dir / ("run-" + std::to_string(getpid()));
+    fs::remove_all(spool->dir_, ec);
+    fs::create_directories(spool->dir_, ec);
+    if (ec) return Status::IoError("cannot create spool directory " + spool->dir_.string() + ": " + ec.message());
+    return spool;
+  }
+  ~Spool() {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  std::string PathFor(size_t index, const std::string& key) const { return (dir_ / SpoolName(index, key)).string(); }
+
+ private:
+  Spool() = default;
+  fs::path dir_;
+};
+
+/// A fetched object, ready to be read by DuckDB.
+struct Fetched {
+  io::LocalFile file;
+  state::ObjectInfo object;  // ETag as downloaded (it may have changed since listing)
+  int64_t downloaded = 0;
+};
+
+/// Downloads objects in order with at most `window` of them fetched ahead
+/// of the consumer, on `concurrency` threads. Local files pass through.
+class Fetcher {
+ public:
+  Fetcher(io::S3Client* client, Spool* spool, std::vector<state::ObjectInfo> objects, int concurrency,
+          size_t window, const CancellationSource* cancel)
+      : client_(client), spool_(spool), objects_(std::move(objects)), window_(window), cancel_(cancel) {
+    results_.resize(objects_.size());
+    if (client_ == nullptr) return;
+    int threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(concurrency), objects_.size()));
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~Fetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  /// Waits for object i (consumed in order) and returns it.
+  Result<Fetched> Take(size_t i) {
+    const auto& o = objects_[i];
+    if (client_ == nullptr) {
+      return Fetched{io::LocalFile{o.key, o.size, o.modified_unix_ms * 1000000}, o, 0};
+    }
+    std::unique_lock<std::mutex> lock(mu_);
+    consumed_ = i;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return results_[i].has_value() || stop_; });
+    if (!results_[i]) return Status::Cancelled("interrupted");
+    auto result = std::move(*results_[i]);
+    results_[i].reset();
+    return result;
+  }
+  /// The consumer is done with object i: its spool file goes.
+  void Release(size_t i) {
+    if (client_ == nullptr) return;
+    std::error_code ec;
+    fs::remove(spool_->PathFor(i, objects_[i].key), ec);
+    std::lock_guard<std::mutex> lock(mu_);
+    consumed_ = i + 1;
+    cv_.notify_all();
+  }
+
+ private:
+  void Work() {
+    while (true) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || next_ >= objects_.size() || next_ < consumed_ + window_; });
+        if (stop_ || next_ >= objects_.size()) return;
+        i = next_++;
+      }
+      Result<Fetched> r = Download(i);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        results_[i] = std::move(r);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  Result<Fetched> Download(size_t i) {
+    if (cancel_ && cancel_->cancelled()) return Status::Cancelled("interrupted");
+    const auto& o = objects_[i];
+    SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(o.key));
+    std::string path = spool_->PathFor(i, o.key);
+    SLUICE_ASSIGN_OR_RETURN(io::S3Object got, client_->Download(url.bucket, url.key, path));
+    Fetched f;
+    f.file = io::LocalFile{path, got.size, 0};
+    f.object = o;
+    if (!got.etag.empty()) f.object.etag = got.etag;
+    f.object.size = got.size;
+    f.downloaded = got.size;
+    return f;
+  }
+
+  io::S3Client* client_;
+  Spool* spool_;
+  std::vector<state::ObjectInfo> objects_;
+  size_t window_;
+  const CancellationSource* cancel_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::optional<Result<Fetched>>> results_;
+  size_t next_ = 0;
+  size_t consumed_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config, const CancellationSource* cancel) {
+  io::S3Options o;
+  o.endpoint = config.s3.endpoint;
+  o.region = config.s3.region;
+  o.access_key_id = config.s3.access_key_id;
+  o.secret_access_key = config.s3.secret_access_key;
+  o.session_token = config.s3.session_token;
+  if (!config.s3.addressing.empty()) o.path_style = config.s3.addressing == "path";
+  o.stall_timeout_ms = config.s3.stall_timeout_seconds * 1000;
+  o.cancel = cancel;
+  SLUICE_ASSIGN_OR_RETURN(o, io::ResolveS3Options(std::move(o), GetEnv));
+  return io::S3Client::Make(std::move(o));
+}
+
+/// Errors name the object, not the spool file it was read from.
+Status Rename(const Status& status, const std::vector<std::pair<std::string, std::string>>& names) {
+  if (status.ok()) return status;
+  std::string msg = status.message();
+  for (const auto& [from, to] : names) {
+    for (size_t pos = 0; (pos = msg.find(from, pos)) != std::string::npos; pos += to.size()) {
+      msg.replace(pos, from.size(), to);
+    }
+  }
+  return Status(status.code(), msg, status.retryable());
+}
+
+void AddStages(std::vector<StageTotals>* into, const std::vector<StageTotals>& stages) {
+  for (const auto& s : stages) {
+    auto it = std::find_if(into->begin(), into->end(), [&](const StageTotals& t) { return t.name == s.name; });
+    if (it == into->end()) {
+      into->push_back(s);
+    } else {
+      it->rows += s.rows;
+      it->bytes += s.bytes;
+      it->blocked_seconds += s.blocked_seconds;
+    }
+  }
+}
+
+}  // namespace
+
+std::string ErrorKind(const Status& status) {
+  switch (status.code()) {
+    case StatusCode::kOk: return "";
+    case StatusCode::kInvalidArgument: return "config";
+    case StatusCode::kDataError: return "data";
+    case StatusCode::kSchemaMismatch: return "schema";
+    case StatusCode::kNotFound: return "not_found";
+    case StatusCode::kIoError: return "io";
+    case StatusCode::kUnavailable: return "unavailable";
+    case StatusCode::kCancelled: return "cancelled";
+    default: return "internal";
+  }
+}
+
+state::StateConfig StateConfigFor(const PipelineConfig& config) {
+  state::StateConfig s;
+  s.url = config.state.url;
+  s.path = config.state.path.empty() && config.state.url.empty() ? ".sluice/state.db" : config.state.path;
+  return s;
+}
+
+Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& options) {
+  auto start = Clock::now();
+  const CancellationSource* cancel = options.run.cancel;
+  state::StateStore* store = options.store;
+  JobReport report;
+  SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
+  SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
+
+  auto finish = [&](Status status) -> Result<JobReport> {
+    report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (status.ok() && report.files_failed > 0) {
+      status = Status::DataError(std::to_string(report.files_failed) + " of " + std::to_string(report.files_found) +
+                                 " files failed; the first: " + report.error);
+    }
+    if (status.ok()) {
+      report.status = "succeeded";
+    } else {
+      report.status = status.code() == StatusCode::kCancelled ? "cancelled" : "failed";
+      report.error = status.message();
+      if (report.error_kind.empty()) report.error_kind = ErrorKind(status);
+    }
+    report.retryable = !status.ok() && status.retryable();
+    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded, report.rows,
+                                     NowUnixMs());
+    if (!logged.ok()) spdlog::warn("pipeline {}: could not record the end of run {}: {}", config.name,
+                                   report.run_id, logged.message());
+    return report;
+  };
+
+  // 1. What is new: the listing, page by page, through the ledger.
+  std::unique_ptr<io::S3Client> client;
+  std::unique_ptr<ObjectLister> lister;
+  int64_t min_modified =
+      config.source.modified_within_seconds > 0 ? NowUnixMs() - config.source.modified_within_seconds * 1000 : 0;
+  if (config.source.is_s3()) {
+    auto url = io::ParseS3Url(config.source.path);
+    if (!url.ok()) return finish(url.status().WithContext("[source] path"));
+    auto made = MakeS3Client(config, cancel);
+    if (!made.ok()) return finish(made.status());
+    client = std::move(made).value();
+    lister = std::make_unique<S3ObjectLister>(client.get(), *url, min_modified);
+  } else {
+    auto files = io::ListLocalFiles(config.source.path);
+    if (!files.ok()) {
+      // An empty directory or a glob without matches is not an error for an
+      // incremental source: nothing arrived yet.
+      if (files.status().code() != StatusCode::kNotFound) return finish(files.status());
+      files = std::vector<io::LocalFile>{};
+    }
+    lister = std::make_unique<LocalObjectLister>(std::move(files).value(), min_modified);
+  }
+  std::vector<state::ObjectInfo> todo;
+  int64_t listed = 0;
+  while (true) {
+    if (cancel && cancel->cancelled()) return finish(Status::Cancelled("interrupted while listing"));
+    auto page = lister->NextPage();
+    if (!page.ok()) return finish(page.status().WithContext("listing " + config.source.path));
+    if (!*page) break;
+    listed += static_cast<int64_t>((*page)->size());
+    auto fresh = store->FilterNew(config.name, **page);
+    if (!fresh.ok()) return finish(fresh.status().WithContext("state store " + store->Describe()));
+    for (auto& o : *fresh) todo.push_back(std::move(o));
+  }
+  report.files_found = static_cast<int64_t>(todo.size());
+  spdlog::info("pipeline {}: run {}: {} new or changed of {} files under {}", config.name, report.run_id,
+               Thousands(report.files_found), Thousands(listed), config.source.path);
+  if (todo.empty()) return finish(Status::OK());
+
+  // 2. Fetch and load.
+  std::unique_ptr<Spool> spool;
+  if (client) {
+    auto made = Spool::Make(config);
+    if (!made.ok()) return finish(made.status());
+    spool = std::move(made).value();
+  }
+  std::string ledger_db = store->PostgresDatabase();
+  bool per_file = config.source.batch == "per_file";
+  size_t window = per_file ? static_cast<size_t>(config.source.concurrency) : todo.size();
+  Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window, cancel);
+
+  // Loads `group` (indexes into todo) as one transaction with its ledger entries.
+  auto load = [&](const std::vector<size_t>& group) -> Status {
+    auto group_start = Clock::now();
+    std::vector<Fetched> fetched;
+    std::vector<std::pair<std::string, std::string>> names;
+    Status status;
+    for (size_t i : group) {
+      auto f = fetcher.Take(i);
+      if (!f.ok()) {
+        status = f.status();
+        break;
+      }
+      report.bytes_downloaded += f->downloaded;
+      names.emplace_back(f->file.path, f->object.key);
+      fetched.push_back(std::move(f).value());
+    }
+    RunSummary summary;
+    std::vector<state::ObjectInfo> objects;
+    for (const auto& f : fetched) objects.push_back(f.object);
+    if (status.ok()) {
+      RunOptions run = options.run;
+      for (const auto& f : fetched) run.files.push_back(f.file);
+      if (!ledger_db.empty()) {
+        auto statements = store->MarkLoadedStatements(config.name, report.run_id, objects);
+        if (!statements.ok()) {
+          status = statements.status();
+        } else {
+          for (auto& s : *statements) run.checkpoint.push_back({s.sql, s.params, s.expect_rows});
+          run.checkpoint_database = ledger_db;
+        }
+      }
+      if (status.ok()) {
+        auto result = RunPipelineOnce(config, run);
+        if (result.ok()) {
+          summary = std::move(result).value();
+        } else {
+          status = result.status();
+        }
+      }
+    }
+    if (status.ok() && !summary.checkpoint_committed) {
+      // At least once: the rows are committed; a crash before this line
+      // loads these files again on the next run.
+      status = store->MarkLoaded(config.name, report.run_id, objects);
+      if (!status.ok()) {
+        status = status.WithContext("the rows were committed, but recording the files as loaded failed "
+                                    "(they will be loaded again by the next run)");
+      }
+    }
+    status = Rename(status, names);
+    if (status.ok()) report.exactly_once = summary.checkpoint_committed;
+    double seconds = std::chrono::duration<double>(Clock::now() - group_start).count();
+    for (size_t k = 0; k < group.size(); ++k) {
+      const auto& o = k < fetched.size() ? fetched[k].object : todo[group[k]];
+      state::FileRecord rec;
+      rec.run_id = report.run_id;
+      rec.pipeline = config.name;
+      rec.file = o.key;
+      rec.etag = o.etag;
+      rec.size = o.size;
+      rec.rows_in = -1;  // not counted separately from the transform's result
+      rec.rows_out = group.size() == 1 ? summary.rows : -1;
+      rec.bytes = o.size;
+      rec.seconds = seconds;
+      rec.status = status.ok() ? "loaded" : "failed";
+      rec.error = status.ok() ? "" : status.message();
+      Status logged = store->RecordFile(rec);
+      if (!logged.ok()) spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
+    }
+    for (size_t i : group) fetcher.Release(i);
+    if (status.ok()) {
+      report.files_loaded += static_cast<int64_t>(group.size());
+      report.rows += summary.rows;
+      report.bytes_in += summary.bytes_in;
+      report.destination = summary.destination;
+      AddStages(&report.stages, summary.stage_totals);
+      spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s{}", config.name, Thousands(summary.rows),
+                   group.size() == 1 ? todo[group[0]].key : std::to_string(group.size()) + " files",
+                   summary.destination, seconds, summary.checkpoint_committed ? " (ledger in the same transaction)" : "");
+    }
+    return status;
+  };
+
+  if (!per_file) {
+    std::vector<size_t> all(todo.size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    Status status = load(all);
+    if (!status.ok()) report.files_failed = static_cast<int64_t>(todo.size());
+    return finish(status);
+  }
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (cancel && cancel->cancelled()) return finish(Status::Cancelled("interrupted; the remaining files are left for the next run"));
+    Status status = load({i});
+    if (status.ok()) continue;
+    // A bad file does not hold back the others: it is recorded as failed
+    // and tried again by the next run. Anything else (the destination or
+    // the store unavailable, Ctrl-C) ends the run.
+    if (status.code() == StatusCode::kDataError || status.code() == StatusCode::kSchemaMismatch ||
+        status.code() == StatusCode::kNotFound) {
+      spdlog::error("pipeline {}: {}", config.name, status.message());
+      if (report.files_failed++ == 0) {
+        report.error = status.message();
+        report.error_kind = ErrorKind(status);
+      }
+      continue;
+    }
+    return finish(status);
+  }
+  return finish(Status::OK());
+}
+
+namespace {
+
+Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& options) {
+  JobReport report;
+  state::StateStore* store = options.store;
+  if (store) {
+    SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
+    SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
+  }
+  auto summary = RunPipelineOnce(config, options.run);
+  if (summary.ok()) {
+    report.status = "succeeded";
+    report.files_loaded = report.files_found = 1;
+    report.rows = summary->rows;
+    report.bytes_in = summary->bytes_in;
+    report.seconds = summary->seconds;
+    report.stages = summary->stage_totals;
+    report.source = summary->source;
+    report.destination = summary->destination;
+    report.rejected = summary->rejected;
+    report.stages_text = summary->stages;
+  } else {
+    report.status = summary.status().code() == StatusCode::kCancelled ? "cancelled" : "failed";
+    report.error = summary.status().message();
+    report.error_kind = ErrorKind(summary.status());
+  }
+  if (store) {
+    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded, report.rows,
+                                     NowUnixMs());
+    if (!logged.ok()) spdlog::warn("pipeline {}: could not record run {}: {}", config.name, report.run_id,
+                                   logged.message());
+  }
+  report.retryable = summary.ok() ? false : summary.status().retryable();
+  return report;
+}
+
+}  // namespace
+
+Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options) {
+  bool batch_job = config.source.is_incremental() && options.store != nullptr;
+  auto once = [&]() -> Result<JobReport> {
+    return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
+  };
+  RetryPolicy policy;
+  policy.initial = std::chrono::seconds(config.retry.initial_seconds);
+  policy.max_delay = std::chrono::seconds(config.retry.max_delay_seconds);
+  policy.max_elapsed = std::chrono::seconds(config.retry.max_elapsed_seconds);
+  policy.max_attempts = static_cast<int>(config.retry.max_attempts);
+  RetryState retry(policy);
+  const CancellationSource* cancel = options.run.cancel;
+  while (true) {
+    auto report = once();
+    // A retryable failure (connection lost, server unavailable) left the
+    // destination as it was, so the run can go again. Not for stdin: what
+    // was read from it is gone.
+    bool retryable = report.ok() ? report->retryable : report.status().retryable();
+    if (!retryable || config.source.path == "-" || (cancel && cancel->cancelled())) return report;
+    auto delay = retry.NextDelay();
+    if (delay.count() < 0) return report;
+    std::string error = report.ok() ? report->error : report.status().message();
+    spdlog::warn("pipeline {}: {}; retrying in {:.1f} s (attempt {} of {})", config.name, error,
+                 delay.count() / 1000.0, retry.attempts() + 1, config.retry.max_attempts);
+    if (!SleepUnlessCancelled(delay, cancel)) return report;
+  }
+}
+
+}  // namespace sluice::service

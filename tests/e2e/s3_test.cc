@@ -1,0 +1,283 @@
+// Scheduled batch ETL from S3: incremental runs against a real S3 server
+// (s3rver) and PostgreSQL, the file ledger and run log in both state
+// stores, faults from a flaky server, and kill -9 in the middle of a run.
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <random>
+#include <set>
+
+#include "e2e_support.h"
+#include "harness/fault_proxy.h"
+#include "harness/s3_server.h"
+
+namespace sluice::e2e {
+namespace {
+
+using sluice::testing::CliProcess;
+using sluice::testing::FaultKind;
+using sluice::testing::FaultProxy;
+using sluice::testing::FaultProxyOptions;
+using sluice::testing::S3Server;
+
+/// The binary's one S3 server, started on first use.
+S3Server* SharedS3() {
+  static std::unique_ptr<S3Server> server;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    auto started = S3Server::Start();
+    if (!started.ok()) {
+      ADD_FAILURE() << "cannot start the S3 server: " << started.status().ToString();
+      return nullptr;
+    }
+    server = std::move(started).value();
+  }
+  return server.get();
+}
+
+/// The CSV text of WriteSimpleCsv, in memory.
+std::string SimpleCsv(int64_t first_id, int64_t n) {
+  TempDir tmp("sluice-csv");
+  WriteSimpleCsv(tmp.Path("f.csv"), first_id, n);
+  return tmp.Read("f.csv");
+}
+
+class S3PipelineTest : public PgTest {
+ protected:
+  void SetUp() override {
+    PgTest::SetUp();
+    s3_ = SharedS3();
+    ASSERT_NE(s3_, nullptr);
+    // Bucket names: lower case, unique per test.
+    bucket_ = db_.substr(0, 50);
+    for (char& c : bucket_) {
+      if (c == '_') c = '-';
+    }
+    Status s = s3_->CreateBucket(bucket_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  void Put(const std::string& key, const std::string& body) {
+    Status s = s3_->PutObject(bucket_, key, body);
+    ASSERT_TRUE(s.ok()) << key << ": " << s.ToString();
+  }
+
+  /// [s3] pointing at `endpoint` (the server, or a proxy in front of it).
+  std::string S3Section(const std::string& endpoint) const {
+    return "[s3]\nendpoint = '" + endpoint +
+           "'\nregion = \"us-east-1\"\naccess_key_id = \"S3RVER\"\nsecret_access_key = \"S3RVER\"\n";
+  }
+
+  std::string Pipeline(const std::string& pattern, const std::string& extra_source = "",
+                       const std::string& state = "", const std::string& endpoint = "") const {
+    std::string state_section = state.empty() ? "[state]\nurl = '" + url_ + "'\n" : state;
+    return "name = \"orders\"\n[source]\npath = 's3://" + bucket_ + "/" + pattern +
+           "'\nformat = \"csv\"\nheader = true\ncolumns = { id = \"BIGINT\", name = \"VARCHAR\", amount = "
+           "\"DECIMAL(12,2)\" }\n" +
+           extra_source + "\n" + S3Section(endpoint.empty() ? s3_->endpoint() : endpoint) + state_section +
+           PgDestination(url_, "public.items") + EngineSection() +
+           "[retry]\nmax_attempts = 1\n";
+  }
+
+  /// ids loaded more than once, and the total.
+  void ExpectIdsExactly(int64_t expected_rows) {
+    EXPECT_EQ(Count("public.items"), expected_rows);
+    EXPECT_EQ(Scalar("SELECT count(*) FROM (SELECT id FROM public.items GROUP BY id HAVING count(*) > 1) d"), "0");
+  }
+
+  S3Server* s3_ = nullptr;
+  std::string bucket_;
+};
+
+TEST_F(S3PipelineTest, IncrementalRunsLoadOnlyNewAndChangedObjects) {
+  for (int i = 0; i < 5; ++i) Put("in/part-" + std::to_string(i) + ".csv", SimpleCsv(i * 1000, 1000));
+  Put("in/ignored.txt", "not a csv");
+  Put("other/part-9.csv", SimpleCsv(90000, 10));
+  std::string toml = Pipeline("in/*.csv");
+
+  auto first = RunPipeline(dir_, toml);
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  ExpectIdsExactly(5000);
+  EXPECT_NE(first.err.find("5 new or changed of 5 files"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("exactly once"), std::string::npos) << first.err;
+
+  auto second = RunPipeline(dir_, toml);
+  ASSERT_EQ(second.exit_code, 0) << Describe(second);
+  EXPECT_NE(second.err.find("0 new or changed of 5 files"), std::string::npos) << second.err;
+  ExpectIdsExactly(5000);
+
+  // Two new objects and one overwritten with other rows.
+  Put("in/part-5.csv", SimpleCsv(5000, 1000));
+  Put("in/part-6.csv", SimpleCsv(6000, 1000));
+  Put("in/part-2.csv", SimpleCsv(7000, 500));
+  auto third = RunPipeline(dir_, toml);
+  ASSERT_EQ(third.exit_code, 0) << Describe(third);
+  EXPECT_NE(third.err.find("3 new or changed of 7 files"), std::string::npos) << third.err;
+  ExpectIdsExactly(5000 + 2500);
+
+  // The run log: three runs, the last one with exactly those three files.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE pipeline = 'orders' AND status = 'succeeded'"), "3");
+  EXPECT_EQ(Scalar("SELECT string_agg(file, ',' ORDER BY file) FROM sluice.run_files WHERE run_id = "
+                   "(SELECT max(id) FROM sluice.runs)"),
+            "s3://" + bucket_ + "/in/part-2.csv,s3://" + bucket_ + "/in/part-5.csv,s3://" + bucket_ +
+                "/in/part-6.csv");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger WHERE pipeline = 'orders'"), "7");
+  EXPECT_EQ(Scalar("SELECT files || '/' || rows FROM sluice.runs ORDER BY id DESC LIMIT 1"), "3/2500");
+}
+
+TEST_F(S3PipelineTest, PerFileWithSqliteStateRecordsEveryFileAndSkipsABadOne) {
+  Put("d/a.csv", SimpleCsv(0, 100));
+  Put("d/b.csv", "id,name,amount\n1000,x,1.00\nnot-a-number,y,2.00\n");
+  Put("d/c.csv", SimpleCsv(2000, 100));
+  std::string state_path = dir_.Path("state/ledger.db");
+  std::string toml = Pipeline("d/", "batch = \"per_file\"", "[state]\npath = '" + state_path + "'\n");
+
+  auto first = RunPipeline(dir_, toml);
+  EXPECT_EQ(first.exit_code, 1) << Describe(first);
+  // The bad object is named by its key and line, not by a spool file.
+  EXPECT_NE(first.err.find("s3://" + bucket_ + "/d/b.csv"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("line 3"), std::string::npos) << first.err;
+  EXPECT_EQ(first.err.find("sluice-spool"), std::string::npos) << first.err;
+  ExpectIdsExactly(200);
+
+  // Fixed upstream: the next run loads only the file that failed.
+  Put("d/b.csv", "id,name,amount\n1000,x,1.00\n1001,y,2.00\n");
+  auto second = RunPipeline(dir_, toml);
+  ASSERT_EQ(second.exit_code, 0) << Describe(second);
+  EXPECT_NE(second.err.find("1 new or changed of 3 files"), std::string::npos) << second.err;
+  ExpectIdsExactly(202);
+  EXPECT_NE(second.err.find("at least once"), std::string::npos) << second.err;
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(state_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  auto scalar = [&](const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    std::string out = "<error>";
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      const unsigned char* v = sqlite3_column_text(st, 0);
+      out = v ? reinterpret_cast<const char*>(v) : "<NULL>";
+    } else {
+      out = std::string("<error: ") + sqlite3_errmsg(db) + ">";
+    }
+    sqlite3_finalize(st);
+    return out;
+  };
+  EXPECT_EQ(scalar("SELECT count(*) FROM runs"), "2");
+  EXPECT_EQ(scalar("SELECT group_concat(status, ',') FROM (SELECT status FROM runs ORDER BY id)"),
+            "failed,succeeded");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_files WHERE status = 'loaded'"), "3");
+  EXPECT_EQ(scalar("SELECT count(*) FROM run_files WHERE status = 'failed' AND file LIKE '%/d/b.csv' "
+                   "AND error LIKE '%line 3%'"),
+            "1");
+  EXPECT_EQ(scalar("SELECT rows_out FROM run_files WHERE file LIKE '%/d/a.csv'"), "100");
+  sqlite3_close(db);
+}
+
+TEST_F(S3PipelineTest, SurvivesAFlakyServer) {
+  for (int i = 0; i < 6; ++i) Put("f/p" + std::to_string(i) + ".csv", SimpleCsv(i * 20000, 20000));
+  FaultProxyOptions o;
+  o.upstream_port = s3_->port();
+  o.probability = {{FaultKind::kInternalError, 0.1}, {FaultKind::kSlowDown, 0.1},
+                   {FaultKind::kTooManyRequests, 0.05}, {FaultKind::kCut, 0.1},
+                   {FaultKind::kStall, 0.05}};
+  o.stall_duration = std::chrono::milliseconds(4000);
+  o.seed = 7;
+  auto proxy = FaultProxy::Start(o);
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  std::string toml = Pipeline("f/", "batch = \"per_file\"", "", (*proxy)->endpoint());
+  toml.replace(toml.find("[s3]\n"), 5, "[s3]\nstall_timeout = \"2s\"\n");
+  auto run = RunPipeline(dir_, toml);
+  ASSERT_EQ(run.exit_code, 0) << Describe(run) << "\n" << (*proxy)->Summary();
+  ExpectIdsExactly(120000);
+  EXPECT_GE((*proxy)->total_faults(), 2) << (*proxy)->Summary();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger"), "6");
+}
+
+TEST_F(S3PipelineTest, AccessDeniedFailsFastNamingBucketAndKey) {
+  Put("x/secret.csv", SimpleCsv(0, 10));
+  FaultProxyOptions o;
+  o.upstream_port = s3_->port();
+  o.deny_path_substring = "secret.csv";
+  auto proxy = FaultProxy::Start(o);
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  std::string toml = Pipeline("x/", "", "", (*proxy)->endpoint());
+  auto start = std::chrono::steady_clock::now();
+  auto run = RunPipeline(dir_, toml);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(run.exit_code, 1) << Describe(run);
+  EXPECT_LT(secs, 20) << "a 403 must not be retried";
+  EXPECT_NE(run.err.find(bucket_), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("x/secret.csv"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("403"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("S3RVER\n"), std::string::npos);
+  EXPECT_EQ(Count("public.items"), 0);
+  EXPECT_EQ((*proxy)->faults(FaultKind::kAccessDenied), 1) << (*proxy)->Summary();
+}
+
+TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
+  constexpr int kFiles = 8;
+  constexpr int64_t kRows = 150000;
+  for (int i = 0; i < kFiles; ++i) Put("k/p" + std::to_string(i) + ".csv", SimpleCsv(i * kRows, kRows));
+  std::string file = dir_.Write("kill.toml", Pipeline("k/", "batch = \"per_file\"\nconcurrency = 2"));
+  std::mt19937 rng(std::random_device{}());
+  // Kill after a random number of files was loaded, twice, then finish.
+  for (int round = 0; round < 2; ++round) {
+    auto proc = CliProcess::Start({"run", file, "--once", "--progress", "never"});
+    ASSERT_TRUE(proc.ok()) << proc.status().ToString();
+    int files_before_kill = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < files_before_kill; ++f) {
+      // Each loaded file logs one "loaded ... rows from s3://" line.
+      std::string marker = "loaded 150,000 rows from s3://";
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      size_t seen = 0;
+      while (std::chrono::steady_clock::now() < deadline) {
+        std::string err = (*proc)->StderrSoFar();
+        seen = 0;
+        for (size_t pos = 0; (pos = err.find(marker, pos)) != std::string::npos; pos += marker.size()) ++seen;
+        if (static_cast<int>(seen) > f || !(*proc)->Running()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 300));
+    (*proc)->Kill(SIGKILL);
+    auto r = (*proc)->Wait();
+    if (r.exit_code == 0) break;  // it finished before the kill
+  }
+  auto last = Sluice({"run", file, "--once", "--progress", "never"});
+  ASSERT_EQ(last.exit_code, 0) << Describe(last);
+  ExpectIdsExactly(kFiles * kRows);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger"), std::to_string(kFiles));
+  // The killed runs were closed as interrupted by the next start.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
+}
+
+TEST_F(PgTest, LocalDirectoryIsIncrementalWhenAskedAndHonoursModifiedWithin) {
+  std::string in = dir_.Path("in");
+  std::filesystem::create_directories(in);
+  WriteSimpleCsv(in + "/a.csv", 0, 10);
+  WriteSimpleCsv(in + "/old.csv", 100, 10);
+  // old.csv was last modified three days ago.
+  struct utimbuf times;
+  times.actime = times.modtime = time(nullptr) - 3 * 86400;
+  ASSERT_EQ(utime((in + "/old.csv").c_str(), &times), 0);
+  std::string toml = "name = \"local\"\n" + SimpleCsvSource(in, "incremental = true\nmodified_within = \"24h\"") +
+                     "[state]\npath = '" + dir_.Path("state.db") + "'\n" + PgDestination(url_, "public.items");
+  auto first = RunPipeline(dir_, toml);
+  ASSERT_EQ(first.exit_code, 0) << Describe(first);
+  EXPECT_EQ(Count("public.items"), 10);
+  auto second = RunPipeline(dir_, toml);
+  ASSERT_EQ(second.exit_code, 0) << Describe(second);
+  EXPECT_EQ(Count("public.items"), 10);
+  // Rewriting a file makes it new again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  WriteSimpleCsv(in + "/a.csv", 200, 5);
+  auto third = RunPipeline(dir_, toml);
+  ASSERT_EQ(third.exit_code, 0) << Describe(third);
+  EXPECT_EQ(Count("public.items"), 15);
+}
+
+}  // namespace
+}  // namespace sluice::e2e
