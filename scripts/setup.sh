@@ -37,6 +37,16 @@ if (( ${#missing[@]} )); then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# s3rver, the S3 server the test harness starts (tests/harness/s3_server.cc),
+# pinned by tests/s3rver/package-lock.json; reinstalled when the lock changes.
+if (( want_tests )); then
+  if [[ ! -d tests/s3rver/node_modules || tests/s3rver/package-lock.json -nt tests/s3rver/node_modules ]]; then
+    echo "setup: installing s3rver (tests/s3rver)"
+    npm ci --prefix tests/s3rver --no-audit --no-fund
+    touch tests/s3rver/node_modules
+  fi
+fi
+
 scripts/fetch_duckdb.sh
 
 jobs="$(nproc 2>/dev/null || echo 2)"

@@ -32,7 +32,6 @@ int64_t NowUnixMs() {
       .count();
 }
 
-bool HasGlob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
 /// Pages of objects to consider, in key order.
 class ObjectLister {

@@ -88,7 +88,7 @@ struct EngineConfig {
 struct ScheduleConfig {
   std::string every;  // "30s", "5m", "24h"
   std::string cron;
-  std::string timezone = "UTC";
+  std::string timezone;  // IANA name for cron; empty: UTC
   bool run_on_start = true;
   int64_t every_seconds = 0;
 };

@@ -68,27 +68,27 @@ struct PipelineMetrics {
     // alerts see zeros rather than nothing.
     for (const char* status : {"succeeded", "failed", "cancelled"}) Runs(status);
   }
-  CounterHandle& Runs(const std::string& status) {
+  sluice::Counter& Runs(const std::string& status) {
     return registry->Counter("sluice_runs_total", "Runs by outcome", {{"pipeline", pipeline}, {"status", status}});
   }
-  CounterHandle& Errors(const std::string& kind) {
+  sluice::Counter& Errors(const std::string& kind) {
     return registry->Counter("sluice_errors_total", "Failed runs and files by error kind",
                              {{"pipeline", pipeline}, {"kind", kind}});
   }
-  CounterHandle& StageRows(const std::string& stage) {
+  sluice::Counter& StageRows(const std::string& stage) {
     return registry->Counter("sluice_stage_rows_total", "Rows that passed a stage",
                              {{"pipeline", pipeline}, {"stage", stage}});
   }
-  CounterHandle& StageBytes(const std::string& stage) {
+  sluice::Counter& StageBytes(const std::string& stage) {
     return registry->Counter("sluice_stage_bytes_total", "Bytes that passed a stage",
                              {{"pipeline", pipeline}, {"stage", stage}});
   }
 
   MetricsRegistry* registry;
   std::string pipeline;
-  CounterHandle *files, *files_failed, *rows_in, *rows_out, *bytes_in, *bytes_out, *downloaded;
-  HistogramHandle* duration;
-  GaugeHandle *last_success, *last_run, *running;
+  sluice::Counter *files, *files_failed, *rows_in, *rows_out, *bytes_in, *bytes_out, *downloaded;
+  sluice::Histogram* duration;
+  sluice::Gauge *last_success, *last_run, *running;
 };
 
 /// One pipeline: its schedule, its state store and what it last did.
@@ -118,7 +118,7 @@ class Worker {
     while (!cancel->cancelled()) {
       bool run_now = once || !schedule_ || (first && config_.schedule->run_on_start);
       if (!run_now) {
-        auto from = schedule_->IsInterval() && last_start != SystemClock::time_point{} ? last_start : SystemClock::now();
+        auto from = dynamic_cast<const IntervalSchedule*>(schedule_.get()) != nullptr && last_start != SystemClock::time_point{} ? last_start : SystemClock::now();
         auto next = schedule_->Next(from);
         if (!next.ok()) return next.status().WithContext("[schedule]");
         {
@@ -374,7 +374,9 @@ int ServePipelines(const std::vector<std::string>& files, const ServeOptions& op
       return ExitCodeFor(started.status());
     }
     server = std::move(started).value();
-    spdlog::info("serving /health /ready /status /metrics on {}", listen);
+    std::string host = listen.substr(0, listen.rfind(':'));
+    spdlog::info("monitoring on http://{}:{} (/health /ready /status /metrics{})", host, server->port(),
+                 token.empty() ? "" : ", bearer token required");
   }
 
   std::vector<Status> results(workers.size());

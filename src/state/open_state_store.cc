@@ -1,10 +1,14 @@
+#include "state/memory_state_store.h"
+#include "state/postgres_state_store.h"
+#include "state/sqlite_state_store.h"
 #include "state/state_store.h"
 
 namespace sluice::state {
 
 Result<std::unique_ptr<StateStore>> OpenStateStore(const StateConfig& config) {
-  (void)config;
-  return Status::Internal("state stores are not built yet");
+  if (!config.url.empty()) return OpenPostgresStateStore(config.url);
+  if (config.memory) return MakeMemoryStateStore();
+  return OpenSqliteStateStore(config.path.empty() ? ".sluice/state.db" : config.path);
 }
 
 }  // namespace sluice::state

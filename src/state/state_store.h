@@ -29,6 +29,9 @@ struct ObjectInfo {
   int64_t modified_unix_ms = 0;
 };
 
+/// The error CloseAbandonedRuns gives the runs it closes.
+inline constexpr const char* kAbandonedRunError = "interrupted (process ended during the run)";
+
 struct RunRecord {
   int64_t id = 0;
   std::string pipeline;
@@ -85,14 +88,17 @@ class StateStore {
                                                     const std::vector<ObjectInfo>& page) = 0;
   /// Records objects as loaded, in the store's own transaction (used after
   /// the destination committed: at least once).
-  virtual Status MarkLoaded(const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) = 0;
+  virtual Status MarkLoaded(const std::string& pipeline, int64_t run_id,
+                            const std::vector<ObjectInfo>& objects) = 0;
   /// When the store is PostgreSQL: the statements that record `objects` as
-  /// loaded (and their run-log file rows), for the destination to run in its
-  /// load transaction: exactly once when the destination is the same
-  /// database. Each ledger statement fails the load (expect_rows) when the
-  /// same key and ETag was recorded meanwhile. Other stores return an error.
-  virtual Result<std::vector<CheckpointStatement>> MarkLoadedStatements(const std::string& pipeline, int64_t run_id,
-                                                                        const std::vector<ObjectInfo>& objects) {
+  /// loaded, for the destination to run in its load transaction: exactly
+  /// once when the destination is the same database. One upsert per object
+  /// into sluice.file_ledger with expect_rows = 1: it affects 0 rows, and so
+  /// fails the load, when the same key and ETag was recorded meanwhile.
+  /// The run log's file rows are not among them: record those with
+  /// RecordFile. Does not touch the database. Other stores return an error.
+  virtual Result<std::vector<CheckpointStatement>> MarkLoadedStatements(
+      const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) {
     (void)pipeline, (void)run_id, (void)objects;
     return Status::Internal("this state store cannot write into a destination's transaction");
   }
@@ -104,14 +110,17 @@ class StateStore {
   // --- run log ---------------------------------------------------------------
   /// Starts a run (status "running") and returns its id.
   virtual Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) = 0;
+  /// Sets the final status of a run; NotFound when no run has that id.
   virtual Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
                            int64_t rows, int64_t finished_unix_ms) = 0;
   virtual Status RecordFile(const FileRecord& file) = 0;
-  /// Newest first.
+  /// At most `limit` runs (none when limit <= 0), newest first (by start
+  /// time, then id).
   virtual Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) = 0;
+  /// The files RecordFile recorded for the run, in the order it recorded them.
   virtual Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) = 0;
   /// Marks runs of `pipeline` still "running" (left by a crash) as failed
-  /// with error "interrupted (process ended during the run)"; called at start.
+  /// with error kAbandonedRunError, finished at now_unix_ms; called at start.
   virtual Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) = 0;
 };
 
@@ -123,7 +132,9 @@ struct StateConfig {
 
 /// Opens (and migrates) the store the config names: PostgreSQL when `url`
 /// is set, memory when `memory`, else SQLite at `path`, creating its
-/// directory.
+/// directory. A store written by a newer sluice (a migration this build does
+/// not know) is an InvalidArgument error; an unreachable PostgreSQL is
+/// Unavailable (retryable).
 Result<std::unique_ptr<StateStore>> OpenStateStore(const StateConfig& config);
 
 }  // namespace sluice::state

@@ -1,0 +1,810 @@
+#!/usr/bin/env python3
+"""S3 batch benchmark: sluice's scheduled batch ETL from S3 against its floor.
+
+Workload: 50 Parquet files, 5,000,000 rows in all, in a local S3 server
+(s3rver). One run of a sluice pipeline lists the bucket, finds the 50 new
+files, downloads them, aggregates them with DuckDB (group by region and
+product: sum(amount), count(*)) and writes the result into PostgreSQL,
+recording the files in its ledger in the same transaction. It is compared
+with
+
+  sluice      build/sluice run <generated pipeline TOML> --once --progress never
+  DuckDB      build/bench/sluice_duckdb_floor: DuckDB alone running the same
+  (floor)     SELECT ... FROM read_parquet('data/*.parquet') GROUP BY ALL
+              over the same files on local disk, with the same DuckDB thread
+              count. No listing, download, state store or COPY: the engine's
+              floor, which sluice cannot beat.
+  sluice,     the same pipeline over the same files on local disk (still
+  local files incremental, ledger in PostgreSQL): the difference to the
+              first row is what S3 costs, to the floor what the rest costs.
+
+Each run is timed (wall clock, including process start-up) and its peak RSS
+is taken from wait4()'s rusage. Every sluice run is verified: the table in
+PostgreSQL must equal DuckDB's result (groups, sum of counts, sum of
+amounts, and a hash over every row).
+
+The script starts its own throwaway PostgreSQL 15 and s3rver on free
+loopback ports, and stops and deletes them at the end, also on error or
+Ctrl-C. It builds nothing: it expects build/sluice and
+build/bench/sluice_duckdb_floor, and s3rver installed by
+`npm ci --prefix tests/s3rver` (scripts/setup.sh --tests does that).
+
+Python 3 standard library only; the PostgreSQL and process-measuring helpers
+are load_bench.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # no bench/__pycache__ from importing load_bench
+from load_bench import (  # noqa: E402
+    REPO,
+    Interrupted,
+    Postgres,
+    cpu_model,
+    fmt,
+    free_port,
+    git_commit,
+    kill_live_children,
+    mem_total_gb,
+    on_sigterm,
+    run_measured,
+    sql_quote,
+    tail,
+    toml_quote,
+    tool_version,
+)
+
+S3RVER_JS = REPO / "tests" / "s3rver" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+BUCKET = "bench"
+PREFIX = "parquet/"
+
+# Target from bench/README.md; printed next to the results.
+TARGET_RATIO_FLOOR = 1.3
+
+BUILD_HINT = (
+    "Build first, from the repository root:\n"
+    "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j"
+)
+
+# The transform: the same aggregate for sluice (over its input) and the floor
+# (over the files). GROUP BY ALL groups by region and product.
+AGG_SELECT = "SELECT region, product, sum(amount) AS amount, count(*) AS n FROM {src} GROUP BY ALL"
+
+# 20 regions; ~200 products come from a number.
+REGIONS = ("us-east", "us-west", "us-central", "ca-east", "ca-west", "mx-north", "br-south",
+           "uk-london", "de-berlin", "fr-paris", "es-madrid", "it-milan", "nl-amsterdam",
+           "se-stockholm", "pl-warsaw", "in-mumbai", "jp-tokyo", "kr-seoul", "sg-central",
+           "au-sydney")
+
+# Bump when the generated data changes, so a kept --workdir is regenerated.
+DATA_VERSION = 1
+
+
+def log(msg: str) -> None:
+    print(f"[s3_bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# The workload
+
+
+def generate_sql(data_dir: Path, rows: int, files: int) -> str:
+    """COPY statements writing `files` Parquet files with `rows` rows in all.
+
+    Deterministic: every value is a function of the row number i, through
+    h = i * 2654435761 mod 4294967291 (a multiplicative hash modulo a prime,
+    exact in BIGINT for any i below 3e9), so the files hold the same data on
+    every machine with the same DuckDB. region = h mod 20, product = h / 20
+    mod 200 (so the 4,000 region x product groups are evenly filled),
+    quantity 1..20, amount = quantity x the product's unit price.
+    """
+    regions = "[" + ", ".join(sql_quote(r) for r in REGIONS) + "]"
+    width = max(2, len(str(files - 1)))
+    out = []
+    for k in range(files):
+        start = rows * k // files
+        end = rows * (k + 1) // files
+        path = data_dir / f"part-{k:0{width}d}.parquet"
+        out.append(f"""COPY (
+  SELECT i AS id,
+         TIMESTAMP '2025-01-01 00:00:00' + to_seconds(i * 6) AS ts,
+         {regions}[1 + (h % 20)::INTEGER] AS region,
+         'sku-' || lpad(((h // 20) % 200)::VARCHAR, 4, '0') AS product,
+         (1 + (h // 4000) % 20)::INTEGER AS quantity,
+         ((1 + (h // 4000) % 20) * (199 + ((h // 20) % 200) * 7919 % 49800) / 100)::DECIMAL(12,2) AS amount
+  FROM (SELECT i, (i * 2654435761) % 4294967291 AS h FROM range({start}, {end}) t(i))
+) TO {sql_quote(str(path))} (FORMAT parquet);""")
+    return "\n".join(out) + "\n"
+
+
+def floor_query(data_dir: Path) -> str:
+    return AGG_SELECT.format(src=f"read_parquet({sql_quote(str(data_dir / '*.parquet'))})")
+
+
+# The same fingerprint of the aggregate, computed by DuckDB over the floor's
+# result and by PostgreSQL over sluice's table: groups, sum of n, sum of
+# amount, and an md5 over every row in order. Both servers sort strings
+# bytewise here (DuckDB's default; the benchmark's PostgreSQL is initdb'd
+# with --locale=C).
+def duckdb_fingerprint_sql(data_dir: Path) -> str:
+    return (
+        "SELECT count(*)::VARCHAR, sum(n)::VARCHAR, sum(amount)::VARCHAR, "
+        "md5(string_agg(region || '|' || product || '|' || amount::VARCHAR || '|' || n::VARCHAR, "
+        "',' ORDER BY region, product)) "
+        f"FROM ({floor_query(data_dir)})"
+    )
+
+
+def pg_fingerprint_sql(table: str) -> str:
+    return (
+        "SELECT count(*), sum(n), sum(amount), "
+        "md5(string_agg(region || '|' || product || '|' || amount::text || '|' || n::text, "
+        f"',' ORDER BY region, product)) FROM public.{table}"
+    )
+FINGERPRINT_NAMES = ("groups", "sum(n)", "sum(amount)", "row hash")
+
+
+def ensure_data(floor: Path, data_dir: Path, rows: int, files: int) -> None:
+    """Generates the files unless data_dir already holds this exact workload."""
+    manifest = data_dir / "manifest.json"
+    want = {"version": DATA_VERSION, "rows": rows, "files": files}
+    if manifest.exists():
+        try:
+            have = json.loads(manifest.read_text())
+        except ValueError:
+            have = None
+        if have == want and len(list(data_dir.glob("*.parquet"))) == files:
+            log(f"reusing {files} Parquet files in {data_dir}")
+            return
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True)
+    script = data_dir.parent / "generate.sql"
+    script.write_text(generate_sql(data_dir, rows, files))
+    log(f"generating {rows:,} rows in {files} Parquet files -> {data_dir}")
+    t0 = time.monotonic()
+    subprocess.run([str(floor), "--quiet", "--file", str(script)], check=True,
+                   capture_output=True, text=True)
+    log(f"generated in {time.monotonic() - t0:.1f} s")
+    manifest.write_text(json.dumps(want) + "\n")
+
+
+# --------------------------------------------------------------------------
+# s3rver
+
+
+class S3rver:
+    """s3rver (Node) on 127.0.0.1:<free port>, storing under base/s3.
+
+    It does not check signatures, so plain unsigned urllib requests can
+    create the bucket and upload; sluice signs its requests as it would for
+    AWS (SigV4 with the dummy S3RVER keys).
+    """
+
+    def __init__(self, base: Path, logs: Path):
+        self.dir = base / "s3"
+        self.log_path = logs / "s3rver.log"
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        node = shutil.which("node")
+        if node is None or not S3RVER_JS.exists():
+            sys.exit(f"s3rver not found ({S3RVER_JS}); install it with\n"
+                     "  npm ci --prefix tests/s3rver      (scripts/setup.sh --tests does this)")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        self.port = free_port()
+        log(f"starting s3rver on 127.0.0.1:{self.port}")
+        with open(self.log_path, "ab") as out:
+            # New session: Ctrl-C in the terminal must not stop it under us.
+            self.proc = subprocess.Popen(
+                [node, str(S3RVER_JS), "--address", "127.0.0.1", "--port", str(self.port),
+                 "--directory", str(self.dir), "--silent"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"s3rver exited with {self.proc.returncode}:\n{tail(self.log_path)}")
+            try:
+                with urllib.request.urlopen(self.endpoint + "/", timeout=2) as r:
+                    r.read()
+                return
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"s3rver did not answer within 30 s:\n{tail(self.log_path)}")
+                time.sleep(0.1)
+
+    def stop_and_delete(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def request(self, method: str, path: str, data: bytes | None = None) -> bytes:
+        req = urllib.request.Request(self.endpoint + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/octet-stream")
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.read()
+
+    def upload(self, files: list[Path]) -> None:
+        self.request("PUT", f"/{BUCKET}")
+        for f in files:
+            self.request("PUT", f"/{BUCKET}/{PREFIX}{f.name}", f.read_bytes())
+        listing = self.request("GET", f"/{BUCKET}?list-type=2&prefix={PREFIX}&max-keys=1000")
+        n = listing.count(b"<Key>")
+        if n != len(files):
+            raise RuntimeError(f"uploaded {len(files)} files but the bucket lists {n}")
+
+    def download_all(self, names: list[str], concurrency: int) -> float:
+        """Seconds to GET every object, `concurrency` at a time, into memory.
+
+        What s3rver and the loopback cost to serve the bytes, with the same
+        number of transfers in flight as sluice's default [source]
+        concurrency: a rough lower bound for sluice's download phase.
+        """
+        def get(name: str) -> int:
+            return len(self.request("GET", f"/{BUCKET}/{PREFIX}{name}"))
+
+        t0 = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+            total = sum(pool.map(get, names))
+        if total <= 0:
+            raise RuntimeError("download returned nothing")
+        return time.monotonic() - t0
+
+
+# --------------------------------------------------------------------------
+# sluice
+
+
+def write_pipeline(path: Path, name: str, pg: Postgres, threads: int, *,
+                   s3: S3rver | None, local_dir: Path | None = None, table: str = "agg") -> None:
+    """The benchmark's pipeline: from S3, or (local_dir) the same pipeline
+    over the local files, still incremental with the ledger in PostgreSQL,
+    so that the difference between the two is what S3 costs."""
+    if s3 is not None:
+        source = (f'path = "s3://{BUCKET}/{PREFIX}*.parquet"\n'
+                  '# batch = "all" is the default: every new file of a run in one load\n\n'
+                  f'[s3]\nendpoint = {toml_quote(s3.endpoint)}\nregion = "us-east-1"\n'
+                  'access_key_id = "S3RVER"\nsecret_access_key = "S3RVER"\n')
+    else:
+        source = (f"path = {toml_quote(str(local_dir / '*.parquet'))}\n"
+                  "incremental = true  # as for s3:// paths: the ledger decides what is new\n")
+    engine = f"\n[engine]\nthreads = {threads}\n" if threads > 0 else ""
+    path.write_text(
+        f"""# Generated by bench/s3_bench.py
+name = {toml_quote(name)}
+
+[source]
+{source}
+[state]
+# The ledger in the destination database: files and rows commit together.
+url = {toml_quote(pg.url())}
+
+[transform]
+sql = {toml_quote(AGG_SELECT.format(src="input"))}
+
+[destination]
+type = "postgres"
+url = {toml_quote(pg.url())}
+table = "public.{table}"
+mode = "replace"
+{engine}"""
+    )
+
+
+@dataclass
+class Phases:
+    """Where one sluice run's time went, in seconds.
+
+    From its JSON log (millisecond timestamps) and, for the probe run, from
+    watching its download spool. The log marks: "starting" (config read,
+    state store opened), "N new or changed of M files" (run recorded, bucket
+    listed, ledger consulted), "loaded ... in X s" (all files downloaded,
+    then read, aggregated and COPYed by one transaction with the ledger).
+    """
+    startup_s: float | None = None   # process start -> "starting"
+    listing_s: float | None = None   # "starting" -> "N new or changed"
+    load_s: float | None = None      # "N new or changed" -> "loaded": download + DuckDB + COPY + commit
+    finish_s: float | None = None    # "loaded" -> process exit (run log, shutdown)
+    download_s: float | None = None  # probe only: "N new or changed" -> last spool file complete
+    duckdb_copy_s: float | None = None  # probe only: last spool file complete -> "loaded"
+
+
+LOADED_RE = re.compile(r": loaded [0-9,]+ rows .* in ([0-9.]+) s\b")
+
+
+def log_times(log_path: Path) -> dict[str, float]:
+    """Wall-clock time of the first log line of each kind."""
+    marks: dict[str, float] = {}
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return marks
+    for line in lines:
+        try:
+            rec = json.loads(line)
+            msg = rec["message"]
+            t = dt.datetime.strptime(rec["time"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        if msg.endswith(": starting"):
+            marks.setdefault("starting", t)
+        elif " new or changed of " in msg:
+            marks.setdefault("listed", t)
+        elif LOADED_RE.search(msg):
+            marks.setdefault("loaded", t)
+    return marks
+
+
+def parse_phases(log_path: Path, started_at: float, wall_s: float,
+                 downloaded_at: float | None = None) -> Phases:
+    m = log_times(log_path)
+    ended_at = started_at + wall_s
+
+    def span(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else max(0.0, b - a)
+
+    p = Phases(
+        startup_s=span(started_at, m.get("starting")),
+        listing_s=span(m.get("starting"), m.get("listed")),
+        load_s=span(m.get("listed"), m.get("loaded")),
+        finish_s=span(m.get("loaded"), ended_at),
+    )
+    if downloaded_at is not None:
+        p.download_s = span(m.get("listed"), downloaded_at)
+        p.duckdb_copy_s = span(downloaded_at, m.get("loaded"))
+    return p
+
+
+class SpoolWatcher:
+    """Notes when every object has been downloaded into sluice's spool.
+
+    sluice downloads into TMPDIR/sluice-spool/<pipeline>/run-<pid>/<i>-<name>
+    and deletes the files when the load is done. Polling that directory
+    every few ms (only in the untimed probe run: it costs some CPU) gives the
+    moment the last byte arrived: all files present with their full sizes.
+    """
+
+    def __init__(self, spool_dir: Path, sizes: dict[str, int]):
+        self.dir = spool_dir
+        self.sizes = sizes
+        self.done_at: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SpoolWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.002):
+            complete = 0
+            try:
+                for f in self.dir.glob("run-*/*"):
+                    base = f.name.split("-", 1)[1] if "-" in f.name else f.name
+                    if self.sizes.get(base) == f.stat().st_size:
+                        complete += 1
+            except OSError:
+                continue
+            if complete >= len(self.sizes):
+                self.done_at = time.time()
+                return
+
+
+# --------------------------------------------------------------------------
+# Reporting
+
+
+SLUICE_S3 = "sluice: S3 -> PostgreSQL"
+SLUICE_LOCAL = "sluice: same pipeline, local files (no S3)"
+FLOOR = "DuckDB alone, local files (floor)"
+
+
+@dataclass
+class ToolRow:
+    tool: str
+    status: str = "ok"
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    peak_rss_mb: float | None = None
+
+    @property
+    def wall_s(self) -> float | None:
+        return statistics.median(self.walls) if self.status == "ok" and self.walls else None
+
+    @property
+    def cpu_s(self) -> float | None:
+        return statistics.median(self.cpus) if self.status == "ok" and self.cpus else None
+
+
+def result_table(rows: list[ToolRow], n_rows: int, n_bytes: int) -> str:
+    floor = next((r for r in rows if r.tool == FLOOR and r.wall_s), None)
+    lines = ["| tool | wall s | rows/s | MB/s | peak RSS MB | CPU s | ratio to floor | target | result |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        wall = r.wall_s
+        ratio = wall / floor.wall_s if (wall and floor) else None
+        if r.tool != SLUICE_S3:
+            target = "-"
+        elif ratio is None:
+            target = f"<= {TARGET_RATIO_FLOOR}x"
+        else:
+            target = f"<= {TARGET_RATIO_FLOOR}x: " + ("met" if ratio <= TARGET_RATIO_FLOOR else "MISSED")
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            r.tool, fmt(wall, ".2f"),
+            fmt(n_rows / wall if wall else None, ",.0f"),
+            fmt(n_bytes / 1e6 / wall if wall else None, ".1f"),
+            fmt(r.peak_rss_mb if r.status == "ok" else None, ".1f"),
+            fmt(r.cpu_s, ".2f"),
+            fmt(ratio, ".2f") + ("x" if ratio is not None else ""),
+            target, r.status))
+    return "\n".join(lines)
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def median_or_none(values: list[float | None]) -> float | None:
+    vs = [v for v in values if v is not None]
+    return statistics.median(vs) if vs else None
+
+
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=5_000_000, help="rows in all files together")
+    ap.add_argument("--files", type=int, default=50, help="number of Parquet files")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timed runs per tool, interleaved; the median is reported")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="DuckDB threads for sluice ([engine] threads) and the floor "
+                         "(default 0: DuckDB's default, one per core)")
+    ap.add_argument("--workdir", type=Path,
+                    help="where data, logs and the servers live; the Parquet files are "
+                         "kept there and reused (default: a temp dir, deleted)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the (default, temporary) workdir with data and logs")
+    ap.add_argument("--build-dir", type=Path, default=REPO / "build",
+                    help="where sluice and bench/sluice_duckdb_floor are (default: build/)")
+    ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")
+    args = ap.parse_args()
+    if args.rows < args.files or args.files < 1 or args.repeat < 1:
+        ap.error("need --files >= 1, --rows >= --files and --repeat >= 1")
+
+    sluice = args.build_dir / "sluice"
+    floor = args.build_dir / "bench" / "sluice_duckdb_floor"
+    if not os.access(floor, os.X_OK):
+        print(f"error: {floor} not found.\n{BUILD_HINT}", file=sys.stderr)
+        return 2
+    have_sluice = os.access(sluice, os.X_OK)
+    if not have_sluice:
+        log(f"WARNING: {sluice} not found; sluice runs will be SKIPPED. {BUILD_HINT}")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    own_workdir = args.workdir is None
+    if own_workdir:
+        # /tmp so that the postgres user can traverse it when we run as root.
+        workdir = Path(tempfile.mkdtemp(prefix="sluice-s3-bench-", dir="/tmp"))
+        os.chmod(workdir, 0o755)
+    else:
+        workdir = args.workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    spool = workdir / "tmp"  # TMPDIR of sluice: its download spool goes here
+    spool.mkdir(exist_ok=True)
+    data_dir = workdir / "data"
+    log(f"workdir {workdir} (free: {shutil.disk_usage(workdir).free / 1e9:.1f} GB)")
+
+    load_at_start = load_average()
+    pg = Postgres(workdir)
+    s3 = S3rver(workdir, logs)
+    report: list[str] = []
+    failures = 0
+    threads_arg = ["--threads", str(args.threads)] if args.threads > 0 else []
+    try:
+        # ---- data and servers --------------------------------------------
+        ensure_data(floor, data_dir, args.rows, args.files)
+        files = sorted(data_dir.glob("*.parquet"))
+        n_bytes = sum(f.stat().st_size for f in files)
+        log(f"{len(files)} files, {n_bytes / 1e6:.1f} MB")
+
+        r = subprocess.run([str(floor), "--quiet", "--print", *threads_arg,
+                            "--sql", duckdb_fingerprint_sql(data_dir)],
+                           capture_output=True, text=True, check=True)
+        expected = tuple(r.stdout.splitlines()[0].split("\t"))
+        log(f"expected result: {dict(zip(FINGERPRINT_NAMES, expected))}")
+        if expected[1] != str(args.rows):
+            raise RuntimeError(f"the files hold {expected[1]} rows, expected {args.rows}")
+
+        pg.start()
+        pg_version = pg.version()
+        s3.start()
+        log(f"uploading {len(files)} files to s3://{BUCKET}/{PREFIX}")
+        t0 = time.monotonic()
+        s3.upload(files)
+        log(f"uploaded in {time.monotonic() - t0:.1f} s")
+
+        env = pg.env
+        env["TMPDIR"] = str(spool)
+
+        sizes = {f.name: f.stat().st_size for f in files}
+
+        def run_sluice(name: str, log_path: Path, watch: bool = False,
+                       local: bool = False) -> tuple[object, Phases, str | None]:
+            toml = workdir / f"{name}.toml"
+            table = "agg_local" if local else "agg"
+            write_pipeline(toml, name, pg, args.threads, s3=None if local else s3,
+                           local_dir=data_dir if local else None, table=table)
+            pg.psql("CHECKPOINT")  # untimed: the previous run's dirty pages are not billed here
+            argv = [str(sluice), "--log-format", "json", "run", str(toml), "--once",
+                    "--progress", "never"]
+            log(f"sluice: {' '.join(argv)}")
+            log_path.unlink(missing_ok=True)  # a kept --workdir has old logs: parse only this run's
+            started_at = time.time()
+            if watch:
+                with SpoolWatcher(spool / "sluice-spool" / name, sizes) as watcher:
+                    res = run_measured(argv, log_path=log_path, env=env, timeout_s=args.timeout,
+                                       stdin=subprocess.DEVNULL)
+                phases = parse_phases(log_path, started_at, res.wall_s, watcher.done_at)
+            else:
+                res = run_measured(argv, log_path=log_path, env=env, timeout_s=args.timeout,
+                                   stdin=subprocess.DEVNULL)
+                phases = parse_phases(log_path, started_at, res.wall_s)
+            problem = None
+            if res.timed_out:
+                problem = f"timeout after {args.timeout:.0f}s"
+            elif res.exit_code != 0:
+                problem = f"exit code {res.exit_code}"
+            else:
+                try:
+                    got = tuple(pg.psql(pg_fingerprint_sql(table)).split("|"))
+                except RuntimeError as e:
+                    got = None
+                    problem = f"no result table: {str(e).splitlines()[-1]}"
+                if got is not None and got != expected:
+                    problem = "result differs from DuckDB's: " + ", ".join(
+                        f"{n} {a} != {b}" for n, a, b in zip(FINGERPRINT_NAMES, got, expected)
+                        if a != b)
+            return res, phases, problem
+
+        # ---- untimed warm-up ---------------------------------------------
+        # Creates the ledger schema and the tables (a first run's one-off
+        # work), and puts the objects in the page cache as the floor's files are.
+        sluice_row = ToolRow(SLUICE_S3)
+        local_row = ToolRow(SLUICE_LOCAL)
+        floor_row = ToolRow(FLOOR)
+        for row, local in ((sluice_row, False), (local_row, True)):
+            if not have_sluice:
+                row.status = f"SKIPPED: {sluice} not found"
+                failures += row is sluice_row  # the benchmark did not measure what it is for
+                continue
+            tag = "local" if local else "s3"
+            log(f"warm-up run: {row.tool} (untimed)")
+            log_path = logs / f"sluice_{tag}_warmup.log"
+            _, _, problem = run_sluice(f"bench_{tag}_warmup", log_path, local=local)
+            if problem:
+                row.status = f"FAILED: {problem}"
+                failures += 1
+                log(f"{row.tool} FAILED: {problem}; log {log_path}:\n{tail(log_path)}")
+
+        def record(row: ToolRow, res, problem: str | None, log_path: Path) -> bool:
+            nonlocal failures
+            if problem:
+                row.status = f"FAILED: {problem}"
+                failures += 1
+                log(f"{row.tool} FAILED: {problem}; log {log_path}:\n{tail(log_path)}")
+                return False
+            log(f"{row.tool}: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+            row.walls.append(res.wall_s)
+            row.cpus.append(res.cpu_s)
+            row.peak_rss_mb = max(row.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
+            return True
+
+        # ---- timed runs, interleaved --------------------------------------
+        phases: list[Phases] = []
+        local_phases: list[Phases] = []
+        floor_query_s: list[float] = []
+        floor_argv = [str(floor), "--quiet", *threads_arg, "--sql", floor_query(data_dir)]
+        for rep in range(args.repeat):
+            for row, local, into in ((sluice_row, False, phases), (local_row, True, local_phases)):
+                if row.status != "ok":
+                    continue
+                # A fresh pipeline name: its ledger is empty, so all files are
+                # new, while the schema already exists as on any later run.
+                tag = "local" if local else "s3"
+                log(f"[{rep + 1}/{args.repeat}] {row.tool}")
+                log_path = logs / f"sluice_{tag}_{rep + 1}.log"
+                res, ph, problem = run_sluice(f"bench_{tag}_{rep + 1}", log_path, local=local)
+                if record(row, res, problem, log_path):
+                    into.append(ph)
+            if floor_row.status == "ok":
+                log_path = logs / f"floor_{rep + 1}.log"
+                log(f"[{rep + 1}/{args.repeat}] floor: {' '.join(floor_argv[:-1])} '<query>'")
+                log_path.unlink(missing_ok=True)
+                res = run_measured(floor_argv, log_path=log_path, timeout_s=args.timeout,
+                                   stdin=subprocess.DEVNULL)
+                out = log_path.read_text(errors="replace").split()
+                summary = dict(kv.split("=", 1) for kv in out if "=" in kv)
+                problem = None
+                if res.timed_out:
+                    problem = f"timeout after {args.timeout:.0f}s"
+                elif res.exit_code != 0:
+                    problem = f"exit code {res.exit_code}"
+                elif summary.get("rows") != expected[0]:
+                    problem = f"{summary.get('rows')} groups, expected {expected[0]}"
+                if record(floor_row, res, problem, log_path):
+                    floor_query_s.append(float(summary["seconds"]))
+
+        # ---- untimed probes: where sluice's time goes ------------------------
+        # One more sluice run with its spool watched, to split its load into
+        # download and DuckDB + COPY + commit (the log has no line between).
+        probe: Phases | None = None
+        if sluice_row.status == "ok":
+            log("probe: sluice run with its download spool watched (untimed)")
+            _, probe, problem = run_sluice("bench_s3_probe", logs / "sluice_s3_probe.log",
+                                           watch=True)
+            if problem:
+                log(f"probe run failed ({problem}); log {logs / 'sluice_s3_probe.log'}")
+                probe = None
+        # s3rver serving all objects to 4 parallel urllib clients (sluice's
+        # default [source] concurrency): what the server and loopback cost.
+        download_s = None
+        try:
+            download_s = statistics.median(
+                s3.download_all([f.name for f in files], 4) for _ in range(args.repeat))
+        except (urllib.error.URLError, OSError, RuntimeError) as e:
+            log(f"download probe failed: {e}")
+
+        # ---- report -------------------------------------------------------
+        report.append(f"## S3 batch: {args.rows:,} rows in {args.files} Parquet files "
+                      f"({n_bytes / 1e6:.1f} MB), group by region, product -> PostgreSQL")
+        report.append("")
+        report.append(result_table([sluice_row, local_row, floor_row], args.rows, n_bytes))
+        report.append("")
+        if sluice_row.wall_s and floor_row.wall_s:
+            ratio = sluice_row.wall_s / floor_row.wall_s
+            report.append(f"sluice / DuckDB floor: {ratio:.2f}x (target <= {TARGET_RATIO_FLOOR}x: "
+                          f"{'met' if ratio <= TARGET_RATIO_FLOOR else 'MISSED'})")
+            report.append("")
+        if phases or local_phases:
+            def med(ps: list[Phases], attr: str) -> str:
+                return fmt(median_or_none([getattr(p, attr) for p in ps]), ".2f")
+
+            def pr(attr: str) -> str:
+                return fmt(getattr(probe, attr) if probe else None, ".2f")
+
+            report.append("Where sluice's time goes, in seconds: medians of the timed runs, from "
+                          "sluice's JSON log timestamps (ms); \"probe\" is one more, untimed S3 "
+                          "run whose download spool was watched every 2 ms, which splits the load "
+                          "into download and the rest (the log has no line in between).")
+            report.append("")
+            report.append("| phase | S3 | S3 probe | local files |")
+            report.append("|---|---:|---:|---:|")
+            for label, attr in (
+                ("start-up: process start -> \"starting\" (config, state store)", "startup_s"),
+                ("listing: run recorded, files listed, ledger consulted", "listing_s"),
+                ("load: download + DuckDB + COPY + commit with the ledger", "load_s"),
+                ("- of which download (listed -> all files complete in the spool)", "download_s"),
+                ("- of which DuckDB + COPY + commit (spool complete -> \"loaded\")", "duckdb_copy_s"),
+                ("finish: run log, shutdown", "finish_s"),
+            ):
+                report.append(f"| {label} | {med(phases, attr)} | {pr(attr)} | "
+                              f"{med(local_phases, attr)} |")
+            report.append("")
+        if download_s is not None or floor_query_s:
+            report.append("For comparison: GET of all objects from s3rver with 4 in flight "
+                          f"(Python urllib, into memory): {fmt(download_s, '.2f')} s; the floor's "
+                          "query alone (DuckDB, without process start-up and exit): "
+                          f"{fmt(median_or_none(floor_query_s), '.2f')} s.")
+            report.append("")
+        report.append(
+            "Notes: wall time is from process start to exit. rows/s and MB/s use the input "
+            "(rows and Parquet bytes of all files) for every row. The local-files sluice row "
+            "runs the same pipeline (incremental, ledger in PostgreSQL) over the files on "
+            "local disk: its distance to the S3 row is what S3 costs (listing, download into "
+            "the spool), its distance to the floor what the rest of sluice costs (start-up, "
+            "state store, COPY, commit). Peak RSS is the process's "
+            "ru_maxrss (wait4, as /usr/bin/time %M); the PostgreSQL server and s3rver are not "
+            "counted. CPU is user+system of the process. Each sluice run uses a new pipeline "
+            "name (an empty ledger, so all files are new; the ledger schema exists, as on any "
+            "run after the first), after an untimed warm-up run and an untimed CHECKPOINT, and "
+            "is verified against DuckDB's result (groups, sum(n), sum(amount), row hash). "
+            f"DuckDB threads: {args.threads or 'default (one per core)'} for sluice and the floor. "
+            f"Median of {args.repeat} run(s), tools interleaved."
+        )
+
+        report.append("")
+        report.append("## Environment")
+        report.append("")
+        report.append(f"- host: {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs, "
+                      f"{mem_total_gb():.1f} GB RAM, Linux {platform.release()}")
+        report.append(f"- load average (1/5/15 min) at start: {load_at_start}; at the end: "
+                      f"{load_average()} (other work on the machine distorts the numbers)")
+        report.append(f"- PostgreSQL {pg_version} (local, 127.0.0.1 TCP, fsync=on, "
+                      "shared_buffers=256MB, max_wal_size=4GB, otherwise defaults)")
+        report.append(f"- s3rver {tool_version(['node', str(S3RVER_JS), '--version'])} "
+                      f"on node {tool_version(['node', '--version'])}, 127.0.0.1")
+        report.append(f"- sluice: {tool_version([str(sluice), 'version']) if have_sluice else 'not built'}"
+                      f"; commit {git_commit()}")
+        report.append(f"- floor: sluice_duckdb_floor, {tool_version([str(floor), '--version'])}")
+        report.append(f"- data: {args.files} files, {args.rows:,} rows, {n_bytes / args.rows:.1f} "
+                      "Parquet bytes/row (id, ts, region, product, quantity, amount; "
+                      "DuckDB's default Parquet writer)")
+
+    except (KeyboardInterrupt, Interrupted) as e:
+        log(f"interrupted ({str(e) or 'Ctrl-C'}); cleaning up")
+        return 130
+    except (RuntimeError, subprocess.CalledProcessError, urllib.error.URLError, OSError) as e:
+        detail = getattr(e, "stderr", None)
+        log(f"error: {e}" + (f"\n{detail.strip()}" if isinstance(detail, str) and detail else ""))
+        return 2
+    finally:
+        kill_live_children()
+        log("stopping s3rver and PostgreSQL")
+        s3.stop_and_delete()
+        pg.stop_and_delete()
+        if own_workdir and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif own_workdir:
+            log(f"kept {workdir}")
+
+    text = "\n".join(report)
+    print()
+    print(text)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
+    out = args.results_dir / f"s3_{stamp}.md"
+    out.write_text(f"# sluice S3 batch benchmark, {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
+                   f"Command: `{' '.join(sys.argv)}`\n\n{text}\n")
+    print(f"\nresults written to {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

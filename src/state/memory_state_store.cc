@@ -1,0 +1,117 @@
+#include "state/memory_state_store.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+namespace sluice::state {
+namespace {
+
+class MemoryStateStore final : public StateStore {
+ public:
+  std::string Describe() const override { return "memory"; }
+  Status Ping() override { return Status::OK(); }
+
+  Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
+                                            const std::vector<ObjectInfo>& page) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<ObjectInfo> out;
+    for (const ObjectInfo& object : page) {
+      auto it = ledger_.find({pipeline, object.key});
+      if (it == ledger_.end() || it->second.etag != object.etag) out.push_back(object);
+    }
+    return out;
+  }
+
+  Status MarkLoaded(const std::string& pipeline, int64_t run_id,
+                    const std::vector<ObjectInfo>& objects) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const ObjectInfo& object : objects) ledger_[{pipeline, object.key}] = Entry{object.etag, run_id};
+    return Status::OK();
+  }
+
+  Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    RunRecord run;
+    run.id = ++last_run_id_;
+    run.pipeline = pipeline;
+    run.started_unix_ms = started_unix_ms;
+    run.status = "running";
+    runs_.emplace(run.id, std::move(run));
+    return last_run_id_;
+  }
+
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
+                   int64_t rows, int64_t finished_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = runs_.find(run_id);
+    if (it == runs_.end()) {
+      return Status::NotFound("run " + std::to_string(run_id) + " is not in the run log");
+    }
+    RunRecord& run = it->second;
+    run.status = status;
+    run.error = error;
+    run.files = files;
+    run.rows = rows;
+    run.finished_unix_ms = finished_unix_ms;
+    return Status::OK();
+  }
+
+  Status RecordFile(const FileRecord& file) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_.push_back(file);
+    return Status::OK();
+  }
+
+  Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<RunRecord> out;
+    for (const auto& [id, run] : runs_) {
+      if (run.pipeline == pipeline) out.push_back(run);
+    }
+    std::sort(out.begin(), out.end(), [](const RunRecord& a, const RunRecord& b) {
+      return a.started_unix_ms != b.started_unix_ms ? a.started_unix_ms > b.started_unix_ms : a.id > b.id;
+    });
+    out.resize(std::min(out.size(), static_cast<size_t>(std::max(limit, 0))));
+    return out;
+  }
+
+  Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<FileRecord> out;
+    for (const FileRecord& file : files_) {
+      if (file.run_id == run_id) out.push_back(file);
+    }
+    return out;
+  }
+
+  Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [id, run] : runs_) {
+      if (run.pipeline != pipeline || run.status != "running") continue;
+      run.status = "failed";
+      run.error = kAbandonedRunError;
+      run.finished_unix_ms = now_unix_ms;
+    }
+    return Status::OK();
+  }
+
+ private:
+  struct Entry {
+    std::string etag;
+    int64_t run_id = 0;
+  };
+
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Entry> ledger_;
+  std::map<int64_t, RunRecord> runs_;
+  std::vector<FileRecord> files_;
+  int64_t last_run_id_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<StateStore> MakeMemoryStateStore() { return std::make_unique<MemoryStateStore>(); }
+
+}  // namespace sluice::state

@@ -1,0 +1,76 @@
+// PgSession: the libpq connection of the PostgreSQL state store.
+//
+// A thin layer over libpq that turns results into Status values: connection
+// trouble (refused, lost, server shutting down, serialization failures) is
+// Unavailable and retryable; SQL errors carry the server's message and
+// SQLSTATE. No message ever contains the URL's password. Parameters are
+// always sent as text, separately from the SQL.
+//
+// Thread-safety: none; the state store uses a session under its mutex.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/status.h"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
+
+namespace sluice::state {
+
+/// A parameter or value in text form; SQL NULL is nullopt.
+using PgValue = std::optional<std::string>;
+using PgParams = std::vector<PgValue>;
+
+struct PgQueryResult {
+  std::vector<std::vector<PgValue>> rows;
+  /// Rows an INSERT, UPDATE or DELETE affected (PQcmdTuples); 0 otherwise.
+  int64_t affected = 0;
+};
+
+class PgSession {
+ public:
+  /// Connects to a libpq URL or key/value string. A connect_timeout of
+  /// 10 s and client_encoding UTF8 apply unless the URL sets them. Refused
+  /// or timed-out connections are Unavailable; bad credentials and missing
+  /// databases InvalidArgument.
+  static Result<std::unique_ptr<PgSession>> Connect(const std::string& url);
+
+  ~PgSession();
+  PgSession(const PgSession&) = delete;
+  PgSession& operator=(const PgSession&) = delete;
+
+  /// "host:port/dbname" of the live connection: PQhost (or "localhost"),
+  /// PQport and PQdb, so libpq's defaults (PGHOST, PGPORT, the user name as
+  /// database, ...) are resolved the same way for every URL.
+  const std::string& identity() const { return identity_; }
+
+  /// Whether the connection is usable as far as libpq knows (a server that
+  /// went away is noticed by the next statement).
+  bool alive() const;
+  /// Whether a transaction is open (or aborted) on the connection.
+  bool in_transaction() const;
+  /// Reconnects with the same parameters (PQreset); Unavailable if it fails.
+  Status Reset();
+
+  /// Runs one or more statements without parameters (PQexec).
+  Status Exec(const std::string& sql);
+  /// Runs one statement with text parameters $1, $2, ... (PQexecParams).
+  Result<PgQueryResult> Query(const std::string& sql, const PgParams& params = {});
+
+ private:
+  PgSession() = default;
+  Status ConnectionLost(const std::string& what) const;
+  Status ErrorFrom(const PGresult* result, const std::string& what) const;
+  std::string Scrub(std::string text) const;
+
+  PGconn* conn_ = nullptr;
+  std::string identity_;
+  std::string password_;
+};
+
+}  // namespace sluice::state

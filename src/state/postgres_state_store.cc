@@ -1,0 +1,351 @@
+#include "state/postgres_state_store.h"
+
+#include <charconv>
+#include <cmath>
+#include <mutex>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "state/migrations.h"
+#include "state/pg_session.h"
+
+namespace sluice::state {
+namespace {
+
+// Unix milliseconds to timestamptz and back (extract(epoch ...) * 1000),
+// exactly: integer and numeric arithmetic both ways.
+#define SLUICE_MS_TO_TS(p) "('epoch'::timestamptz + (" p ")::bigint * interval '1 millisecond')"
+
+constexpr const char* kUpsertLedger =
+    "INSERT INTO sluice.file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
+    "VALUES ($1, $2, $3, $4::bigint, " SLUICE_MS_TO_TS("$5") ", $6::bigint, now()) "
+    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size, "
+    "modified_at = EXCLUDED.modified_at, run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at";
+
+// For a destination's transaction. The WHERE makes the statement affect no
+// row when the ledger already holds this key with this ETag: another
+// process loaded the object first (a concurrent one waits on the key's
+// index entry, then sees the committed row), and the load must roll back.
+constexpr const char* kUpsertLedgerOnce =
+    "INSERT INTO sluice.file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
+    "VALUES ($1, $2, $3, $4::bigint, " SLUICE_MS_TO_TS("$5") ", $6::bigint, now()) "
+    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size, "
+    "modified_at = EXCLUDED.modified_at, run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at "
+    "WHERE sluice.file_ledger.etag IS DISTINCT FROM EXCLUDED.etag";
+
+constexpr const char* kRunColumns =
+    "id, pipeline, (extract(epoch FROM started_at) * 1000)::bigint, "
+    "(extract(epoch FROM finished_at) * 1000)::bigint, status, coalesce(error, ''), files, rows";
+
+std::string Int(int64_t v) { return std::to_string(v); }
+
+std::string Double(double v) {
+  if (!std::isfinite(v)) v = 0;
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  return ec == std::errc() ? std::string(buf, end) : "0";
+}
+
+int64_t ToInt(const PgValue& v) {
+  int64_t out = 0;
+  if (v) std::from_chars(v->data(), v->data() + v->size(), out);
+  return out;
+}
+
+double ToDouble(const PgValue& v) {
+  if (!v) return 0;
+  double out = 0;
+  std::from_chars(v->data(), v->data() + v->size(), out);
+  return out;
+}
+
+std::string Text(const PgValue& v) { return v.value_or(""); }
+
+/// A text[] literal of the keys: every element double-quoted, with '"' and
+/// '\' backslash-escaped, so commas, braces, quotes, spaces and NULL-like
+/// words stay plain text. Sent as a parameter, never pasted into SQL.
+std::string TextArrayLiteral(const std::vector<ObjectInfo>& objects) {
+  std::string out = "{";
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : objects[i].key) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+PgParams LedgerParams(const std::string& pipeline, int64_t run_id, const ObjectInfo& o) {
+  return {pipeline, o.key, o.etag, Int(o.size), Int(o.modified_unix_ms), Int(run_id)};
+}
+
+class PostgresStateStore final : public StateStore {
+ public:
+  explicit PostgresStateStore(std::unique_ptr<PgSession> session) : session_(std::move(session)) {}
+
+  Status Migrate() {
+    std::lock_guard<std::mutex> lock(mu_);
+    // READ COMMITTED whatever the database's default: each statement after
+    // the lock must see what the previous holder of the lock committed.
+    return Transaction(*session_, "BEGIN ISOLATION LEVEL READ COMMITTED", [this](PgSession& s) -> Status {
+      // A process stuck while holding the lock must not hang every other
+      // one: after a minute the wait fails as Unavailable (55P03), and the
+      // caller may retry.
+      SLUICE_RETURN_IF_ERROR(s.Exec("SET LOCAL lock_timeout = '60s'"));
+      SLUICE_RETURN_IF_ERROR(
+          s.Query("SELECT pg_advisory_xact_lock($1::bigint)", {Int(kMigrationLockKey)}).status());
+      // Existence checks instead of IF NOT EXISTS: a role that may use but
+      // not create the schema (an administrator created it) must be able to
+      // open an up-to-date store.
+      SLUICE_ASSIGN_OR_RETURN(PgQueryResult schema,
+                              s.Query("SELECT to_regnamespace('sluice') IS NOT NULL, "
+                                      "to_regclass('sluice.schema_migrations') IS NOT NULL"));
+      if (Text(schema.rows.at(0).at(0)) != "t") SLUICE_RETURN_IF_ERROR(s.Exec("CREATE SCHEMA sluice"));
+      if (Text(schema.rows.at(0).at(1)) != "t") {
+        SLUICE_RETURN_IF_ERROR(
+            s.Exec("CREATE TABLE sluice.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                   "applied_at timestamptz NOT NULL DEFAULT now())"));
+      }
+      SLUICE_ASSIGN_OR_RETURN(PgQueryResult applied,
+                              s.Query("SELECT coalesce(max(version), 0) FROM sluice.schema_migrations"));
+      const int64_t current = ToInt(applied.rows.at(0).at(0));
+      const auto migrations = PostgresMigrations();
+      const int latest = LatestVersion(migrations);
+      if (current > latest) return NewerSchemaError(Describe(), static_cast<int>(current), latest);
+      for (const Migration& m : migrations) {
+        if (m.version <= current) continue;
+        Status st = s.Exec(std::string(m.sql));
+        if (!st.ok()) return st.WithContext("migration " + Int(m.version) + " (" + std::string(m.name) + ")");
+        SLUICE_RETURN_IF_ERROR(
+            s.Query("INSERT INTO sluice.schema_migrations (version, name) VALUES ($1::int, $2)",
+                    {Int(m.version), std::string(m.name)})
+                .status());
+      }
+      return Status::OK();
+    });
+  }
+
+  std::string Describe() const override { return "postgres " + session_->identity() + " (schema sluice)"; }
+  std::string PostgresDatabase() const override { return session_->identity(); }
+
+  Status Ping() override {
+    return Locked(kIdempotent, [](PgSession& s) { return s.Query("SELECT 1").status(); });
+  }
+
+  Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
+                                            const std::vector<ObjectInfo>& page) override {
+    if (page.empty()) return std::vector<ObjectInfo>{};
+    const PgParams params = {pipeline, TextArrayLiteral(page)};
+    auto loaded = Locked(kIdempotent, [&](PgSession& s) {
+      return s.Query("SELECT key, etag FROM sluice.file_ledger WHERE pipeline = $1 AND key = ANY($2::text[])",
+                     params);
+    });
+    if (!loaded.ok()) return loaded.status();
+    std::unordered_map<std::string, std::string> etags;
+    etags.reserve(loaded->rows.size());
+    for (auto& row : loaded->rows) etags.emplace(Text(row[0]), Text(row[1]));
+    std::vector<ObjectInfo> out;
+    for (const ObjectInfo& object : page) {
+      auto it = etags.find(object.key);
+      if (it == etags.end() || it->second != object.etag) out.push_back(object);
+    }
+    return out;
+  }
+
+  Status MarkLoaded(const std::string& pipeline, int64_t run_id,
+                    const std::vector<ObjectInfo>& objects) override {
+    if (objects.empty()) return Status::OK();
+    // Upserts: repeating the whole transaction after a lost connection
+    // (even one lost during COMMIT) leaves the same rows.
+    return Locked(kIdempotent, [&](PgSession& s) {
+      return Transaction(s, "BEGIN", [&](PgSession& t) -> Status {
+        for (const ObjectInfo& o : objects) {
+          SLUICE_RETURN_IF_ERROR(t.Query(kUpsertLedger, LedgerParams(pipeline, run_id, o)).status());
+        }
+        return Status::OK();
+      });
+    });
+  }
+
+  Result<std::vector<CheckpointStatement>> MarkLoadedStatements(
+      const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) override {
+    std::vector<CheckpointStatement> out;
+    out.reserve(objects.size());
+    for (const ObjectInfo& o : objects) {
+      CheckpointStatement st;
+      st.sql = kUpsertLedgerOnce;
+      st.params = LedgerParams(pipeline, run_id, o);
+      st.expect_rows = 1;
+      out.push_back(std::move(st));
+    }
+    return out;
+  }
+
+  Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
+    // Not repeated after a lost connection: the first INSERT may have
+    // committed, and a second would leave a phantom "running" run.
+    auto r = Locked(kOnce, [&](PgSession& s) {
+      return s.Query("INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
+                         "$2") ", 'running') RETURNING id",
+                     {pipeline, Int(started_unix_ms)});
+    });
+    if (!r.ok()) return r.status();
+    return ToInt(r->rows.at(0).at(0));
+  }
+
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
+                   int64_t rows, int64_t finished_unix_ms) override {
+    auto r = Locked(kIdempotent, [&](PgSession& s) {
+      return s.Query(
+          "UPDATE sluice.runs SET status = $2, error = nullif($3, ''), files = $4::bigint, "
+          "rows = $5::bigint, finished_at = " SLUICE_MS_TO_TS("$6") " WHERE id = $1::bigint",
+          {Int(run_id), status, error, Int(files), Int(rows), Int(finished_unix_ms)});
+    });
+    if (!r.ok()) return r.status();
+    if (r->affected == 0) {
+      return Status::NotFound("run " + Int(run_id) + " is not in the run log of " + Describe());
+    }
+    return Status::OK();
+  }
+
+  Status RecordFile(const FileRecord& f) override {
+    return Locked(kOnce, [&](PgSession& s) {
+      return s
+          .Query(
+              "INSERT INTO sluice.run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, "
+              "seconds, status, error) VALUES ($1::bigint, $2, $3, nullif($4, ''), $5::bigint, $6::bigint, "
+              "$7::bigint, $8::bigint, $9::double precision, $10, nullif($11, ''))",
+              {Int(f.run_id), f.pipeline, f.file, f.etag, Int(f.size), Int(f.rows_in), Int(f.rows_out),
+               Int(f.bytes), Double(f.seconds), f.status, f.error})
+          .status();
+    });
+  }
+
+  Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
+    if (limit <= 0) return std::vector<RunRecord>{};
+    auto r = Locked(kIdempotent, [&](PgSession& s) {
+      return s.Query(
+          std::string("SELECT ") + kRunColumns +
+              " FROM sluice.runs WHERE pipeline = $1 ORDER BY started_at DESC, id DESC LIMIT $2::int",
+          {pipeline, Int(limit)});
+    });
+    if (!r.ok()) return r.status();
+    std::vector<RunRecord> out;
+    out.reserve(r->rows.size());
+    for (auto& row : r->rows) {
+      RunRecord run;
+      run.id = ToInt(row[0]);
+      run.pipeline = Text(row[1]);
+      run.started_unix_ms = ToInt(row[2]);
+      if (row[3]) run.finished_unix_ms = ToInt(row[3]);
+      run.status = Text(row[4]);
+      run.error = Text(row[5]);
+      run.files = ToInt(row[6]);
+      run.rows = ToInt(row[7]);
+      out.push_back(std::move(run));
+    }
+    return out;
+  }
+
+  Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) override {
+    auto r = Locked(kIdempotent, [&](PgSession& s) {
+      return s.Query(
+          "SELECT run_id, pipeline, file, coalesce(etag, ''), size, rows_in, rows_out, bytes, seconds, "
+          "status, coalesce(error, '') FROM sluice.run_files WHERE run_id = $1::bigint ORDER BY id",
+          {Int(run_id)});
+    });
+    if (!r.ok()) return r.status();
+    std::vector<FileRecord> out;
+    out.reserve(r->rows.size());
+    for (auto& row : r->rows) {
+      FileRecord f;
+      f.run_id = ToInt(row[0]);
+      f.pipeline = Text(row[1]);
+      f.file = Text(row[2]);
+      f.etag = Text(row[3]);
+      f.size = ToInt(row[4]);
+      f.rows_in = ToInt(row[5]);
+      f.rows_out = ToInt(row[6]);
+      f.bytes = ToInt(row[7]);
+      f.seconds = ToDouble(row[8]);
+      f.status = Text(row[9]);
+      f.error = Text(row[10]);
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
+    return Locked(kIdempotent, [&](PgSession& s) {
+      return s
+          .Query("UPDATE sluice.runs SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
+                     "$3") " WHERE pipeline = $1 AND status = 'running'",
+                 {pipeline, kAbandonedRunError, Int(now_unix_ms)})
+          .status();
+    });
+  }
+
+ private:
+  static constexpr bool kIdempotent = true;
+  static constexpr bool kOnce = false;
+
+  template <typename R>
+  static const Status& StatusOf(const R& r) {
+    if constexpr (std::is_same_v<R, Status>) {
+      return r;
+    } else {
+      return r.status();
+    }
+  }
+
+  /// Runs fn on the session under the mutex. A connection that libpq knows
+  /// to be broken is reset first; one that breaks during fn is reset and,
+  /// when `idempotent`, fn runs once more.
+  template <typename Fn>
+  auto Locked(bool idempotent, Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!session_->alive()) SLUICE_RETURN_IF_ERROR(session_->Reset());
+    // A transaction left open by a failure whose ROLLBACK could not be sent.
+    if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
+    auto result = fn(*session_);
+    if (StatusOf(result).ok() || session_->alive()) return result;
+    Status reset = session_->Reset();
+    if (!idempotent || !reset.ok()) return result;
+    return fn(*session_);
+  }
+
+  /// begin; fn; COMMIT, or ROLLBACK when fn fails.
+  template <typename Fn>
+  static Status Transaction(PgSession& s, const char* begin, Fn&& fn) {
+    SLUICE_RETURN_IF_ERROR(s.Exec(begin));
+    Status st = fn(s);
+    if (!st.ok()) {
+      if (s.alive()) (void)s.Exec("ROLLBACK");
+      return st;
+    }
+    return s.Exec("COMMIT");
+  }
+
+  std::mutex mu_;
+  std::unique_ptr<PgSession> session_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> OpenPostgresStateStore(const std::string& url) {
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgSession> session, PgSession::Connect(url));
+  auto store = std::make_unique<PostgresStateStore>(std::move(session));
+  SLUICE_RETURN_IF_ERROR(store->Migrate());
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace sluice::state
+
+#undef SLUICE_MS_TO_TS

@@ -1,0 +1,421 @@
+#include "state/sqlite_state_store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include "state/migrations.h"
+
+namespace sluice::state {
+namespace {
+
+constexpr int kBusyTimeoutMs = 10000;
+// Keys per FilterNew query: below SQLite's parameter limit (999 in old builds).
+constexpr size_t kFilterChunk = 500;
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// "SELECT ... IN (?2, ?3, ..., ?501)": one statement for every chunk; a
+/// short chunk binds NULL to the rest, which matches nothing.
+std::string FilterSql() {
+  std::string sql = "SELECT key, etag FROM file_ledger WHERE pipeline = ?1 AND key IN (";
+  for (size_t i = 0; i < kFilterChunk; ++i) {
+    if (i > 0) sql += ", ";
+    sql += "?" + std::to_string(i + 2);
+  }
+  return sql + ")";
+}
+
+constexpr const char* kUpsertLedger =
+    "INSERT INTO file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = excluded.etag, size = excluded.size, "
+    "modified_at = excluded.modified_at, run_id = excluded.run_id, loaded_at = excluded.loaded_at";
+
+/// Resets a cached statement (and drops its bindings) when it goes out of
+/// scope, so that no statement stays active across COMMIT.
+class Use {
+ public:
+  explicit Use(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~Use() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+  sqlite3_stmt* get() const { return stmt_; }
+  void Text(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  /// Empty text as NULL, as the PostgreSQL store keeps it.
+  void TextOrNull(int i, const std::string& v) {
+    if (v.empty()) {
+      sqlite3_bind_null(stmt_, i);
+    } else {
+      Text(i, v);
+    }
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void Double(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  void Null(int i) { sqlite3_bind_null(stmt_, i); }
+
+  std::string ColumnText(int c) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, c);
+    if (text == nullptr) return "";
+    return std::string(reinterpret_cast<const char*>(text),
+                       static_cast<size_t>(sqlite3_column_bytes(stmt_, c)));
+  }
+  int64_t ColumnInt(int c) const { return sqlite3_column_int64(stmt_, c); }
+  double ColumnDouble(int c) const { return sqlite3_column_double(stmt_, c); }
+  bool ColumnIsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+class SqliteStateStore final : public StateStore {
+ public:
+  explicit SqliteStateStore(std::string path) : path_(std::move(path)) {}
+
+  ~SqliteStateStore() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    if (db_ != nullptr) sqlite3_close_v2(db_);
+  }
+
+  Status Open() {
+    std::error_code ec;
+    std::filesystem::path parent = std::filesystem::path(path_).parent_path();
+    if (!parent.empty()) {
+      std::filesystem::create_directories(parent, ec);
+      if (ec) {
+        return Status::IoError("cannot create the directory of the state store " + path_ + ": " +
+                               ec.message());
+      }
+    }
+    int rc = sqlite3_open_v2(path_.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, "open");
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+    // Changing the journal mode takes a lock that the busy timeout covers;
+    // WAL is persistent, so this only writes when the file is new.
+    SLUICE_RETURN_IF_ERROR(Exec("PRAGMA journal_mode = WAL", "enable WAL"));
+    // FULL: a commit survives power loss, so a ledger entry is never lost
+    // after the data it describes was loaded (a lost one means a reload).
+    SLUICE_RETURN_IF_ERROR(Exec("PRAGMA synchronous = FULL", "set synchronous"));
+    return Migrate();
+  }
+
+  std::string Describe() const override { return "sqlite " + path_; }
+
+  Status Ping() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare("SELECT max(version) FROM schema_migrations"));
+    Use use(stmt);
+    return StepRowOrDone(use, "ping").status();
+  }
+
+  Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
+                                            const std::vector<ObjectInfo>& page) override {
+    static const std::string kSql = FilterSql();
+    std::unordered_map<std::string, std::string> etags;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kSql));
+      for (size_t begin = 0; begin < page.size(); begin += kFilterChunk) {
+        Use use(stmt);
+        use.Text(1, pipeline);
+        for (size_t i = 0; i < kFilterChunk; ++i) {
+          int param = static_cast<int>(i) + 2;
+          if (begin + i < page.size()) {
+            use.Text(param, page[begin + i].key);
+          } else {
+            use.Null(param);
+          }
+        }
+        for (;;) {
+          SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the file ledger"));
+          if (!row) break;
+          etags.emplace(use.ColumnText(0), use.ColumnText(1));
+        }
+      }
+    }
+    std::vector<ObjectInfo> out;
+    for (const ObjectInfo& object : page) {
+      auto it = etags.find(object.key);
+      if (it == etags.end() || it->second != object.etag) out.push_back(object);
+    }
+    return out;
+  }
+
+  Status MarkLoaded(const std::string& pipeline, int64_t run_id,
+                    const std::vector<ObjectInfo>& objects) override {
+    if (objects.empty()) return Status::OK();
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = NowUnixMs();
+    return WriteTransaction("record loaded files", [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kUpsertLedger));
+      for (const ObjectInfo& o : objects) {
+        Use use(stmt);
+        use.Text(1, pipeline);
+        use.Text(2, o.key);
+        use.Text(3, o.etag);
+        use.Int(4, o.size);
+        use.Int(5, o.modified_unix_ms);
+        use.Int(6, run_id);
+        use.Int(7, now);
+        SLUICE_RETURN_IF_ERROR(StepDone(use, "record a loaded file"));
+      }
+      return Status::OK();
+    });
+  }
+
+  Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare("INSERT INTO runs (pipeline, started_at, status) VALUES (?1, ?2, 'running')"));
+    Use use(stmt);
+    use.Text(1, pipeline);
+    use.Int(2, started_unix_ms);
+    SLUICE_RETURN_IF_ERROR(StepDone(use, "start a run"));
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+  }
+
+  Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
+                   int64_t rows, int64_t finished_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                            Prepare("UPDATE runs SET status = ?2, error = ?3, files = ?4, "
+                                    "rows = ?5, finished_at = ?6 WHERE id = ?1"));
+    Use use(stmt);
+    use.Int(1, run_id);
+    use.Text(2, status);
+    use.TextOrNull(3, error);
+    use.Int(4, files);
+    use.Int(5, rows);
+    use.Int(6, finished_unix_ms);
+    SLUICE_RETURN_IF_ERROR(StepDone(use, "finish a run"));
+    if (sqlite3_changes(db_) == 0) {
+      return Status::NotFound("run " + std::to_string(run_id) + " is not in the run log of " + Describe());
+    }
+    return Status::OK();
+  }
+
+  Status RecordFile(const FileRecord& f) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare(
+            "INSERT INTO run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, seconds, "
+            "status, error, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+    Use use(stmt);
+    use.Int(1, f.run_id);
+    use.Text(2, f.pipeline);
+    use.Text(3, f.file);
+    use.TextOrNull(4, f.etag);
+    use.Int(5, f.size);
+    use.Int(6, f.rows_in);
+    use.Int(7, f.rows_out);
+    use.Int(8, f.bytes);
+    use.Double(9, f.seconds);
+    use.Text(10, f.status);
+    use.TextOrNull(11, f.error);
+    use.Int(12, NowUnixMs());
+    return StepDone(use, "record a file of a run");
+  }
+
+  Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
+    std::vector<RunRecord> out;
+    if (limit <= 0) return out;
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare("SELECT id, pipeline, started_at, finished_at, status, error, files, rows "
+                "FROM runs WHERE pipeline = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2"));
+    Use use(stmt);
+    use.Text(1, pipeline);
+    use.Int(2, limit);
+    for (;;) {
+      SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the run log"));
+      if (!row) break;
+      RunRecord run;
+      run.id = use.ColumnInt(0);
+      run.pipeline = use.ColumnText(1);
+      run.started_unix_ms = use.ColumnInt(2);
+      if (!use.ColumnIsNull(3)) run.finished_unix_ms = use.ColumnInt(3);
+      run.status = use.ColumnText(4);
+      run.error = use.ColumnText(5);
+      run.files = use.ColumnInt(6);
+      run.rows = use.ColumnInt(7);
+      out.push_back(std::move(run));
+    }
+    return out;
+  }
+
+  Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        Prepare("SELECT run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, seconds, "
+                "status, error FROM run_files WHERE run_id = ?1 ORDER BY id"));
+    Use use(stmt);
+    use.Int(1, run_id);
+    std::vector<FileRecord> out;
+    for (;;) {
+      SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the files of a run"));
+      if (!row) break;
+      FileRecord f;
+      f.run_id = use.ColumnInt(0);
+      f.pipeline = use.ColumnText(1);
+      f.file = use.ColumnText(2);
+      f.etag = use.ColumnText(3);
+      f.size = use.ColumnInt(4);
+      f.rows_in = use.ColumnInt(5);
+      f.rows_out = use.ColumnInt(6);
+      f.bytes = use.ColumnInt(7);
+      f.seconds = use.ColumnDouble(8);
+      f.status = use.ColumnText(9);
+      f.error = use.ColumnText(10);
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+  Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                            Prepare("UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3 "
+                                    "WHERE pipeline = ?1 AND status = 'running'"));
+    Use use(stmt);
+    use.Text(1, pipeline);
+    use.Text(2, kAbandonedRunError);
+    use.Int(3, now_unix_ms);
+    return StepDone(use, "close abandoned runs");
+  }
+
+ private:
+  Status Migrate() {
+    return WriteTransaction("migrate", [&]() -> Status {
+      SLUICE_RETURN_IF_ERROR(
+          Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+               "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+               "create schema_migrations"));
+      int64_t current = 0;
+      {
+        SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                                Prepare("SELECT coalesce(max(version), 0) FROM schema_migrations"));
+        Use use(stmt);
+        SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read schema_migrations"));
+        if (row) current = use.ColumnInt(0);
+      }
+      const auto migrations = SqliteMigrations();
+      const int latest = LatestVersion(migrations);
+      if (current > latest) return NewerSchemaError(Describe(), static_cast<int>(current), latest);
+      for (const Migration& m : migrations) {
+        if (m.version <= current) continue;
+        const std::string what =
+            "apply migration " + std::to_string(m.version) + " (" + std::string(m.name) + ")";
+        SLUICE_RETURN_IF_ERROR(Exec(std::string(m.sql), what));
+        SLUICE_ASSIGN_OR_RETURN(
+            sqlite3_stmt * stmt,
+            Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)"));
+        Use use(stmt);
+        use.Int(1, m.version);
+        use.Text(2, std::string(m.name));
+        use.Int(3, NowUnixMs());
+        SLUICE_RETURN_IF_ERROR(StepDone(use, what));
+      }
+      return Status::OK();
+    });
+  }
+
+  /// BEGIN IMMEDIATE (waiting up to the busy timeout for other writers);
+  /// fn; COMMIT, or ROLLBACK when anything failed.
+  template <typename Fn>
+  Status WriteTransaction(const std::string& what, Fn&& fn) {
+    SLUICE_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", what + ": begin"));
+    Status st = fn();
+    if (st.ok()) st = Exec("COMMIT", what + ": commit");
+    if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK", what + ": roll back");
+    return st;
+  }
+
+  Status Error(int rc, const std::string& what) const {
+    std::string message = "SQLite state store " + path_ + ": " + what + ": " +
+                          (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    switch (rc & 0xff) {
+      case SQLITE_BUSY:
+      case SQLITE_LOCKED:
+        return Status::Unavailable(message + " (another process holds the database longer than " +
+                                   std::to_string(kBusyTimeoutMs / 1000) + " s)");
+      case SQLITE_CANTOPEN:
+      case SQLITE_IOERR:
+      case SQLITE_FULL:
+      case SQLITE_READONLY:
+      case SQLITE_PERM:
+      case SQLITE_CORRUPT:
+        return Status::IoError(message);
+      case SQLITE_NOTADB:
+        return Status::InvalidArgument(message);
+      default:
+        return Status::Internal(message);
+    }
+  }
+
+  Status Exec(const std::string& sql, const std::string& what) {
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+    return rc == SQLITE_OK ? Status::OK() : Error(rc, what);
+  }
+
+  Result<sqlite3_stmt*> Prepare(const std::string& sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                                &stmt, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, "prepare");
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
+  /// true with a row, false when done.
+  Result<bool> StepRowOrDone(Use& use, const std::string& what) {
+    int rc = sqlite3_step(use.get());
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return Error(rc, what);
+  }
+
+  Status StepDone(Use& use, const std::string& what) {
+    int rc = sqlite3_step(use.get());
+    return rc == SQLITE_DONE ? Status::OK() : Error(rc, what);
+  }
+
+  const std::string path_;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> OpenSqliteStateStore(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? ".sluice/state.db" : path, ec);
+  if (ec) return Status::IoError("cannot resolve the state store path " + path + ": " + ec.message());
+  auto store = std::make_unique<SqliteStateStore>(absolute.lexically_normal().string());
+  SLUICE_RETURN_IF_ERROR(store->Open());
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace sluice::state

@@ -1,0 +1,737 @@
+#include "state/state_store.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <latch>
+#include <set>
+#include <thread>
+
+#include "harness/pg_server.h"
+#include "harness/temp_dir.h"
+#include "state/migrations.h"
+#include "state/postgres_identity.h"
+
+namespace sluice::state {
+namespace {
+
+using testing::PgServer;
+using testing::TempDir;
+
+enum class Kind { kMemory, kSqlite, kPostgres };
+
+std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
+  switch (info.param) {
+    case Kind::kMemory:
+      return "Memory";
+    case Kind::kSqlite:
+      return "Sqlite";
+    case Kind::kPostgres:
+      return "Postgres";
+  }
+  return "Unknown";
+}
+
+ObjectInfo Obj(std::string key, std::string etag, int64_t size = 10, int64_t modified = 1700000000000) {
+  return ObjectInfo{std::move(key), std::move(etag), size, modified};
+}
+
+std::vector<std::string> Keys(const std::vector<ObjectInfo>& objects) {
+  std::vector<std::string> keys;
+  for (const auto& o : objects) keys.push_back(o.key + "@" + o.etag);
+  return keys;
+}
+
+/// One PostgreSQL server for every test of this file that needs one,
+/// started on first use and stopped by the suites' TearDownTestSuite.
+class SharedPostgres {
+ public:
+  static PgServer* Get(std::string* error) {
+    if (server_ == nullptr && error_.empty()) {
+      auto server = PgServer::Start();
+      if (server.ok()) {
+        server_ = std::move(server).value().release();
+      } else {
+        error_ = server.status().ToString();
+      }
+    }
+    *error = error_;
+    return server_;
+  }
+  static void Stop() {
+    delete server_;
+    server_ = nullptr;
+    error_.clear();
+  }
+  /// A new, empty database for one test.
+  static std::string FreshDatabase() {
+    static std::atomic<int> counter{0};
+    std::string name = "state_test_" + std::to_string(++counter);
+    Status st = server_->CreateDatabase(name);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return name;
+  }
+
+ private:
+  static inline PgServer* server_ = nullptr;
+  static inline std::string error_;
+};
+
+class StateStoreTest : public ::testing::TestWithParam<Kind> {
+ protected:
+  static void TearDownTestSuite() { SharedPostgres::Stop(); }
+
+  void SetUp() override {
+    if (GetParam() == Kind::kPostgres) {
+      std::string error;
+      server_ = SharedPostgres::Get(&error);
+      ASSERT_NE(server_, nullptr) << "PostgreSQL did not start: " << error;
+      db_ = SharedPostgres::FreshDatabase();
+    }
+  }
+
+  /// A fresh location for a store of this test's kind.
+  StateConfig Config() {
+    StateConfig config;
+    switch (GetParam()) {
+      case Kind::kMemory:
+        config.memory = true;
+        break;
+      case Kind::kSqlite:
+        config.path = dir_.Path("nested/dir/state.db");
+        break;
+      case Kind::kPostgres:
+        config.url = server_->Url(db_);
+        break;
+    }
+    return config;
+  }
+
+  std::unique_ptr<StateStore> Open() {
+    auto store = OpenStateStore(Config());
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+
+  /// Runs SQL against the store's database (not for memory stores).
+  std::string Scalar(const std::string& sql) {
+    if (GetParam() == Kind::kPostgres) {
+      auto v = server_->QueryScalar(db_, sql);
+      EXPECT_TRUE(v.ok()) << v.status().ToString();
+      return v.ok() ? *v : "<error>";
+    }
+    sqlite3* db = nullptr;
+    std::string out = "<error>";
+    if (sqlite3_open_v2(Config().path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
+          out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+        } else if (rc == SQLITE_DONE) {
+          out = "";
+        }
+      }
+      sqlite3_finalize(stmt);
+    }
+    EXPECT_NE(out, "<error>") << sql << ": " << sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return out;
+  }
+
+  std::string MigrationsTable() const {
+    return GetParam() == Kind::kPostgres ? "sluice.schema_migrations" : "schema_migrations";
+  }
+  int LatestMigration() const {
+    return LatestVersion(GetParam() == Kind::kPostgres ? PostgresMigrations() : SqliteMigrations());
+  }
+
+  PgServer* server_ = nullptr;
+  std::string db_;
+  TempDir dir_{"sluice-state-test"};
+};
+
+TEST_P(StateStoreTest, FilterNewReturnsNewAndChangedObjectsInOrder) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->MarkLoaded("p", 1, {Obj("s3://b/a.csv", "e1"), Obj("s3://b/c.csv", "e1")}).ok());
+
+  auto fresh = store->FilterNew("p", {Obj("s3://b/d.csv", "e1"), Obj("s3://b/a.csv", "e1"),
+                                      Obj("s3://b/c.csv", "e2"), Obj("s3://b/b.csv", "e1")});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(Keys(*fresh),
+            (std::vector<std::string>{"s3://b/d.csv@e1", "s3://b/c.csv@e2", "s3://b/b.csv@e1"}));
+  EXPECT_EQ((*fresh)[0].size, 10);
+  EXPECT_EQ((*fresh)[0].modified_unix_ms, 1700000000000);
+
+  // The ledger is per pipeline.
+  auto other = store->FilterNew("q", {Obj("s3://b/a.csv", "e1")});
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->size(), 1u);
+
+  auto none = store->FilterNew("p", {});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StateStoreTest, FilterNewHandlesPagesLargerThanOneQueryChunk) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<ObjectInfo> page, loaded, expected;
+  for (int i = 0; i < 2000; ++i) {
+    ObjectInfo o = Obj("/data/in/file-" + std::to_string(i) + ".csv", "etag" + std::to_string(i));
+    page.push_back(o);
+    (i % 3 == 0 ? loaded : expected).push_back(o);
+  }
+  ASSERT_TRUE(store->MarkLoaded("p", 1, loaded).ok());
+  auto fresh = store->FilterNew("p", page);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(fresh->size(), 1333u);
+  EXPECT_EQ(Keys(*fresh), Keys(expected));
+}
+
+TEST_P(StateStoreTest, MarkLoadedIsIdempotentAndUpdatesTheEtag) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::vector<ObjectInfo> objects = {Obj("a", "e1"), Obj("b", "e1")};
+  ASSERT_TRUE(store->MarkLoaded("p", 1, objects).ok());
+  ASSERT_TRUE(store->MarkLoaded("p", 1, objects).ok());
+  ASSERT_TRUE(store->MarkLoaded("p", 2, {}).ok());
+  auto fresh = store->FilterNew("p", objects);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->empty());
+
+  ASSERT_TRUE(store->MarkLoaded("p", 2, {Obj("a", "e2")}).ok());
+  fresh = store->FilterNew("p", {Obj("a", "e1"), Obj("a", "e2"), Obj("b", "e1")});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(Keys(*fresh), (std::vector<std::string>{"a@e1"}));
+  if (GetParam() != Kind::kMemory) {
+    EXPECT_EQ(Scalar(GetParam() == Kind::kPostgres ? "SELECT count(*) FROM sluice.file_ledger"
+                                                   : "SELECT count(*) FROM file_ledger"),
+              "2");
+  }
+}
+
+TEST_P(StateStoreTest, KeysWithQuotesCommasBracesBackslashesAndUnicodeSurvive) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::vector<std::string> keys = {"s3://b/with \"double\" quotes.csv",
+                                         "s3://b/with,comma.csv",
+                                         "s3://b/{braces}.csv",
+                                         "s3://b/back\\slash.csv",
+                                         "s3://b/\\\"both\\\\\".csv",
+                                         "NULL",
+                                         "null",
+                                         "",
+                                         " padded ",
+                                         "it's.csv",
+                                         "s3://b/ünïcødé/日本語/😀.csv",
+                                         "{\"a\",\"b\"}",
+                                         "tab\there",
+                                         "new\nline"};
+  std::vector<ObjectInfo> objects;
+  for (const auto& k : keys) objects.push_back(Obj(k, "e1"));
+  ASSERT_TRUE(store->MarkLoaded("p", 1, objects).ok());
+
+  auto fresh = store->FilterNew("p", objects);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(Keys(*fresh), std::vector<std::string>{});
+
+  std::vector<ObjectInfo> changed;
+  for (const auto& k : keys) changed.push_back(Obj(k, "e2"));
+  fresh = store->FilterNew("p", changed);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(Keys(*fresh), Keys(changed));
+
+  // Lookalikes of the stored keys are not confused with them.
+  fresh = store->FilterNew(
+      "p", {Obj("s3://b/with", "e1"), Obj("comma.csv", "e1"), Obj("s3://b/backslash.csv", "e1")});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_EQ(fresh->size(), 3u);
+}
+
+TEST_P(StateStoreTest, RunLogRoundTripsNewestFirst) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto r1 = store->BeginRun("p", 1700000000001);
+  auto r2 = store->BeginRun("p", 1700000060002);
+  auto r3 = store->BeginRun("p", 1700000120003);
+  auto other = store->BeginRun("q", 1700000180004);
+  ASSERT_TRUE(r1.ok() && r2.ok() && r3.ok() && other.ok()) << r1.status().ToString();
+  EXPECT_LT(*r1, *r2);
+  EXPECT_LT(*r2, *r3);
+
+  ASSERT_TRUE(store->FinishRun(*r1, "succeeded", "", 2, 300, 1700000005555).ok());
+  ASSERT_TRUE(
+      store->FinishRun(*r2, "failed", "COPY failed: row 7, column \"a\": bad 'x'", 1, 0, 1700000065555).ok());
+
+  FileRecord f1{*r1, "p", "s3://b/a.csv", "e1", 1234, 100, 99, 2345, 0.125, "loaded", ""};
+  FileRecord f2{*r1, "p", "s3://b/b.csv", "e2", 99, 201, 201, 300, 1.5, "failed", "bad row 3"};
+  FileRecord f3{*r2, "p", "s3://b/c.csv", "", 0, 0, 0, 0, 0, "skipped", ""};
+  ASSERT_TRUE(store->RecordFile(f1).ok());
+  ASSERT_TRUE(store->RecordFile(f2).ok());
+  ASSERT_TRUE(store->RecordFile(f3).ok());
+
+  auto runs = store->RecentRuns("p", 10);
+  ASSERT_TRUE(runs.ok()) << runs.status().ToString();
+  ASSERT_EQ(runs->size(), 3u);
+  EXPECT_EQ((*runs)[0].id, *r3);
+  EXPECT_EQ((*runs)[1].id, *r2);
+  EXPECT_EQ((*runs)[2].id, *r1);
+
+  const RunRecord& running = (*runs)[0];
+  EXPECT_EQ(running.pipeline, "p");
+  EXPECT_EQ(running.status, "running");
+  EXPECT_EQ(running.started_unix_ms, 1700000120003);
+  EXPECT_FALSE(running.finished_unix_ms.has_value());
+  EXPECT_EQ(running.error, "");
+
+  const RunRecord& failed = (*runs)[1];
+  EXPECT_EQ(failed.status, "failed");
+  EXPECT_EQ(failed.error, "COPY failed: row 7, column \"a\": bad 'x'");
+  EXPECT_EQ(failed.files, 1);
+  EXPECT_EQ(failed.finished_unix_ms, std::optional<int64_t>(1700000065555));
+
+  const RunRecord& ok = (*runs)[2];
+  EXPECT_EQ(ok.status, "succeeded");
+  EXPECT_EQ(ok.started_unix_ms, 1700000000001);
+  EXPECT_EQ(ok.finished_unix_ms, std::optional<int64_t>(1700000005555));
+  EXPECT_EQ(ok.files, 2);
+  EXPECT_EQ(ok.rows, 300);
+
+  auto limited = store->RecentRuns("p", 2);
+  ASSERT_TRUE(limited.ok());
+  ASSERT_EQ(limited->size(), 2u);
+  EXPECT_EQ((*limited)[0].id, *r3);
+  auto zero = store->RecentRuns("p", 0);
+  ASSERT_TRUE(zero.ok());
+  EXPECT_TRUE(zero->empty());
+
+  auto files = store->FilesOfRun(*r1);
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  ASSERT_EQ(files->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const FileRecord& want = i == 0 ? f1 : f2;
+    const FileRecord& got = (*files)[i];
+    EXPECT_EQ(got.run_id, want.run_id);
+    EXPECT_EQ(got.pipeline, want.pipeline);
+    EXPECT_EQ(got.file, want.file);
+    EXPECT_EQ(got.etag, want.etag);
+    EXPECT_EQ(got.size, want.size);
+    EXPECT_EQ(got.rows_in, want.rows_in);
+    EXPECT_EQ(got.rows_out, want.rows_out);
+    EXPECT_EQ(got.bytes, want.bytes);
+    EXPECT_DOUBLE_EQ(got.seconds, want.seconds);
+    EXPECT_EQ(got.status, want.status);
+    EXPECT_EQ(got.error, want.error);
+  }
+  files = store->FilesOfRun(*r2);
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*files)[0].status, "skipped");
+  files = store->FilesOfRun(*r3);
+  ASSERT_TRUE(files.ok());
+  EXPECT_TRUE(files->empty());
+
+  Status missing = store->FinishRun(*other + 1000, "succeeded", "", 0, 0, 1);
+  EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
+}
+
+TEST_P(StateStoreTest, CloseAbandonedRunsFailsOnlyRunningRunsOfThePipeline) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto done = store->BeginRun("p", 1000);
+  auto crashed = store->BeginRun("p", 2000);
+  auto elsewhere = store->BeginRun("q", 3000);
+  ASSERT_TRUE(done.ok() && crashed.ok() && elsewhere.ok());
+  ASSERT_TRUE(store->FinishRun(*done, "succeeded", "", 1, 1, 1500).ok());
+
+  ASSERT_TRUE(store->CloseAbandonedRuns("p", 9000).ok());
+  auto runs = store->RecentRuns("p", 10);
+  ASSERT_TRUE(runs.ok());
+  ASSERT_EQ(runs->size(), 2u);
+  EXPECT_EQ((*runs)[0].id, *crashed);
+  EXPECT_EQ((*runs)[0].status, "failed");
+  EXPECT_EQ((*runs)[0].error, kAbandonedRunError);
+  EXPECT_EQ((*runs)[0].finished_unix_ms, std::optional<int64_t>(9000));
+  EXPECT_EQ((*runs)[1].status, "succeeded");
+  EXPECT_EQ((*runs)[1].finished_unix_ms, std::optional<int64_t>(1500));
+
+  auto q = store->RecentRuns("q", 10);
+  ASSERT_TRUE(q.ok());
+  ASSERT_EQ(q->size(), 1u);
+  EXPECT_EQ((*q)[0].status, "running");
+}
+
+TEST_P(StateStoreTest, ReopeningKeepsDataAndAppliesNoMigrationTwice) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_TRUE(store->Ping().ok());
+    ASSERT_TRUE(store->MarkLoaded("p", 1, {Obj("a", "e1")}).ok());
+  }
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->Ping().ok());
+  if (GetParam() == Kind::kMemory) return;  // nothing outlives a memory store
+  auto fresh = store->FilterNew("p", {Obj("a", "e1")});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->empty());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + MigrationsTable()), std::to_string(LatestMigration()));
+  EXPECT_EQ(Scalar("SELECT max(version) FROM " + MigrationsTable()), std::to_string(LatestMigration()));
+  if (GetParam() == Kind::kSqlite) {
+    EXPECT_EQ(Scalar("PRAGMA journal_mode"), "wal");
+  }
+}
+
+TEST_P(StateStoreTest, StoresOpenedAtTheSameMomentMigrateOnce) {
+  constexpr int kOpeners = 4;
+  std::latch start(kOpeners);
+  std::vector<std::future<Result<std::unique_ptr<StateStore>>>> opened;
+  const StateConfig config = Config();
+  for (int i = 0; i < kOpeners; ++i) {
+    opened.push_back(std::async(std::launch::async, [&] {
+      start.arrive_and_wait();
+      return OpenStateStore(config);
+    }));
+  }
+  std::vector<std::unique_ptr<StateStore>> stores;
+  for (auto& f : opened) {
+    auto store = f.get();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    stores.push_back(std::move(store).value());
+  }
+  for (auto& store : stores) {
+    auto id = store->BeginRun("p", 1);
+    EXPECT_TRUE(id.ok()) << id.status().ToString();
+  }
+  if (GetParam() == Kind::kMemory) return;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + MigrationsTable()), std::to_string(LatestMigration()));
+  auto runs = stores[0]->RecentRuns("p", 10);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_EQ(runs->size(), static_cast<size_t>(kOpeners));
+}
+
+TEST_P(StateStoreTest, StoreWrittenByNewerSluiceIsRefused) {
+  if (GetParam() == Kind::kMemory) GTEST_SKIP() << "a memory store has no schema to be newer";
+  ASSERT_NE(Open(), nullptr);
+  const int newer = LatestMigration() + 1;
+  Scalar("INSERT INTO " + MigrationsTable() + " (version, name, applied_at) VALUES (" +
+         std::to_string(newer) + ", 'from the future', " + (GetParam() == Kind::kPostgres ? "now()" : "0") +
+         ")" + (GetParam() == Kind::kPostgres ? " RETURNING version" : ""));
+  auto store = OpenStateStore(Config());
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(
+      store.status().message().find("was written by a newer sluice (migration " + std::to_string(newer)),
+      std::string::npos)
+      << store.status().ToString();
+}
+
+TEST_P(StateStoreTest, DescribesItself) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  switch (GetParam()) {
+    case Kind::kMemory:
+      EXPECT_EQ(store->Describe(), "memory");
+      EXPECT_EQ(store->PostgresDatabase(), "");
+      break;
+    case Kind::kSqlite:
+      EXPECT_EQ(store->Describe(), "sqlite " + Config().path);
+      EXPECT_EQ(store->PostgresDatabase(), "");
+      break;
+    case Kind::kPostgres: {
+      std::string where = "127.0.0.1:" + std::to_string(server_->port()) + "/" + db_;
+      EXPECT_EQ(store->Describe(), "postgres " + where + " (schema sluice)");
+      EXPECT_EQ(store->PostgresDatabase(), where);
+      auto identity = PostgresDatabaseIdentity(server_->Url(db_));
+      ASSERT_TRUE(identity.ok()) << identity.status().ToString();
+      EXPECT_EQ(*identity, where);
+      auto from_keywords = PostgresDatabaseIdentity("host=127.0.0.1 port=" + std::to_string(server_->port()) +
+                                                    " dbname=" + db_ + " user=postgres");
+      ASSERT_TRUE(from_keywords.ok()) << from_keywords.status().ToString();
+      EXPECT_EQ(*from_keywords, where);
+      break;
+    }
+  }
+}
+
+TEST_P(StateStoreTest, OnlyPostgresWritesIntoADestinationTransaction) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto statements = store->MarkLoadedStatements("p", 1, {Obj("a", "e1")});
+  EXPECT_EQ(statements.ok(), GetParam() == Kind::kPostgres) << statements.status().ToString();
+}
+
+TEST_P(StateStoreTest, ConcurrentWritersAndReadersSeeEveryRun) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kRunsEach = 15;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRunsEach; ++i) {
+        auto id = store->BeginRun("p", 1000 * t + i);
+        if (!id.ok() ||
+            !store->RecordFile(FileRecord{*id, "p", "f", "e", 1, 1, 1, 1, 0.5, "loaded", ""}).ok() ||
+            !store->FinishRun(*id, "succeeded", "", 1, 1, 1000 * t + i + 1).ok() ||
+            !store->RecentRuns("p", 5).ok()) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto runs = store->RecentRuns("p", 1000);
+  ASSERT_TRUE(runs.ok());
+  std::set<int64_t> ids;
+  for (const auto& r : *runs) {
+    ids.insert(r.id);
+    EXPECT_EQ(r.status, "succeeded");
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kThreads * kRunsEach));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, StateStoreTest,
+                         ::testing::Values(Kind::kMemory, Kind::kSqlite, Kind::kPostgres), KindName);
+
+// --- SQLite only ------------------------------------------------------------
+
+TEST(SqliteStateStore, PathBelowAFileIsAnIoError) {
+  TempDir dir;
+  std::string file = dir.Write("not-a-dir", "x");
+  auto store = OpenStateStore(StateConfig{"", file + "/state.db", false});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kIoError) << store.status().ToString();
+  EXPECT_NE(store.status().message().find(file), std::string::npos) << store.status().ToString();
+}
+
+TEST(SqliteStateStore, FileThatIsNotADatabaseIsRefused) {
+  TempDir dir;
+  std::string file = dir.Write("state.db", std::string(4096, 'x'));
+  auto store = OpenStateStore(StateConfig{"", file, false});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInvalidArgument) << store.status().ToString();
+  EXPECT_NE(store.status().message().find(file), std::string::npos) << store.status().ToString();
+}
+
+// --- PostgreSQL only --------------------------------------------------------
+
+/// A libpq connection of the test itself: the "destination" that runs
+/// checkpoint statements in its own transaction.
+class TestConnection {
+ public:
+  explicit TestConnection(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
+    EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << PQerrorMessage(conn_);
+  }
+  ~TestConnection() { PQfinish(conn_); }
+  TestConnection(const TestConnection&) = delete;
+  TestConnection& operator=(const TestConnection&) = delete;
+
+  void Exec(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(conn_);
+    PQclear(r);
+  }
+  /// Rows affected, or -1 on error.
+  int64_t Run(const CheckpointStatement& st) {
+    std::vector<const char*> values;
+    for (const auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
+    PGresult* r = PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                               nullptr, nullptr, 0);
+    int64_t affected = -1;
+    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+      affected = std::stoll(PQcmdTuples(r));
+    } else {
+      ADD_FAILURE() << PQresultErrorMessage(r);
+    }
+    PQclear(r);
+    return affected;
+  }
+  /// Runs the statements in one transaction, committing only if each
+  /// affected the rows it expects; returns whether it committed.
+  bool Load(const std::vector<CheckpointStatement>& statements) {
+    Exec("BEGIN");
+    bool ok = true;
+    for (const auto& st : statements) {
+      int64_t affected = Run(st);
+      if (st.expect_rows >= 0 && affected != st.expect_rows) ok = false;
+    }
+    Exec(ok ? "COMMIT" : "ROLLBACK");
+    return ok;
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+class PostgresStateStoreTest : public ::testing::Test {
+ protected:
+  static void TearDownTestSuite() { SharedPostgres::Stop(); }
+  void SetUp() override {
+    std::string error;
+    server_ = SharedPostgres::Get(&error);
+    ASSERT_NE(server_, nullptr) << "PostgreSQL did not start: " << error;
+    db_ = SharedPostgres::FreshDatabase();
+  }
+  std::unique_ptr<StateStore> Open() {
+    auto store = OpenStateStore(StateConfig{server_->Url(db_), "", false});
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+  std::string Scalar(const std::string& sql) {
+    auto v = server_->QueryScalar(db_, sql);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? *v : "<error>";
+  }
+
+  PgServer* server_ = nullptr;
+  std::string db_;
+};
+
+TEST_F(PostgresStateStoreTest, MarkLoadedStatementsAffectNoRowWhenTheSameEtagWasRecorded) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  TestConnection dest(server_->Url(db_));
+  auto first = store->MarkLoadedStatements("p", 7, {Obj("a", "e1"), Obj("b,{\"x\"}", "e1")});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(first->size(), 2u);
+  for (const auto& st : *first) EXPECT_EQ(st.expect_rows, 1);
+  EXPECT_TRUE(dest.Load(*first));
+  auto fresh = store->FilterNew("p", {Obj("a", "e1"), Obj("b,{\"x\"}", "e1")});
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE(fresh->empty());
+  EXPECT_EQ(Scalar("SELECT run_id FROM sluice.file_ledger WHERE key = 'a'"), "7");
+  // The run log's file rows are the caller's business (RecordFile).
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files"), "0");
+
+  // Another process loaded the same objects: the load rolls back.
+  auto again = store->MarkLoadedStatements("p", 8, {Obj("a", "e1")});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(dest.Run(again->at(0)), 0);
+  EXPECT_FALSE(dest.Load(*again));
+  EXPECT_EQ(Scalar("SELECT run_id FROM sluice.file_ledger WHERE key = 'a'"), "7");
+
+  // A changed object is loaded again.
+  auto changed = store->MarkLoadedStatements("p", 9, {Obj("a", "e2", 99)});
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(dest.Load(*changed));
+  EXPECT_EQ(Scalar("SELECT etag || ' ' || size || ' ' || run_id FROM sluice.file_ledger WHERE key = 'a'"),
+            "e2 99 9");
+}
+
+TEST_F(PostgresStateStoreTest, ConcurrentLoadOfTheSameObjectAffectsNoRowAfterTheFirstCommits) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto statements = store->MarkLoadedStatements("p", 1, {Obj("s3://b/x.csv", "e1")});
+  ASSERT_TRUE(statements.ok());
+  TestConnection first(server_->Url(db_));
+  TestConnection second(server_->Url(db_));
+  first.Exec("BEGIN");
+  EXPECT_EQ(first.Run(statements->at(0)), 1);
+  second.Exec("BEGIN");
+  // Waits for the first transaction's row lock, then sees its commit.
+  auto blocked = std::async(std::launch::async, [&] { return second.Run(statements->at(0)); });
+  EXPECT_EQ(blocked.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  first.Exec("COMMIT");
+  EXPECT_EQ(blocked.get(), 0);
+  second.Exec("ROLLBACK");
+}
+
+TEST_F(PostgresStateStoreTest, TablesArePlainAndTimesAreTimestamptz) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto id = store->BeginRun("nightly", 1700000000123);
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(store->FinishRun(*id, "succeeded", "", 3, 42, 1700000001456).ok());
+  ASSERT_TRUE(store->MarkLoaded("nightly", *id, {Obj("a", "e1", 5, 1600000000789)}).ok());
+  EXPECT_EQ(
+      Scalar("SELECT to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || "
+             "to_char(finished_at AT TIME ZONE 'UTC', 'SS.MS') || ' ' || status || ' ' || rows || ' ' || "
+             "(error IS NULL) FROM sluice.runs"),
+      "2023-11-14 22:13:20.123 21.456 succeeded 42 true");
+  EXPECT_EQ(Scalar("SELECT pg_typeof(modified_at)::text || ' ' || "
+                   "(extract(epoch FROM modified_at) * 1000)::bigint FROM sluice.file_ledger"),
+            "timestamp with time zone 1600000000789");
+  EXPECT_EQ(Scalar("SELECT string_agg(version || ':' || name, ',') FROM sluice.schema_migrations"),
+            "1:file ledger and run log");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'sluice' AND indexname = "
+                   "'runs_pipeline_started_idx'"),
+            "1");
+}
+
+TEST_F(PostgresStateStoreTest, ConnectionRefusedIsUnavailableWithoutThePassword) {
+  // A port nobody listens on: bind one, then close it.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.sin_port);
+  close(fd);
+
+  const std::string url = "postgresql://sluice:hunter2secret@127.0.0.1:" + std::to_string(port) + "/app";
+  auto store = OpenStateStore(StateConfig{url, "", false});
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kUnavailable) << store.status().ToString();
+  EXPECT_TRUE(store.status().retryable());
+  EXPECT_NE(store.status().message().find("127.0.0.1:" + std::to_string(port) + "/app"), std::string::npos)
+      << store.status().ToString();
+  EXPECT_EQ(store.status().message().find("hunter2secret"), std::string::npos) << store.status().ToString();
+
+  auto identity = PostgresDatabaseIdentity(url);
+  ASSERT_FALSE(identity.ok());
+  EXPECT_EQ(identity.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(identity.status().message().find("hunter2secret"), std::string::npos);
+}
+
+TEST_F(PostgresStateStoreTest, ReconnectsAfterTheServerRestarted) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->MarkLoaded("p", 1, {Obj("a", "e1")}).ok());
+  ASSERT_TRUE(server_->Stop(testing::PgStopMode::kImmediate).ok());
+  Status down = store->Ping();
+  EXPECT_EQ(down.code(), StatusCode::kUnavailable) << down.ToString();
+  EXPECT_TRUE(down.retryable());
+  ASSERT_TRUE(server_->StartAgain().ok());
+
+  // Reads and upserts are repeated on a new connection; the caller sees no error.
+  auto fresh = store->FilterNew("p", {Obj("a", "e1"), Obj("b", "e1")});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_EQ(Keys(*fresh), (std::vector<std::string>{"b@e1"}));
+  auto id = store->BeginRun("p", 1);
+  EXPECT_TRUE(id.ok()) << id.status().ToString();
+
+  // An INSERT is not repeated (the first may have committed): the caller
+  // gets a retryable error, and the next call runs on a new connection.
+  ASSERT_TRUE(server_->Stop(testing::PgStopMode::kImmediate).ok());
+  ASSERT_TRUE(server_->StartAgain().ok());
+  id = store->BeginRun("p", 2);
+  EXPECT_EQ(id.status().code(), StatusCode::kUnavailable) << id.status().ToString();
+  EXPECT_TRUE(id.status().retryable());
+  id = store->BeginRun("p", 3);
+  EXPECT_TRUE(id.ok()) << id.status().ToString();
+
+  // A connection lost between calls: the next call reconnects.
+  ASSERT_TRUE(server_->Stop(testing::PgStopMode::kImmediate).ok());
+  ASSERT_TRUE(server_->StartAgain().ok());
+  EXPECT_TRUE(store->MarkLoaded("p", 2, {Obj("b", "e1")}).ok());
+  fresh = store->FilterNew("p", {Obj("b", "e1")});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_TRUE(fresh->empty());
+}
+
+}  // namespace
+}  // namespace sluice::state
