@@ -19,6 +19,7 @@
 #include "core/human_format.h"
 #include "core/retry.h"
 #include "io/s3/s3_client.h"
+#include "service/destination_factory.h"
 
 namespace sluice::service {
 
@@ -269,16 +270,7 @@ class Fetcher {
 };
 
 Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config, const CancellationSource* cancel) {
-  io::S3Options o;
-  o.endpoint = config.s3.endpoint;
-  o.region = config.s3.region;
-  o.access_key_id = config.s3.access_key_id;
-  o.secret_access_key = config.s3.secret_access_key;
-  o.session_token = config.s3.session_token;
-  if (!config.s3.addressing.empty()) o.path_style = config.s3.addressing == "path";
-  o.stall_timeout_ms = config.s3.stall_timeout_seconds * 1000;
-  o.cancel = cancel;
-  SLUICE_ASSIGN_OR_RETURN(o, io::ResolveS3Options(std::move(o), GetEnv));
+  SLUICE_ASSIGN_OR_RETURN(io::S3Options o, S3OptionsFor(config.s3, cancel));
   return io::S3Client::Make(std::move(o));
 }
 

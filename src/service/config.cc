@@ -403,6 +403,8 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   }
   r.CheckUnknown();
   SLUICE_RETURN_IF_ERROR(r.status());
+  cfg.destination.s3 = cfg.s3;
+  cfg.destination.temp_directory = cfg.engine.temp_directory;
 
   if (cfg.source.type != "files") {
     return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source.type + "' (available: files)");

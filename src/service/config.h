@@ -39,18 +39,6 @@ struct SourceConfig {
   bool is_incremental() const { return incremental.value_or(is_s3()); }
 };
 
-/// Object storage access, shared by an s3:// source and an s3:// file
-/// destination. Empty values come from the environment or ~/.aws.
-struct S3Config {
-  std::string endpoint;
-  std::string region;
-  std::string access_key_id;
-  std::string secret_access_key;
-  std::string session_token;
-  std::string addressing;  // "path" | "virtual" | "" (path with a custom endpoint)
-  int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
-};
-
 /// Where the file ledger and run log live.
 struct StateStoreConfig {
   std::string url;   // postgresql://... (schema sluice)
@@ -65,6 +53,18 @@ struct ServerConfig {
   bool configured = false;
 };
 
+/// Object storage access, shared by an s3:// source and an s3:// file
+/// destination. Empty values come from the environment or ~/.aws.
+struct S3Config {
+  std::string endpoint;
+  std::string region;
+  std::string access_key_id;
+  std::string secret_access_key;
+  std::string session_token;
+  std::string addressing;  // "path" | "virtual" | "" (path with a custom endpoint)
+  int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
+};
+
 struct DestinationConfig {
   std::string type;
   std::string url;
@@ -74,6 +74,8 @@ struct DestinationConfig {
   std::string path;
   std::string format;
   bool create_table = true;
+  S3Config s3;                 // a copy of [s3], for an s3:// path
+  std::string temp_directory;  // a copy of [engine] temp_directory
 };
 
 struct EngineConfig {

@@ -8,6 +8,19 @@
 
 namespace sluice::service {
 
+Result<io::S3Options> S3OptionsFor(const S3Config& config, const CancellationSource* cancel) {
+  io::S3Options o;
+  o.endpoint = config.endpoint;
+  o.region = config.region;
+  o.access_key_id = config.access_key_id;
+  o.secret_access_key = config.secret_access_key;
+  o.session_token = config.session_token;
+  if (!config.addressing.empty()) o.path_style = config.addressing == "path";
+  o.stall_timeout_ms = config.stall_timeout_seconds * 1000;
+  o.cancel = cancel;
+  return io::ResolveS3Options(std::move(o), GetEnv);
+}
+
 Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
   BuiltDestination out;
   const std::string& type = config.type;
@@ -33,6 +46,12 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
     destinations::FileDestinationOptions o;
     o.path = type == "stdout" ? "-" : config.path;
     o.format = config.format;
+    o.temp_dir = config.temp_directory;
+    if (o.path.starts_with("s3://")) {
+      auto s3 = S3OptionsFor(config.s3);
+      if (!s3.ok()) return s3.status().WithContext("[s3]");
+      o.s3 = std::move(s3).value();
+    }
     SLUICE_ASSIGN_OR_RETURN(out.native, destinations::MakeFileDestination(std::move(o)));
   } else if (type == "null") {
     out.batch = destinations::MakeNullDestination();

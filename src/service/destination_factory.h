@@ -5,7 +5,9 @@
 
 #include <memory>
 
+#include "core/cancellation.h"
 #include "destinations/native/native_destination.h"
+#include "io/s3/s3_options.h"
 #include "service/config.h"
 #include "sluice/destination.h"
 
@@ -16,6 +18,9 @@ struct BuiltDestination {
   std::unique_ptr<destinations::NativeDestination> native;
   std::string Describe() const { return batch ? batch->Describe() : native->Describe(); }
 };
+
+/// [s3] completed from the environment and ~/.aws.
+Result<io::S3Options> S3OptionsFor(const S3Config& config, const CancellationSource* cancel = nullptr);
 
 Result<BuiltDestination> MakeDestination(const DestinationConfig& config);
 

@@ -49,6 +49,9 @@ std::string Double(double v) {
   return ec == std::errc() ? std::string(buf, end) : "0";
 }
 
+/// Negative counts are unknown: NULL.
+PgValue CountOrNull(int64_t v) { return v >= 0 ? PgValue(Int(v)) : std::nullopt; }
+
 int64_t ToInt(const PgValue& v) {
   int64_t out = 0;
   if (v) std::from_chars(v->data(), v->data() + v->size(), out);
@@ -222,7 +225,7 @@ class PostgresStateStore final : public StateStore {
               "INSERT INTO sluice.run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, "
               "seconds, status, error) VALUES ($1::bigint, $2, $3, nullif($4, ''), $5::bigint, $6::bigint, "
               "$7::bigint, $8::bigint, $9::double precision, $10, nullif($11, ''))",
-              {Int(f.run_id), f.pipeline, f.file, f.etag, Int(f.size), Int(f.rows_in), Int(f.rows_out),
+              {Int(f.run_id), f.pipeline, f.file, f.etag, Int(f.size), CountOrNull(f.rows_in), CountOrNull(f.rows_out),
                Int(f.bytes), Double(f.seconds), f.status, f.error})
           .status();
     });
@@ -271,8 +274,8 @@ class PostgresStateStore final : public StateStore {
       f.file = Text(row[2]);
       f.etag = Text(row[3]);
       f.size = ToInt(row[4]);
-      f.rows_in = ToInt(row[5]);
-      f.rows_out = ToInt(row[6]);
+      f.rows_in = row[5] ? ToInt(row[5]) : -1;
+      f.rows_out = row[6] ? ToInt(row[6]) : -1;
       f.bytes = ToInt(row[7]);
       f.seconds = ToDouble(row[8]);
       f.status = Text(row[9]);

@@ -224,8 +224,9 @@ class SqliteStateStore final : public StateStore {
     use.Text(3, f.file);
     use.TextOrNull(4, f.etag);
     use.Int(5, f.size);
-    use.Int(6, f.rows_in);
-    use.Int(7, f.rows_out);
+    // Negative counts are unknown: NULL.
+    if (f.rows_in >= 0) use.Int(6, f.rows_in); else use.Null(6);
+    if (f.rows_out >= 0) use.Int(7, f.rows_out); else use.Null(7);
     use.Int(8, f.bytes);
     use.Double(9, f.seconds);
     use.Text(10, f.status);
@@ -280,8 +281,8 @@ class SqliteStateStore final : public StateStore {
       f.file = use.ColumnText(2);
       f.etag = use.ColumnText(3);
       f.size = use.ColumnInt(4);
-      f.rows_in = use.ColumnInt(5);
-      f.rows_out = use.ColumnInt(6);
+      f.rows_in = use.ColumnIsNull(5) ? -1 : use.ColumnInt(5);
+      f.rows_out = use.ColumnIsNull(6) ? -1 : use.ColumnInt(6);
       f.bytes = use.ColumnInt(7);
       f.seconds = use.ColumnDouble(8);
       f.status = use.ColumnText(9);

@@ -49,8 +49,8 @@ struct FileRecord {
   std::string file;  // ObjectInfo::key
   std::string etag;
   int64_t size = 0;
-  int64_t rows_in = 0;
-  int64_t rows_out = 0;
+  int64_t rows_in = 0;   // -1: not counted (stored as NULL)
+  int64_t rows_out = 0;  // -1: not counted, e.g. one load of several files
   int64_t bytes = 0;
   double seconds = 0;
   std::string status;  // loaded, failed, skipped

@@ -257,6 +257,32 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
 }
 
+TEST_F(S3PipelineTest, FileDestinationUploadsToS3AsOneObject) {
+  // Big enough for a multipart upload (parts of 8 MiB).
+  std::string csv = dir_.Path("big.csv");
+  WriteSimpleCsv(csv, 0, 600000);
+  std::string toml = SimpleCsvSource(csv) + S3Section(s3_->endpoint()) +
+                     "[destination]\ntype = \"file\"\npath = 's3://" + bucket_ + "/out/items.csv'\n" +
+                     EngineSection();
+  auto run = RunPipeline(dir_, toml);
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  auto body = s3_->GetObject(bucket_, "out/items.csv");
+  ASSERT_TRUE(body.ok()) << body.status().ToString();
+  EXPECT_GT(body->size(), 9u << 20);
+  std::string local = dir_.Path("back.csv");
+  {
+    std::ofstream out(local, std::ios::binary);
+    out << *body;
+  }
+  auto duck = Duck();
+  ASSERT_NE(duck, nullptr);
+  EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM read_csv(" +
+                                  engine::QuoteLiteral(local) + ")"),
+            "600000/600000/179999700000");
+  // Nothing is left behind locally.
+  EXPECT_EQ(run.err.find("error"), std::string::npos) << run.err;
+}
+
 TEST_F(PgTest, LocalDirectoryIsIncrementalWhenAskedAndHonoursModifiedWithin) {
   std::string in = dir_.Path("in");
   std::filesystem::create_directories(in);

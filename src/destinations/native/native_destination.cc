@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "io/s3/s3_client.h"
+
 namespace sluice::destinations {
 
 using engine::QuoteIdent;
@@ -304,10 +306,12 @@ class StdoutPump {
 class FileDestination : public NativeDestination {
  public:
   explicit FileDestination(FileDestinationOptions options) : options_(std::move(options)) {}
+  ~FileDestination() override { RemoveUploadDir(); }
 
   Status Init() {
     if (options_.path.empty()) return Status::InvalidArgument("[destination] path is required for type file");
     stdout_ = options_.path == "-" || options_.path == "/dev/stdout";
+    s3_ = options_.path.starts_with("s3://");
     std::string f = options_.format;
     std::string p = options_.path;
     for (const char* suffix : {".gz", ".zst"}) {
@@ -342,6 +346,17 @@ class FileDestination : public NativeDestination {
 
   Status Check(engine::DuckDbEngine*) override {
     if (stdout_) return Status::OK();
+    if (s3_) {
+      SLUICE_ASSIGN_OR_RETURN(url_, io::ParseS3Url(options_.path));
+      if (url_.key.empty() || url_.key.back() == '/') {
+        return Status::InvalidArgument("[destination] path: '" + options_.path + "' names no object (add a file name)");
+      }
+      SLUICE_ASSIGN_OR_RETURN(client_, io::S3Client::Make(options_.s3));
+      // Reaching the bucket is the check; the object itself may not exist yet.
+      auto probe = client_->Head(url_.bucket, url_.key);
+      if (!probe.ok() && probe.status().code() != StatusCode::kNotFound) return probe.status();
+      return Status::OK();
+    }
     auto dir = std::filesystem::absolute(options_.path).parent_path();
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) {
@@ -354,7 +369,17 @@ class FileDestination : public NativeDestination {
     SLUICE_RETURN_IF_ERROR(Check(engine));
     // Written beside the target and renamed at commit: readers never see a
     // partial file, and a crash leaves only a hidden temp file behind.
-    if (!stdout_) {
+    if (s3_) {
+      std::filesystem::path base = options_.temp_dir.empty() ? std::filesystem::temp_directory_path()
+                                                             : std::filesystem::path(options_.temp_dir);
+      std::string templ = (base / "sluice-upload-XXXXXX").string();
+      if (mkdtemp(templ.data()) == nullptr) {
+        return Status::IoError("cannot create a temp directory under " + base.string() + ": " + std::strerror(errno));
+      }
+      upload_dir_ = templ;
+      auto slash = url_.key.find_last_of('/');
+      tmp_ = upload_dir_ + "/" + (slash == std::string::npos ? url_.key : url_.key.substr(slash + 1));
+    } else if (!stdout_) {
       auto target = std::filesystem::absolute(options_.path);
       tmp_ = (target.parent_path() / ("." + target.filename().string() + ".sluice-tmp")).string();
     } else {
@@ -379,6 +404,13 @@ class FileDestination : public NativeDestination {
       pump_.reset();
       return status;
     }
+    if (s3_) {
+      // The object appears whole or not at all: a single PUT, or a
+      // multipart upload that S3 assembles only on completion.
+      Status uploaded = client_->Upload(url_.bucket, url_.key, tmp_);
+      RemoveUploadDir();
+      return uploaded;
+    }
     std::error_code ec;
     std::filesystem::rename(tmp_, options_.path, ec);
     if (ec) return Status::IoError("cannot rename '" + tmp_ + "' to '" + options_.path + "': " + ec.message());
@@ -388,6 +420,10 @@ class FileDestination : public NativeDestination {
 
   void Abort(engine::DuckDbEngine*) override {
     pump_.reset();
+    if (s3_) {
+      RemoveUploadDir();
+      return;
+    }
     if (!tmp_.empty()) {
       std::error_code ec;
       std::filesystem::remove_all(tmp_, ec);
@@ -396,8 +432,20 @@ class FileDestination : public NativeDestination {
   }
 
  private:
+  void RemoveUploadDir() {
+    if (upload_dir_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(upload_dir_, ec);
+    upload_dir_.clear();
+    tmp_.clear();
+  }
+
   FileDestinationOptions options_;
   bool stdout_ = false;
+  bool s3_ = false;
+  io::S3Url url_;
+  std::unique_ptr<io::S3Client> client_;
+  std::string upload_dir_;
   std::string copy_options_;
   std::string compression_;
   std::string tmp_;

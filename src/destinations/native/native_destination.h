@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/duckdb_engine.h"
+#include "io/s3/s3_options.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
 
@@ -49,8 +50,13 @@ struct DuckDbDestinationOptions {
 Result<std::unique_ptr<NativeDestination>> MakeDuckDbDestination(DuckDbDestinationOptions options);
 
 struct FileDestinationOptions {
-  std::string path;    // output file, or "-" / "/dev/stdout" for stdout
+  std::string path;    // output file, "s3://bucket/key", or "-" / "/dev/stdout" for stdout
   std::string format;  // parquet | csv | jsonl; empty: from the extension (csv for stdout)
+  /// For an s3:// path (resolved credentials and endpoint): the file is
+  /// written locally, then uploaded at Commit (multipart when large).
+  io::S3Options s3;
+  /// Where an s3:// output is written before the upload; empty: the system's.
+  std::string temp_dir;
 };
 Result<std::unique_ptr<NativeDestination>> MakeFileDestination(FileDestinationOptions options);
 

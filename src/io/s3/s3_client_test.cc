@@ -671,7 +671,8 @@ TEST_F(S3ClientTest, AccessDeniedFailsAtOnceWithCodeAndMessage) {
   anonymous.access_key_id.clear();
   anonymous.secret_access_key.clear();
   auto unsigned_client = MakeClient(anonymous);
-  ASSERT_TRUE(unsigned_client->PutObject(bucket, "public.txt", "open").ok());  // s3rver takes unsigned requests
+  // s3rver takes unsigned requests.
+  ASSERT_TRUE(unsigned_client->PutObject(bucket, "public.txt", "open").ok());
   auto denied = unsigned_client->Head(bucket, "private/x");
   ASSERT_FALSE(denied.ok());
   EXPECT_NE(denied.status().message().find("no credentials were found"), std::string::npos)
