@@ -66,6 +66,11 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
 /// retried by the [retry] policy; the failed attempt was rolled back.
 Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options);
 
+/// `sluice validate` for an incremental source: lists it, asks the state
+/// store what is new, compiles the SQL against one fetched object and
+/// checks the destination, loading nothing and recording nothing.
+Result<std::string> ValidateBatchJob(const PipelineConfig& config);
+
 /// The state store a pipeline's config names ([state], or the default
 /// SQLite file .sluice/state.db).
 state::StateConfig StateConfigFor(const PipelineConfig& config);

@@ -15,6 +15,7 @@
 #include "core/human_format.h"
 #include "core/retry.h"
 #include "service/config.h"
+#include "service/batch_job.h"
 #include "service/pipeline_runner.h"
 #include "service/serve.h"
 #include "service/version.h"
@@ -97,7 +98,7 @@ int ValidateCommand(const std::string& file) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), config.status().message().c_str());
     return ExitCodeFor(config.status());
   }
-  auto report = ValidatePipeline(*config);
+  auto report = config->source.is_incremental() ? ValidateBatchJob(*config) : ValidatePipeline(*config);
   if (!report.ok()) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), report.status().message().c_str());
     return ExitCodeFor(report.status());

@@ -304,9 +304,9 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   return summary;
 }
 
-Result<std::string> ValidatePipeline(const PipelineConfig& config) {
+Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::vector<io::LocalFile>& files) {
   std::string report;
-  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config));
+  SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, nullptr, files));
   SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   report += "source:      " + source->Describe();

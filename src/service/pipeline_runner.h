@@ -58,6 +58,8 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
 
 /// Checks the file, the destination's reachability and the SQL against the
 /// source's schema, loading nothing. Returns a human-readable report.
-Result<std::string> ValidatePipeline(const PipelineConfig& config);
+/// With `files`, the SQL is compiled against those local files instead of
+/// what [source] path matches (an object fetched from S3).
+Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::vector<io::LocalFile>& files = {});
 
 }  // namespace sluice::service

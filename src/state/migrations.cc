@@ -38,8 +38,8 @@ CREATE TABLE sluice.run_files (
   file        text        NOT NULL,
   etag        text,
   size        bigint      NOT NULL DEFAULT 0,
-  rows_in     bigint      NOT NULL DEFAULT 0,
-  rows_out    bigint      NOT NULL DEFAULT 0,
+  rows_in     bigint,                 -- NULL: not counted
+  rows_out    bigint,                 -- NULL: not counted (a load of several files)
   bytes       bigint      NOT NULL DEFAULT 0,
   seconds     double precision NOT NULL DEFAULT 0,
   status      text        NOT NULL,
@@ -81,8 +81,8 @@ CREATE TABLE run_files (
   file        TEXT    NOT NULL,
   etag        TEXT,
   size        INTEGER NOT NULL DEFAULT 0,
-  rows_in     INTEGER NOT NULL DEFAULT 0,
-  rows_out    INTEGER NOT NULL DEFAULT 0,
+  rows_in     INTEGER,
+  rows_out    INTEGER,
   bytes       INTEGER NOT NULL DEFAULT 0,
   seconds     REAL    NOT NULL DEFAULT 0,
   status      TEXT    NOT NULL,

@@ -257,6 +257,24 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
 }
 
+TEST_F(S3PipelineTest, ValidateListsTheBucketAndCompilesTheSqlAgainstOneObject) {
+  for (int i = 0; i < 3; ++i) Put("v/p" + std::to_string(i) + ".csv", SimpleCsv(i * 10, 10));
+  std::string toml = Pipeline("v/*.csv");
+  auto ok = ValidatePipeline(dir_, toml);
+  ASSERT_EQ(ok.exit_code, 0) << Describe(ok);
+  EXPECT_NE(ok.out.find("3 files"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("3 not loaded yet"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("id BIGINT"), std::string::npos) << ok.out;
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs"), "0");  // validate records nothing
+
+  std::string bad = toml;
+  bad.replace(bad.find("[destination]"), 0, "[transform]\nsql = \"SELECT no_such_column FROM input\"\n");
+  auto fails = ValidatePipeline(dir_, bad);
+  EXPECT_EQ(fails.exit_code, 2) << Describe(fails);
+  EXPECT_NE(fails.err.find("no_such_column"), std::string::npos) << fails.err;
+  EXPECT_EQ(fails.err.find("sluice-spool"), std::string::npos) << fails.err;
+}
+
 TEST_F(S3PipelineTest, FileDestinationUploadsToS3AsOneObject) {
   // Big enough for a multipart upload (parts of 8 MiB).
   std::string csv = dir_.Path("big.csv");
