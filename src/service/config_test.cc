@@ -93,5 +93,58 @@ TEST(ParseBytesAndDurations, UnderstandUnits) {
   EXPECT_FALSE(ParseDurationSeconds("soon").ok());
 }
 
+TEST(ParsePipelineConfig, ReadsTheS3ExampleShippedInTheRepository) {
+  auto cfg = LoadPipelineConfig(std::string(SLUICE_SOURCE_DIR) + "/examples/s3_daily/daily.toml",
+                                Env({{"PGPASSWORD", "pw"}}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->name, "daily_orders");
+  EXPECT_TRUE(cfg->source.is_s3());
+  EXPECT_TRUE(cfg->source.is_incremental());
+  EXPECT_EQ(cfg->source.concurrency, 8);
+  EXPECT_EQ(cfg->s3.region, "eu-central-1");
+  EXPECT_EQ(cfg->s3.endpoint, "");
+  EXPECT_EQ(cfg->state.url, cfg->destination.url);
+  ASSERT_TRUE(cfg->schedule.has_value());
+  EXPECT_EQ(cfg->schedule->cron, "0 3 * * *");
+  EXPECT_EQ(cfg->schedule->timezone, "Europe/Berlin");
+  EXPECT_FALSE(cfg->schedule->run_on_start);
+  EXPECT_TRUE(cfg->server.configured);
+  EXPECT_EQ(cfg->server.listen, "127.0.0.1:9187");
+}
+
+TEST(ParsePipelineConfig, IncrementalKeysAreChecked) {
+  auto parse = [](const std::string& extra) {
+    return ParsePipelineConfig("[source]\npath = \"s3://b/p/\"\n" + extra + "\n[destination]\ntype = \"null\"\n",
+                               "p.toml", Env({}));
+  };
+  EXPECT_TRUE(parse("batch = \"per_file\"\nmodified_within = \"24h\"").ok());
+  EXPECT_EQ(parse("modified_within = \"24h\"")->source.modified_within_seconds, 86400);
+  auto bad_batch = parse("batch = \"each\"");
+  ASSERT_FALSE(bad_batch.ok());
+  EXPECT_NE(bad_batch.status().message().find("[source] batch"), std::string::npos);
+  EXPECT_FALSE(parse("concurrency = 0").ok());
+  EXPECT_FALSE(parse("modified_within = \"soon\"").ok());
+  // Local paths are not incremental unless asked; stdin never can be.
+  auto local = ParsePipelineConfig("[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
+  ASSERT_TRUE(local.ok());
+  EXPECT_FALSE(local->source.is_incremental());
+  EXPECT_FALSE(local->uses_state());
+  auto stdin_inc = ParsePipelineConfig("[source]\npath = \"-\"\nincremental = true\n[destination]\ntype = \"null\"\n",
+                                       "p.toml", Env({}));
+  ASSERT_FALSE(stdin_inc.ok());
+  EXPECT_NE(stdin_inc.status().message().find("stdin"), std::string::npos);
+  auto both = ParsePipelineConfig(
+      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[state]\nurl = \"postgresql://x/y\"\npath = \"s.db\"\n",
+      "p.toml", Env({}));
+  EXPECT_FALSE(both.ok());
+  auto addressing = parse("[s3]\naddressing = \"dns\"");
+  ASSERT_FALSE(addressing.ok());
+  EXPECT_NE(addressing.status().message().find("[s3] addressing"), std::string::npos);
+  auto schedule = ParsePipelineConfig(
+      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[schedule]\nevery = \"1h\"\ncron = \"* * * * *\"\n",
+      "p.toml", Env({}));
+  EXPECT_FALSE(schedule.ok());
+}
+
 }  // namespace
 }  // namespace sluice::service
