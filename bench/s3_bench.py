@@ -9,14 +9,14 @@ recording the files in its ledger in the same transaction. It is compared
 with
 
   sluice      build/sluice run <generated pipeline TOML> --once --progress never
+  sluice,     the same pipeline over the same files on local disk (still
+  local files incremental, ledger in PostgreSQL): the difference to the
+              first row is what S3 costs, to the floor what the rest costs
   DuckDB      build/bench/sluice_duckdb_floor: DuckDB alone running the same
   (floor)     SELECT ... FROM read_parquet('data/*.parquet') GROUP BY ALL
               over the same files on local disk, with the same DuckDB thread
               count. No listing, download, state store or COPY: the engine's
               floor, which sluice cannot beat.
-  sluice,     the same pipeline over the same files on local disk (still
-  local files incremental, ledger in PostgreSQL): the difference to the
-              first row is what S3 costs, to the floor what the rest costs.
 
 Each run is timed (wall clock, including process start-up) and its peak RSS
 is taken from wait4()'s rusage. Every sluice run is verified: the table in
@@ -161,6 +161,8 @@ def pg_fingerprint_sql(table: str) -> str:
         "md5(string_agg(region || '|' || product || '|' || amount::text || '|' || n::text, "
         f"',' ORDER BY region, product)) FROM public.{table}"
     )
+
+
 FINGERPRINT_NAMES = ("groups", "sum(n)", "sum(amount)", "row hash")
 
 
@@ -443,6 +445,7 @@ class ToolRow:
     walls: list[float] = field(default_factory=list)
     cpus: list[float] = field(default_factory=list)
     peak_rss_mb: float | None = None
+    warnings: int = 0  # warning/error lines in the tool's logs of successful runs
 
     @property
     def wall_s(self) -> float | None:
@@ -473,7 +476,7 @@ def result_table(rows: list[ToolRow], n_rows: int, n_bytes: int) -> str:
             fmt(r.peak_rss_mb if r.status == "ok" else None, ".1f"),
             fmt(r.cpu_s, ".2f"),
             fmt(ratio, ".2f") + ("x" if ratio is not None else ""),
-            target, r.status))
+            target, r.status + (f" ({r.warnings} warnings in its log)" if r.warnings else "")))
     return "\n".join(lines)
 
 
@@ -576,7 +579,7 @@ def main() -> int:
         sizes = {f.name: f.stat().st_size for f in files}
 
         def run_sluice(name: str, log_path: Path, watch: bool = False,
-                       local: bool = False) -> tuple[object, Phases, str | None]:
+                       local: bool = False) -> tuple[object, Phases, str | None, int]:
             toml = workdir / f"{name}.toml"
             table = "agg_local" if local else "agg"
             write_pipeline(toml, name, pg, args.threads, s3=None if local else s3,
@@ -611,7 +614,13 @@ def main() -> int:
                     problem = "result differs from DuckDB's: " + ", ".join(
                         f"{n} {a} != {b}" for n, a, b in zip(FINGERPRINT_NAMES, got, expected)
                         if a != b)
-            return res, phases, problem
+            # A run can succeed while logging trouble (e.g. its run log could
+            # not be written): count it, so that the table shows it.
+            n_warn = sum('"level":"warning"' in line or '"level":"error"' in line
+                         for line in log_path.read_text(errors="replace").splitlines())
+            if n_warn and problem is None:
+                log(f"sluice logged {n_warn} warning(s)/error(s); see {log_path}")
+            return res, phases, problem, n_warn
 
         # ---- untimed warm-up ---------------------------------------------
         # Creates the ledger schema and the tables (a first run's one-off
@@ -627,7 +636,7 @@ def main() -> int:
             tag = "local" if local else "s3"
             log(f"warm-up run: {row.tool} (untimed)")
             log_path = logs / f"sluice_{tag}_warmup.log"
-            _, _, problem = run_sluice(f"bench_{tag}_warmup", log_path, local=local)
+            _, _, problem, _ = run_sluice(f"bench_{tag}_warmup", log_path, local=local)
             if problem:
                 row.status = f"FAILED: {problem}"
                 failures += 1
@@ -660,8 +669,10 @@ def main() -> int:
                 tag = "local" if local else "s3"
                 log(f"[{rep + 1}/{args.repeat}] {row.tool}")
                 log_path = logs / f"sluice_{tag}_{rep + 1}.log"
-                res, ph, problem = run_sluice(f"bench_{tag}_{rep + 1}", log_path, local=local)
+                res, ph, problem, n_warn = run_sluice(f"bench_{tag}_{rep + 1}", log_path,
+                                                      local=local)
                 if record(row, res, problem, log_path):
+                    row.warnings += n_warn
                     into.append(ph)
             if floor_row.status == "ok":
                 log_path = logs / f"floor_{rep + 1}.log"
@@ -687,7 +698,7 @@ def main() -> int:
         probe: Phases | None = None
         if sluice_row.status == "ok":
             log("probe: sluice run with its download spool watched (untimed)")
-            _, probe, problem = run_sluice("bench_s3_probe", logs / "sluice_s3_probe.log",
+            _, probe, problem, _ = run_sluice("bench_s3_probe", logs / "sluice_s3_probe.log",
                                            watch=True)
             if problem:
                 log(f"probe run failed ({problem}); log {logs / 'sluice_s3_probe.log'}")

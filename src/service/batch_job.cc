@@ -3,6 +3,7 @@
 #include <fnmatch.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -29,10 +30,10 @@ using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-
 
 /// Pages of objects to consider, in key order.
 class ObjectLister {
@@ -70,7 +71,8 @@ class S3ObjectLister : public ObjectLister {
       for (auto& o : *page) {
         if (!o.key.empty() && o.key.back() == '/') continue;  // a "directory" marker
         if (!pattern_.empty() && fnmatch(pattern_.c_str(), o.key.c_str(), FNM_PATHNAME) != 0) continue;
-        if (!exact_or_dir_.empty() && o.key != exact_or_dir_ && !o.key.starts_with(exact_or_dir_ + "/")) continue;
+        if (!exact_or_dir_.empty() && o.key != exact_or_dir_ && !o.key.starts_with(exact_or_dir_ + "/"))
+          continue;
         if (min_modified_ms_ > 0 && o.last_modified_unix_ms < min_modified_ms_) continue;
         out.push_back({"s3://" + url_.bucket + "/" + o.key, o.etag, o.size, o.last_modified_unix_ms});
       }
@@ -85,6 +87,15 @@ class S3ObjectLister : public ObjectLister {
   std::unique_ptr<io::S3Client::Lister> lister_;
 };
 
+/// Size and modification time stand in for a local file's ETag: a
+/// rewritten file counts as changed.
+std::string LocalEtag(int64_t size, int64_t mtime_ns) {
+  char etag[64];
+  std::snprintf(etag, sizeof(etag), "%llx-%llx", static_cast<unsigned long long>(size),
+                static_cast<unsigned long long>(mtime_ns));
+  return etag;
+}
+
 class LocalObjectLister : public ObjectLister {
  public:
   LocalObjectLister(std::vector<io::LocalFile> files, int64_t min_modified_ms) {
@@ -93,12 +104,8 @@ class LocalObjectLister : public ObjectLister {
       if (min_modified_ms > 0 && mtime_ms < min_modified_ms) continue;
       std::error_code ec;
       fs::path abs = fs::absolute(f.path, ec);
-      char etag[64];
-      // Size and modification time stand in for an ETag: a rewritten file
-      // counts as changed.
-      std::snprintf(etag, sizeof(etag), "%llx-%llx", static_cast<unsigned long long>(f.size),
-                    static_cast<unsigned long long>(f.mtime_ns));
-      objects_.push_back({ec ? f.path : abs.lexically_normal().string(), etag, f.size, mtime_ms});
+      objects_.push_back(
+          {ec ? f.path : abs.lexically_normal().string(), LocalEtag(f.size, f.mtime_ns), f.size, mtime_ms});
     }
   }
   Result<std::optional<std::vector<state::ObjectInfo>>> NextPage() override {
@@ -131,8 +138,9 @@ std::string SpoolName(size_t index, const std::string& key) {
 class Spool {
  public:
   static Result<std::unique_ptr<Spool>> Make(const PipelineConfig& config) {
-    fs::path base = config.engine.temp_directory.empty() ? fs::temp_directory_path() / "sluice-spool"
-                                                         : fs::path(config.engine.temp_directory) / "sluice-spool";
+    fs::path base = config.engine.temp_directory.empty()
+                        ? fs::temp_directory_path() / "sluice-spool"
+                        : fs::path(config.engine.temp_directory) / "sluice-spool";
     std::string name = config.name;
     for (char& c : name) {
       if (c == '/' || c == '\0') c = '_';
@@ -148,20 +156,25 @@ class Spool {
       if (pid > 0 && pid != getpid() && kill(pid, 0) == 0) continue;  // another live run
       std::error_code rm;
       fs::remove_all(entry.path(), rm);
-      if (!rm) spdlog::info("pipeline {}: removed spool {} left by an earlier run", config.name, entry.path().string());
+      if (!rm)
+        spdlog::info("pipeline {}: removed spool {} left by an earlier run", config.name,
+                     entry.path().string());
     }
     auto spool = std::unique_ptr<Spool>(new Spool());
     spool->dir_ = dir / ("run-" + std::to_string(getpid()));
     fs::remove_all(spool->dir_, ec);
     fs::create_directories(spool->dir_, ec);
-    if (ec) return Status::IoError("cannot create spool directory " + spool->dir_.string() + ": " + ec.message());
+    if (ec)
+      return Status::IoError("cannot create spool directory " + spool->dir_.string() + ": " + ec.message());
     return spool;
   }
   ~Spool() {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-  std::string PathFor(size_t index, const std::string& key) const { return (dir_ / SpoolName(index, key)).string(); }
+  std::string PathFor(size_t index, const std::string& key) const {
+    return (dir_ / SpoolName(index, key)).string();
+  }
 
  private:
   Spool() = default;
@@ -269,9 +282,29 @@ class Fetcher {
   std::vector<std::thread> workers_;
 };
 
-Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config, const CancellationSource* cancel) {
+Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config,
+                                                   const CancellationSource* cancel) {
   SLUICE_ASSIGN_OR_RETURN(io::S3Options o, S3OptionsFor(config.s3, cancel));
   return io::S3Client::Make(std::move(o));
+}
+
+/// The config of one load: {run} and {file} in a file destination's path
+/// become the run id and the loaded file's base name (without extension),
+/// so that each load writes its own output and a replay overwrites it.
+PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
+                             const std::vector<Fetched>& fetched) {
+  PipelineConfig c = config;
+  std::string& path = c.destination.path;
+  auto replace = [&path](const std::string& from, const std::string& to) {
+    for (size_t pos; (pos = path.find(from)) != std::string::npos;) path.replace(pos, from.size(), to);
+  };
+  replace("{run}", std::to_string(run_id));
+  if (fetched.size() == 1) {
+    std::string key = fetched[0].object.key;
+    std::string base = key.substr(key.find_last_of('/') + 1);
+    replace("{file}", base.substr(0, base.find('.')));
+  }
+  return c;
 }
 
 /// Errors name the object, not the spool file it was read from.
@@ -288,7 +321,8 @@ Status Rename(const Status& status, const std::vector<std::pair<std::string, std
 
 void AddStages(std::vector<StageTotals>* into, const std::vector<StageTotals>& stages) {
   for (const auto& s : stages) {
-    auto it = std::find_if(into->begin(), into->end(), [&](const StageTotals& t) { return t.name == s.name; });
+    auto it =
+        std::find_if(into->begin(), into->end(), [&](const StageTotals& t) { return t.name == s.name; });
     if (it == into->end()) {
       into->push_back(s);
     } else {
@@ -303,15 +337,24 @@ void AddStages(std::vector<StageTotals>* into, const std::vector<StageTotals>& s
 
 std::string ErrorKind(const Status& status) {
   switch (status.code()) {
-    case StatusCode::kOk: return "";
-    case StatusCode::kInvalidArgument: return "config";
-    case StatusCode::kDataError: return "data";
-    case StatusCode::kSchemaMismatch: return "schema";
-    case StatusCode::kNotFound: return "not_found";
-    case StatusCode::kIoError: return "io";
-    case StatusCode::kUnavailable: return "unavailable";
-    case StatusCode::kCancelled: return "cancelled";
-    default: return "internal";
+    case StatusCode::kOk:
+      return "";
+    case StatusCode::kInvalidArgument:
+      return "config";
+    case StatusCode::kDataError:
+      return "data";
+    case StatusCode::kSchemaMismatch:
+      return "schema";
+    case StatusCode::kNotFound:
+      return "not_found";
+    case StatusCode::kIoError:
+      return "io";
+    case StatusCode::kUnavailable:
+      return "unavailable";
+    case StatusCode::kCancelled:
+      return "cancelled";
+    default:
+      return "internal";
   }
 }
 
@@ -325,10 +368,12 @@ state::StateConfig StateConfigFor(const PipelineConfig& config) {
 namespace {
 
 /// The lister for config's source; `client` receives the S3 client, if any.
-Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config, const CancellationSource* cancel,
+Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config,
+                                                 const CancellationSource* cancel,
                                                  std::unique_ptr<io::S3Client>* client) {
-  int64_t min_modified =
-      config.source.modified_within_seconds > 0 ? NowUnixMs() - config.source.modified_within_seconds * 1000 : 0;
+  int64_t min_modified = config.source.modified_within_seconds > 0
+                             ? NowUnixMs() - config.source.modified_within_seconds * 1000
+                             : 0;
   if (config.source.is_s3()) {
     auto url = io::ParseS3Url(config.source.path);
     if (!url.ok()) return url.status().WithContext("[source] path");
@@ -342,7 +387,8 @@ Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config, c
     if (files.status().code() != StatusCode::kNotFound) return files.status();
     files = std::vector<io::LocalFile>{};
   }
-  return std::unique_ptr<ObjectLister>(std::make_unique<LocalObjectLister>(std::move(files).value(), min_modified));
+  return std::unique_ptr<ObjectLister>(
+      std::make_unique<LocalObjectLister>(std::move(files).value(), min_modified));
 }
 
 }  // namespace
@@ -394,14 +440,28 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   const CancellationSource* cancel = options.run.cancel;
   state::StateStore* store = options.store;
   JobReport report;
+  // One run of a pipeline at a time, also across processes: a second
+  // `serve` or a manual `run` skips its turn instead of racing this one.
+  SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
+  if (!locked) {
+    report.status = "skipped";
+    report.error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
+    return report;
+  }
+  struct Unlock {
+    state::StateStore* store;
+    const std::string& name;
+    ~Unlock() { store->UnlockPipeline(name); }
+  } unlock{store, config.name};
   SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
   SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
 
   auto finish = [&](Status status) -> Result<JobReport> {
     report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     if (status.ok() && report.files_failed > 0) {
-      status = Status::DataError(std::to_string(report.files_failed) + " of " + std::to_string(report.files_found) +
-                                 " files failed; the first: " + report.error);
+      status =
+          Status::DataError(std::to_string(report.files_failed) + " of " +
+                            std::to_string(report.files_found) + " files failed; the first: " + report.error);
     }
     if (status.ok()) {
       report.status = "succeeded";
@@ -411,10 +471,11 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       if (report.error_kind.empty()) report.error_kind = ErrorKind(status);
     }
     report.retryable = !status.ok() && status.retryable();
-    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded, report.rows,
-                                     NowUnixMs());
-    if (!logged.ok()) spdlog::warn("pipeline {}: could not record the end of run {}: {}", config.name,
-                                   report.run_id, logged.message());
+    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded,
+                                     report.rows, NowUnixMs());
+    if (!logged.ok())
+      spdlog::warn("pipeline {}: could not record the end of run {}: {}", config.name, report.run_id,
+                   logged.message());
     return report;
   };
 
@@ -450,7 +511,8 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   std::string ledger_db = store->PostgresDatabase();
   bool per_file = config.source.batch == "per_file";
   size_t window = per_file ? static_cast<size_t>(config.source.concurrency) : todo.size();
-  Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window, cancel);
+  Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window,
+                  cancel);
 
   // Loads `group` (indexes into todo) as one transaction with its ledger entries.
   auto load = [&](const std::vector<size_t>& group) -> Status {
@@ -458,6 +520,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
     std::vector<Fetched> fetched;
     std::vector<std::pair<std::string, std::string>> names;
     Status status;
+    std::vector<size_t> skipped;
     for (size_t i : group) {
       auto f = fetcher.Take(i);
       if (!f.ok()) {
@@ -465,15 +528,53 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
         break;
       }
       report.bytes_downloaded += f->downloaded;
+      if (f->object.etag != todo[i].etag) {
+        // Overwritten between the listing and the download: what arrived
+        // may be a version that was loaded before.
+        auto fresh = store->FilterNew(config.name, {f->object});
+        if (!fresh.ok()) {
+          status = fresh.status();
+          break;
+        }
+        if (fresh->empty()) {
+          spdlog::info("pipeline {}: {} changed back to a version already loaded; skipped", config.name,
+                       f->object.key);
+          skipped.push_back(i);
+          continue;
+        }
+      }
       names.emplace_back(f->file.path, f->object.key);
       fetched.push_back(std::move(f).value());
     }
     RunSummary summary;
     std::vector<state::ObjectInfo> objects;
     for (const auto& f : fetched) objects.push_back(f.object);
+    if (status.ok() && fetched.empty()) {
+      for (size_t i : group) fetcher.Release(i);
+      return Status::OK();
+    }
     if (status.ok()) {
       RunOptions run = options.run;
       for (const auto& f : fetched) run.files.push_back(f.file);
+      if (!client) {
+        // A local file still being written would be loaded in part and then
+        // again in full: check it did not change while it was read, before
+        // the commit.
+        run.before_commit = [&fetched]() -> Status {
+          for (const auto& f : fetched) {
+            struct stat st;
+            bool same = stat(f.file.path.c_str(), &st) == 0 &&
+                        LocalEtag(st.st_size, static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 +
+                                                  st.st_mtim.tv_nsec) == f.object.etag;
+            if (!same) {
+              return Status::Unavailable(f.file.path +
+                                         " changed while it was loaded; rolled back, it is loaded by a "
+                                         "later run once it stops changing");
+            }
+          }
+          return Status::OK();
+        };
+      }
       if (!ledger_db.empty()) {
         auto statements = store->MarkLoadedStatements(config.name, report.run_id, objects);
         if (!statements.ok()) {
@@ -484,7 +585,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
         }
       }
       if (status.ok()) {
-        auto result = RunPipelineOnce(config, run);
+        auto result = RunPipelineOnce(ConfigForLoad(config, report.run_id, fetched), run);
         if (result.ok()) {
           summary = std::move(result).value();
         } else {
@@ -497,14 +598,16 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       // loads these files again on the next run.
       status = store->MarkLoaded(config.name, report.run_id, objects);
       if (!status.ok()) {
-        status = status.WithContext("the rows were committed, but recording the files as loaded failed "
-                                    "(they will be loaded again by the next run)");
+        status = status.WithContext(
+            "the rows were committed, but recording the files as loaded failed "
+            "(they will be loaded again by the next run)");
       }
     }
     status = Rename(status, names);
     if (status.ok()) report.exactly_once = summary.checkpoint_committed;
     double seconds = std::chrono::duration<double>(Clock::now() - group_start).count();
     for (size_t k = 0; k < group.size(); ++k) {
+      if (std::find(skipped.begin(), skipped.end(), group[k]) != skipped.end()) continue;
       const auto& o = k < fetched.size() ? fetched[k].object : todo[group[k]];
       state::FileRecord rec;
       rec.run_id = report.run_id;
@@ -519,18 +622,21 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       rec.status = status.ok() ? "loaded" : "failed";
       rec.error = status.ok() ? "" : status.message();
       Status logged = store->RecordFile(rec);
-      if (!logged.ok()) spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
+      if (!logged.ok())
+        spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
     }
     for (size_t i : group) fetcher.Release(i);
     if (status.ok()) {
-      report.files_loaded += static_cast<int64_t>(group.size());
+      report.files_loaded += static_cast<int64_t>(fetched.size());
       report.rows += summary.rows;
       report.bytes_in += summary.bytes_in;
       report.destination = summary.destination;
       AddStages(&report.stages, summary.stage_totals);
-      spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s{}", config.name, Thousands(summary.rows),
-                   group.size() == 1 ? todo[group[0]].key : std::to_string(group.size()) + " files",
-                   summary.destination, seconds, summary.checkpoint_committed ? " (ledger in the same transaction)" : "");
+      spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s{}", config.name,
+                   Thousands(summary.rows),
+                   fetched.size() == 1 ? fetched[0].object.key : std::to_string(fetched.size()) + " files",
+                   summary.destination, seconds,
+                   summary.checkpoint_committed ? " (ledger in the same transaction)" : "");
     }
     return status;
   };
@@ -543,7 +649,8 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
     return finish(status);
   }
   for (size_t i = 0; i < todo.size(); ++i) {
-    if (cancel && cancel->cancelled()) return finish(Status::Cancelled("interrupted; the remaining files are left for the next run"));
+    if (cancel && cancel->cancelled())
+      return finish(Status::Cancelled("interrupted; the remaining files are left for the next run"));
     Status status = load({i});
     if (status.ok()) continue;
     // A bad file does not hold back the others: it is recorded as failed
@@ -590,10 +697,10 @@ Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& op
     report.error_kind = ErrorKind(summary.status());
   }
   if (store) {
-    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded, report.rows,
-                                     NowUnixMs());
-    if (!logged.ok()) spdlog::warn("pipeline {}: could not record run {}: {}", config.name, report.run_id,
-                                   logged.message());
+    Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded,
+                                     report.rows, NowUnixMs());
+    if (!logged.ok())
+      spdlog::warn("pipeline {}: could not record run {}: {}", config.name, report.run_id, logged.message());
   }
   report.retryable = summary.ok() ? false : summary.status().retryable();
   return report;

@@ -31,14 +31,14 @@ struct JobReport {
   int64_t run_id = 0;
   std::string status;  // succeeded, failed, cancelled
   std::string error;
-  int64_t files_found = 0;   // new or changed objects this run considered
+  int64_t files_found = 0;  // new or changed objects this run considered
   int64_t files_loaded = 0;
   int64_t files_failed = 0;
-  int64_t rows = 0;           // rows written to the destination
-  int64_t bytes_in = 0;       // bytes of the loaded files
+  int64_t rows = 0;      // rows written to the destination
+  int64_t bytes_in = 0;  // bytes of the loaded files
   int64_t bytes_downloaded = 0;
   double seconds = 0;
-  bool exactly_once = false;  // ledger entries committed with the rows
+  bool exactly_once = false;        // ledger entries committed with the rows
   std::vector<StageTotals> stages;  // summed over the run's loads
   std::string source;
   std::string destination;

@@ -2,8 +2,8 @@
 
 #include <duckdb.h>
 #include <libpq-fe.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -14,8 +14,8 @@
 #include "core/cancellation.h"
 #include "core/human_format.h"
 #include "core/retry.h"
-#include "service/config.h"
 #include "service/batch_job.h"
+#include "service/config.h"
 #include "service/pipeline_runner.h"
 #include "service/serve.h"
 #include "service/version.h"
@@ -24,16 +24,25 @@ namespace sluice::service {
 
 namespace {
 
-
 std::string JsonEscape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -54,7 +63,9 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
     std::string escaped = JsonEscape(std::string(msg.payload.data(), msg.payload.size()));
     dest.append(escaped.data(), escaped.data() + escaped.size());
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonMessageFlag>();
+  }
 };
 
 void SetUpLogging(const std::string& format, bool quiet) {
@@ -70,7 +81,6 @@ void SetUpLogging(const std::string& format, bool quiet) {
   logger->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
   spdlog::set_default_logger(logger);
 }
-
 
 int RunCommand(const std::string& file, bool once, ProgressMode progress) {
   auto config = LoadPipelineConfig(file);
@@ -110,7 +120,10 @@ int ValidateCommand(const std::string& file) {
 }  // namespace
 
 int CliMain(int argc, char** argv) {
-  CLI::App app{"sluice: a fast ETL engine: files and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, files"};
+  CLI::App app{
+      "sluice: a fast ETL engine: files (local or S3) and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, "
+      "files; "
+      "scheduled runs load each new file once"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand too
   app.set_version_flag("--version", std::string("sluice ") + kVersion);
@@ -139,8 +152,9 @@ int CliMain(int argc, char** argv) {
   auto* serve = app.add_subcommand(
       "serve", "Run pipelines on their schedules and serve /health, /ready, /status and /metrics");
   serve->add_option("FILE", serve_files, "Pipeline TOML files")->required();
-  serve->add_option("--listen", listen,
-                    "Monitoring address host:port (default: [server] listen, else 127.0.0.1:9187; off: none)");
+  serve->add_option(
+      "--listen", listen,
+      "Monitoring address host:port (default: [server] listen, else 127.0.0.1:9187; off: none)");
 
   auto* version = app.add_subcommand("version", "Print the versions of sluice and its engines");
 
@@ -156,7 +170,7 @@ int CliMain(int argc, char** argv) {
   }
   if (*validate) return ValidateCommand(validate_file);
   if (*serve) return ServeCommand(serve_files, listen);
-  ProgressMode mode = progress == "always" ? ProgressMode::kAlways
+  ProgressMode mode = progress == "always"  ? ProgressMode::kAlways
                       : progress == "never" ? ProgressMode::kNever
                                             : ProgressMode::kAuto;
   return RunCommand(run_file, once, mode);

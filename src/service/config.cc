@@ -1,11 +1,11 @@
 #include "service/config.h"
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace sluice::service {
 
@@ -73,11 +73,16 @@ Result<int64_t> ParseDurationSeconds(const std::string& text) {
   }
   std::string unit = text.substr(pos);
   int64_t mult = 0;
-  if (unit == "s" || unit.empty()) mult = 1;
-  else if (unit == "m") mult = 60;
-  else if (unit == "h") mult = 3600;
-  else if (unit == "d") mult = 86400;
-  if (mult == 0 || n <= 0) return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
+  if (unit == "s" || unit.empty())
+    mult = 1;
+  else if (unit == "m")
+    mult = 60;
+  else if (unit == "h")
+    mult = 3600;
+  else if (unit == "d")
+    mult = 86400;
+  if (mult == 0 || n <= 0)
+    return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
   return n * mult;
 }
 
@@ -93,13 +98,20 @@ Result<int64_t> ParseBytes(const std::string& text) {
   unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
   for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   double mult = 0;
-  if (unit.empty() || unit == "B") mult = 1;
-  else if (unit == "KB") mult = 1e3;
-  else if (unit == "MB") mult = 1e6;
-  else if (unit == "GB") mult = 1e9;
-  else if (unit == "KIB") mult = 1024;
-  else if (unit == "MIB") mult = 1024.0 * 1024;
-  else if (unit == "GIB") mult = 1024.0 * 1024 * 1024;
+  if (unit.empty() || unit == "B")
+    mult = 1;
+  else if (unit == "KB")
+    mult = 1e3;
+  else if (unit == "MB")
+    mult = 1e6;
+  else if (unit == "GB")
+    mult = 1e9;
+  else if (unit == "KIB")
+    mult = 1024;
+  else if (unit == "MIB")
+    mult = 1024.0 * 1024;
+  else if (unit == "GIB")
+    mult = 1024.0 * 1024 * 1024;
   if (mult == 0 || n < 0) return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
   return static_cast<int64_t>(n * mult);
 }
@@ -151,9 +163,12 @@ class Reader {
     } else if (n->is_string()) {
       std::string s;
       String(t, sec, key, &s);
-      if (s == "true") *out = true;
-      else if (s == "false") *out = false;
-      else Fail(Status::InvalidArgument(Where(sec, key) + " must be true or false"));
+      if (s == "true")
+        *out = true;
+      else if (s == "false")
+        *out = false;
+      else
+        Fail(Status::InvalidArgument(Where(sec, key) + " must be true or false"));
     } else {
       Fail(Status::InvalidArgument(Where(sec, key) + " must be true or false"));
     }
@@ -215,7 +230,8 @@ class Reader {
     if (!t) return;
     const toml::node* n = t->get(key);
     if (!n) return;
-    if (!n->is_table()) return Fail(Status::InvalidArgument(Where(sec, key) + " must be a table of name = \"TYPE\""));
+    if (!n->is_table())
+      return Fail(Status::InvalidArgument(Where(sec, key) + " must be a table of name = \"TYPE\""));
     struct Entry {
       toml::source_position pos;
       std::string name, type;
@@ -223,7 +239,8 @@ class Reader {
     std::vector<Entry> entries;
     for (const auto& [k, v] : *n->as_table()) {
       if (!v.is_string()) {
-        return Fail(Status::InvalidArgument(Where(sec, key) + "." + std::string(k.str()) + " must be a type name string"));
+        return Fail(Status::InvalidArgument(Where(sec, key) + "." + std::string(k.str()) +
+                                            " must be a type name string"));
       }
       entries.push_back(Entry{k.source().begin, std::string(k.str()), v.as_string()->get()});
     }
@@ -299,8 +316,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(src, "source", "modified_within", &modified_within);
   if (!modified_within.empty()) {
     auto secs = ParseDurationSeconds(modified_within);
-    if (!secs.ok()) r.Fail(secs.status().WithContext("[source] modified_within"));
-    else cfg.source.modified_within_seconds = *secs;
+    if (!secs.ok())
+      r.Fail(secs.status().WithContext("[source] modified_within"));
+    else
+      cfg.source.modified_within_seconds = *secs;
   }
 
   const toml::table* s3 = r.Section("s3", false);
@@ -314,8 +333,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(s3, "s3", "stall_timeout", &stall);
   if (!stall.empty()) {
     auto secs = ParseDurationSeconds(stall);
-    if (!secs.ok() || *secs < 1) r.Fail(Status::InvalidArgument("[s3] stall_timeout must be a duration of at least 1s"));
-    else cfg.s3.stall_timeout_seconds = *secs;
+    if (!secs.ok() || *secs < 1)
+      r.Fail(Status::InvalidArgument("[s3] stall_timeout must be a duration of at least 1s"));
+    else
+      cfg.s3.stall_timeout_seconds = *secs;
   }
   if (!cfg.s3.addressing.empty() && cfg.s3.addressing != "path" && cfg.s3.addressing != "virtual") {
     r.Fail(Status::InvalidArgument("[s3] addressing must be \"path\" or \"virtual\""));
@@ -358,13 +379,16 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(eng, "engine", "memory_limit", &cfg.engine.memory_limit);
   r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
   r.String(eng, "engine", "stream_buffer", &cfg.engine.stream_buffer);
-  if (auto b = ParseBytes(cfg.engine.stream_buffer); !b.ok()) r.Fail(b.status().WithContext("[engine] stream_buffer"));
+  if (auto b = ParseBytes(cfg.engine.stream_buffer); !b.ok())
+    r.Fail(b.status().WithContext("[engine] stream_buffer"));
   std::string buffer;
   r.String(eng, "engine", "buffer", &buffer);
   if (!buffer.empty()) {
     auto b = ParseBytes(buffer);
-    if (!b.ok()) r.Fail(b.status().WithContext("[engine] buffer"));
-    else cfg.engine.buffer_bytes = *b;
+    if (!b.ok())
+      r.Fail(b.status().WithContext("[engine] buffer"));
+    else
+      cfg.engine.buffer_bytes = *b;
   }
 
   const toml::table* retry = r.Section("retry", false);
@@ -376,8 +400,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     r.String(retry, "retry", key, &text);
     if (text.empty()) continue;
     auto secs = ParseDurationSeconds(text);
-    if (!secs.ok()) r.Fail(secs.status().WithContext(std::string("[retry] ") + key));
-    else *target = *secs;
+    if (!secs.ok())
+      r.Fail(secs.status().WithContext(std::string("[retry] ") + key));
+    else
+      *target = *secs;
   }
   if (cfg.retry.max_attempts < 1) r.Fail(Status::InvalidArgument("[retry] max_attempts must be at least 1"));
 
@@ -395,8 +421,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     }
     if (!s.every.empty()) {
       auto secs = ParseDurationSeconds(s.every);
-      if (!secs.ok()) r.Fail(secs.status().WithContext("[schedule] every"));
-      else s.every_seconds = *secs;
+      if (!secs.ok())
+        r.Fail(secs.status().WithContext("[schedule] every"));
+      else
+        s.every_seconds = *secs;
     }
     if (s.every.empty() && s.cron.empty()) r.Fail(Status::InvalidArgument("[schedule] needs every or cron"));
     cfg.schedule = s;
@@ -407,7 +435,8 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   cfg.destination.temp_directory = cfg.engine.temp_directory;
 
   if (cfg.source.type != "files") {
-    return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source.type + "' (available: files)");
+    return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source.type +
+                                   "' (available: files)");
   }
   if (cfg.source.on_error != "fail" && cfg.source.on_error != "skip") {
     return Status::InvalidArgument("[source] on_error must be \"fail\" or \"skip\"");
@@ -419,7 +448,19 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     return Status::InvalidArgument("[source] concurrency must be between 1 and 64");
   }
   if (cfg.source.path == "-" && cfg.source.is_incremental()) {
-    return Status::InvalidArgument("[source] incremental needs files; stdin cannot be remembered in a ledger");
+    return Status::InvalidArgument(
+        "[source] incremental needs files; stdin cannot be remembered in a ledger");
+  }
+  if (cfg.source.is_incremental() && cfg.destination.type == "file") {
+    bool per_load =
+        cfg.destination.path.find("{run}") != std::string::npos ||
+        (cfg.source.batch == "per_file" && cfg.destination.path.find("{file}") != std::string::npos);
+    if (!per_load) {
+      return Status::InvalidArgument(
+          "[destination] path: an incremental source writes one output per load; put {run} (the run id) or, "
+          "with batch = \"per_file\", {file} (the input's name) in the path, e.g. "
+          "\"out/orders-{run}.parquet\"");
+    }
   }
   if (cfg.destination.type.empty()) {
     return Status::InvalidArgument("[destination] type is required (postgres, duckdb, file, stdout, null)");

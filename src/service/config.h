@@ -41,8 +41,8 @@ struct SourceConfig {
 
 /// Where the file ledger and run log live.
 struct StateStoreConfig {
-  std::string url;   // postgresql://... (schema sluice)
-  std::string path;  // SQLite file
+  std::string url;          // postgresql://... (schema sluice)
+  std::string path;         // SQLite file
   bool configured = false;  // a [state] section was written
 };
 
@@ -61,7 +61,7 @@ struct S3Config {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;
-  std::string addressing;  // "path" | "virtual" | "" (path with a custom endpoint)
+  std::string addressing;              // "path" | "virtual" | "" (path with a custom endpoint)
   int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
 };
 
@@ -83,8 +83,8 @@ struct EngineConfig {
   std::string memory_limit = "256MB";
   std::string temp_directory;
   std::string stream_buffer = "16MB";  // DuckDB's streaming_buffer_size
-  int64_t buffer_bytes = 16 << 20;  // what the pipeline's channels may hold
-  int encode_threads = 0;           // 0: chosen from the core count
+  int64_t buffer_bytes = 16 << 20;     // what the pipeline's channels may hold
+  int encode_threads = 0;              // 0: chosen from the core count
 };
 
 struct ScheduleConfig {
@@ -98,7 +98,7 @@ struct ScheduleConfig {
 /// Whole-load retries after a retryable failure (connection lost, server
 /// unavailable): the failed load was rolled back, so running it again is safe.
 struct RetryConfig {
-  int64_t max_attempts = 5;        // including the first; 1 disables retries
+  int64_t max_attempts = 5;  // including the first; 1 disables retries
   int64_t initial_seconds = 1;
   int64_t max_delay_seconds = 30;
   int64_t max_elapsed_seconds = 300;

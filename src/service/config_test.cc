@@ -67,7 +67,8 @@ key = ["id"]
 }
 
 TEST(ParsePipelineConfig, UnknownKeyIsAnError) {
-  auto cfg = ParsePipelineConfig("[source]\npth = \"x\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
+  auto cfg =
+      ParsePipelineConfig("[source]\npth = \"x\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
   ASSERT_FALSE(cfg.ok());
   EXPECT_NE(cfg.status().message().find("[source] pth"), std::string::npos);
 }
@@ -79,8 +80,8 @@ TEST(ParsePipelineConfig, SyntaxErrorNamesTheLine) {
 }
 
 TEST(ParsePipelineConfig, BadOnErrorValueIsRejected) {
-  auto cfg = ParsePipelineConfig("[source]\npath = \"x\"\non_error = \"ignore\"\n[destination]\ntype = \"null\"\n",
-                                 "p.toml", Env({}));
+  auto cfg = ParsePipelineConfig(
+      "[source]\npath = \"x\"\non_error = \"ignore\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
   ASSERT_FALSE(cfg.ok());
   EXPECT_NE(cfg.status().message().find("on_error"), std::string::npos);
 }
@@ -114,8 +115,8 @@ TEST(ParsePipelineConfig, ReadsTheS3ExampleShippedInTheRepository) {
 
 TEST(ParsePipelineConfig, IncrementalKeysAreChecked) {
   auto parse = [](const std::string& extra) {
-    return ParsePipelineConfig("[source]\npath = \"s3://b/p/\"\n" + extra + "\n[destination]\ntype = \"null\"\n",
-                               "p.toml", Env({}));
+    return ParsePipelineConfig(
+        "[source]\npath = \"s3://b/p/\"\n" + extra + "\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
   };
   EXPECT_TRUE(parse("batch = \"per_file\"\nmodified_within = \"24h\"").ok());
   EXPECT_EQ(parse("modified_within = \"24h\"")->source.modified_within_seconds, 86400);
@@ -125,23 +126,26 @@ TEST(ParsePipelineConfig, IncrementalKeysAreChecked) {
   EXPECT_FALSE(parse("concurrency = 0").ok());
   EXPECT_FALSE(parse("modified_within = \"soon\"").ok());
   // Local paths are not incremental unless asked; stdin never can be.
-  auto local = ParsePipelineConfig("[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
+  auto local =
+      ParsePipelineConfig("[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
   ASSERT_TRUE(local.ok());
   EXPECT_FALSE(local->source.is_incremental());
   EXPECT_FALSE(local->uses_state());
-  auto stdin_inc = ParsePipelineConfig("[source]\npath = \"-\"\nincremental = true\n[destination]\ntype = \"null\"\n",
-                                       "p.toml", Env({}));
+  auto stdin_inc = ParsePipelineConfig(
+      "[source]\npath = \"-\"\nincremental = true\n[destination]\ntype = \"null\"\n", "p.toml", Env({}));
   ASSERT_FALSE(stdin_inc.ok());
   EXPECT_NE(stdin_inc.status().message().find("stdin"), std::string::npos);
   auto both = ParsePipelineConfig(
-      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[state]\nurl = \"postgresql://x/y\"\npath = \"s.db\"\n",
+      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[state]\nurl = \"postgresql://x/y\"\npath = "
+      "\"s.db\"\n",
       "p.toml", Env({}));
   EXPECT_FALSE(both.ok());
   auto addressing = parse("[s3]\naddressing = \"dns\"");
   ASSERT_FALSE(addressing.ok());
   EXPECT_NE(addressing.status().message().find("[s3] addressing"), std::string::npos);
   auto schedule = ParsePipelineConfig(
-      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[schedule]\nevery = \"1h\"\ncron = \"* * * * *\"\n",
+      "[source]\npath = \"in/\"\n[destination]\ntype = \"null\"\n[schedule]\nevery = \"1h\"\ncron = \"* * * "
+      "* *\"\n",
       "p.toml", Env({}));
   EXPECT_FALSE(schedule.ok());
 }

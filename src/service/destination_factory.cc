@@ -71,9 +71,10 @@ Result<std::string> CheckDestination(const DestinationConfig& config, const Sche
     SLUICE_ASSIGN_OR_RETURN(auto table, ReadPgTable(*conn, name.Quoted()));
     std::string where = dest.Describe() + " at " + RedactUrl(config.url);
     if (!table) {
-      SLUICE_ASSIGN_OR_RETURN(auto ns, conn->Query("SELECT n IS NOT NULL AND has_schema_privilege(current_user, n, 'CREATE') "
-                                                   "FROM to_regnamespace($1) AS n",
-                                                   {PgConnection::QuoteIdent(name.schema)}));
+      SLUICE_ASSIGN_OR_RETURN(
+          auto ns, conn->Query("SELECT n IS NOT NULL AND has_schema_privilege(current_user, n, 'CREATE') "
+                               "FROM to_regnamespace($1) AS n",
+                               {PgConnection::QuoteIdent(name.schema)}));
       if (ns.empty() || ns[0][0].value_or("f") != "t") {
         return Status::NotFound(where + ": schema \"" + name.schema +
                                 "\" does not exist or the user may not create tables in it");

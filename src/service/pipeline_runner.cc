@@ -212,8 +212,8 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
     if (c->batches() == 0) continue;
     char blocked[32];
     std::snprintf(blocked, sizeof(blocked), "%.1f s", c->blocked_seconds());
-    summary->stages += (summary->stages.empty() ? "" : "; ") + c->name() + " " + Thousands(c->rows()) + " rows " +
-                       HumanBytes(static_cast<double>(c->bytes())) + " blocked " + blocked;
+    summary->stages += (summary->stages.empty() ? "" : "; ") + c->name() + " " + Thousands(c->rows()) +
+                       " rows " + HumanBytes(static_cast<double>(c->bytes())) + " blocked " + blocked;
   }
   return status;
 }
@@ -240,8 +240,9 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
   runtime.OnTick(250, [&] {
     auto p = engine->Progress();
     double fraction = p.percentage > 0 ? p.percentage / 100.0 : 0;
-    int64_t bytes = source->is_stdin() ? source->stdin_bytes()
-                                       : static_cast<int64_t>(fraction * static_cast<double>(source->total_bytes()));
+    int64_t bytes = source->is_stdin()
+                        ? source->stdin_bytes()
+                        : static_cast<int64_t>(fraction * static_cast<double>(source->total_bytes()));
     progress.Update(-1, bytes, fraction);  // DuckDB does not count a COPY's rows as it goes
   });
   Status status = runtime.Run();
@@ -272,8 +273,9 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
     SLUICE_RETURN_IF_ERROR(engine->Execute("SET preserve_insertion_order = true"));
   }
 
-  Status status = dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
-                             : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+  Status status =
+      dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
+                 : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
   if (status.ok()) {
     // Rejected rows are checked before the commit, so that too many of them
     // leave the destination untouched.
@@ -284,6 +286,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
       status = rejected.status();
     }
   }
+  if (status.ok() && options.before_commit) status = options.before_commit();
   if (status.ok()) {
     status = dest.batch ? dest.batch->Commit() : dest.native->Commit(engine.get());
   }

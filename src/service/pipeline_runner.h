@@ -29,6 +29,9 @@ struct RunOptions {
   /// exactly once. RunSummary::checkpoint_committed says whether it was.
   std::vector<CommitStatement> checkpoint;
   std::string checkpoint_database;
+  /// Called after every row was written and before the destination
+  /// commits; an error rolls the load back.
+  std::function<Status()> before_commit;
 };
 
 /// Rows and bytes that passed one stage of the load.
@@ -60,6 +63,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
 /// source's schema, loading nothing. Returns a human-readable report.
 /// With `files`, the SQL is compiled against those local files instead of
 /// what [source] path matches (an object fetched from S3).
-Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::vector<io::LocalFile>& files = {});
+Result<std::string> ValidatePipeline(const PipelineConfig& config,
+                                     const std::vector<io::LocalFile>& files = {});
 
 }  // namespace sluice::service

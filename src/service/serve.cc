@@ -32,7 +32,6 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
 
-
 std::string Iso8601(SystemClock::time_point t) {
   std::time_t secs = SystemClock::to_time_t(t);
   std::tm tm{};
@@ -49,7 +48,8 @@ double UnixSeconds(SystemClock::time_point t) {
 /// Per-pipeline metric handles, created once.
 struct PipelineMetrics {
   PipelineMetrics(MetricsRegistry* r, const std::string& p) : registry(r), pipeline(p) {
-    files = &r->Counter("sluice_files_processed_total", "Files loaded into the destination", {{"pipeline", p}});
+    files =
+        &r->Counter("sluice_files_processed_total", "Files loaded into the destination", {{"pipeline", p}});
     files_failed = &r->Counter("sluice_files_failed_total", "Files whose load failed", {{"pipeline", p}});
     rows_in = &r->Counter("sluice_rows_in_total", "Rows read from the source (after the transform)",
                           {{"pipeline", p}});
@@ -66,10 +66,11 @@ struct PipelineMetrics {
     running = &r->Gauge("sluice_pipeline_running", "1 while a run is in progress", {{"pipeline", p}});
     // Families that must exist before the first run, so dashboards and
     // alerts see zeros rather than nothing.
-    for (const char* status : {"succeeded", "failed", "cancelled"}) Runs(status);
+    for (const char* status : {"succeeded", "failed", "cancelled", "skipped"}) Runs(status);
   }
   sluice::Counter& Runs(const std::string& status) {
-    return registry->Counter("sluice_runs_total", "Runs by outcome", {{"pipeline", pipeline}, {"status", status}});
+    return registry->Counter("sluice_runs_total", "Runs by outcome",
+                             {{"pipeline", pipeline}, {"status", status}});
   }
   sluice::Counter& Errors(const std::string& kind) {
     return registry->Counter("sluice_errors_total", "Failed runs and files by error kind",
@@ -94,7 +95,8 @@ struct PipelineMetrics {
 /// One pipeline: its schedule, its state store and what it last did.
 class Worker {
  public:
-  Worker(PipelineConfig config, MetricsRegistry* metrics) : config_(std::move(config)), metrics_(metrics, config_.name) {}
+  Worker(PipelineConfig config, MetricsRegistry* metrics)
+      : config_(std::move(config)), metrics_(metrics, config_.name) {}
 
   Status Open() {
     if (config_.schedule) {
@@ -102,11 +104,34 @@ class Worker {
                                                       config_.schedule->timezone));
     }
     if (config_.uses_state()) {
-      auto store = state::OpenStateStore(StateConfigFor(config_));
-      if (!store.ok()) return store.status().WithContext("[state]");
-      store_ = std::move(store).value();
-      spdlog::info("pipeline {}: state store {}", config_.name, store_->Describe());
+      Status opened = OpenStore();
+      // A state store that is down now may be up at the next tick: the
+      // service starts anyway, reports not ready, and each run tries again.
+      if (!opened.ok() && !opened.retryable()) return opened;
+      if (!opened.ok())
+        spdlog::warn("pipeline {}: {}; trying again at each run", config_.name, opened.message());
     }
+    return Status::OK();
+  }
+
+  /// Opens the state store if it is not open yet, and seeds the last
+  /// success from the run log, so that a restart does not look stale.
+  Status OpenStore() {
+    if (store_) return Status::OK();
+    auto store = state::OpenStateStore(StateConfigFor(config_));
+    if (!store.ok()) return store.status().WithContext("[state]");
+    spdlog::info("pipeline {}: state store {}", config_.name, (*store)->Describe());
+    auto runs = (*store)->RecentRuns(config_.name, 50);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (runs.ok()) {
+      for (const auto& r : *runs) {
+        if (r.status != "succeeded" || !r.finished_unix_ms) continue;
+        last_success_ = SystemClock::time_point(std::chrono::milliseconds(*r.finished_unix_ms));
+        metrics_.last_success->Set(static_cast<double>(*r.finished_unix_ms) / 1000.0);
+        break;
+      }
+    }
+    store_ = std::move(store).value();
     return Status::OK();
   }
 
@@ -118,9 +143,18 @@ class Worker {
     while (!cancel->cancelled()) {
       bool run_now = once || !schedule_ || (first && config_.schedule->run_on_start);
       if (!run_now) {
-        auto from = dynamic_cast<const IntervalSchedule*>(schedule_.get()) != nullptr && last_start != SystemClock::time_point{} ? last_start : SystemClock::now();
+        auto from = dynamic_cast<const IntervalSchedule*>(schedule_.get()) != nullptr &&
+                            last_start != SystemClock::time_point{}
+                        ? last_start
+                        : SystemClock::now();
         auto next = schedule_->Next(from);
-        if (!next.ok()) return next.status().WithContext("[schedule]");
+        if (!next.ok()) {
+          Status failed = next.status().WithContext("[schedule]");
+          spdlog::error("pipeline {}: {}; no further runs", config_.name, failed.message());
+          std::lock_guard<std::mutex> lock(mu_);
+          schedule_error_ = failed.message();
+          return failed;
+        }
         {
           std::lock_guard<std::mutex> lock(mu_);
           next_run_ = *next;
@@ -148,40 +182,57 @@ class Worker {
     nlohmann::json j;
     j["name"] = config_.name;
     j["file"] = config_.file;
-    j["state"] = running_ ? "running" : (last_ && last_->status != "succeeded" ? "failed" : "idle");
+    j["state"] = running_                                                           ? "running"
+                 : !schedule_error_.empty() || (last_ && last_->status == "failed") ? "failed"
+                                                                                    : "idle";
+    if (!schedule_error_.empty()) j["error"] = schedule_error_;
     j["source"] = config_.source.path;
-    j["destination"] = config_.destination.type + (config_.destination.table.empty() ? "" : " " + config_.destination.table);
+    j["destination"] =
+        config_.destination.type + (config_.destination.table.empty() ? "" : " " + config_.destination.table);
     if (schedule_) j["schedule"] = schedule_->Describe();
     j["next_run"] = next_run_ ? nlohmann::json(Iso8601(*next_run_)) : nlohmann::json(nullptr);
     if (store_) j["state_store"] = store_->Describe();
     if (running_) j["current_run"] = {{"started", Iso8601(current_start_)}};
     if (last_) {
-      j["last_run"] = {{"id", last_->run_id},
-                       {"started", Iso8601(last_start_)},
-                       {"finished", Iso8601(last_end_)},
-                       {"status", last_->status},
-                       {"files", last_->files_loaded},
-                       {"files_failed", last_->files_failed},
-                       {"rows", last_->rows},
-                       {"bytes", last_->bytes_in},
-                       {"seconds", last_->seconds},
-                       {"exactly_once", last_->exactly_once},
-                       {"error", last_->error.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_->error)}};
+      j["last_run"] = {
+          {"id", last_->run_id},
+          {"started", Iso8601(last_start_)},
+          {"finished", Iso8601(last_end_)},
+          {"status", last_->status},
+          {"files", last_->files_loaded},
+          {"files_failed", last_->files_failed},
+          {"rows", last_->rows},
+          {"bytes", last_->bytes_in},
+          {"seconds", last_->seconds},
+          {"exactly_once", last_->exactly_once},
+          {"error", last_->error.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_->error)}};
     } else {
       j["last_run"] = nullptr;
     }
     j["last_success"] = last_success_ ? nlohmann::json(Iso8601(*last_success_)) : nlohmann::json(nullptr);
-    j["totals"] = {{"runs", runs_},       {"runs_failed", runs_failed_}, {"files", files_total_},
-                   {"rows", rows_total_}, {"bytes", bytes_total_}};
+    j["totals"] = {{"runs", runs_},
+                   {"runs_failed", runs_failed_},
+                   {"files", files_total_},
+                   {"rows", rows_total_},
+                   {"bytes", bytes_total_}};
     return j;
   }
 
   /// The state store and the destination answer.
   bool Ready(std::string* detail) {
-    if (store_) {
-      Status s = store_->Ping();
+    state::StateStore* store = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      store = store_.get();
+    }
+    if (config_.uses_state() && store == nullptr) {
+      *detail = config_.name + ": state store not open yet";
+      return false;
+    }
+    if (store) {
+      Status s = store->Ping();
       if (!s.ok()) {
-        *detail = config_.name + ": state store " + store_->Describe() + ": " + s.message();
+        *detail = config_.name + ": state store " + store->Describe() + ": " + s.message();
         return false;
       }
     }
@@ -208,14 +259,29 @@ class Worker {
     JobOptions options;
     options.run.cancel = cancel;
     options.run.progress = progress;
-    options.store = store_.get();
-    auto result = RunJob(config_, options);
+    Result<JobReport> result = JobReport{};
+    if (config_.uses_state()) {
+      Status opened = OpenStore();
+      if (!opened.ok()) result = opened;
+    }
+    if (result.ok()) {
+      options.store = store_.get();
+      result = RunJob(config_, options);
+    }
+    if (result.ok() && result->status == "skipped") {
+      spdlog::warn("pipeline {}: {}; skipping this run", config_.name, result->error);
+      metrics_.running->Set(0);
+      metrics_.Runs("skipped").Add(1);
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = false;
+      return Status::OK();
+    }
     JobReport report;
     Status status;
     if (result.ok()) {
       report = std::move(result).value();
       if (report.status != "succeeded") {
-        status = Status(report.status == "cancelled" ? StatusCode::kCancelled
+        status = Status(report.status == "cancelled"    ? StatusCode::kCancelled
                         : report.error_kind == "config" ? StatusCode::kInvalidArgument
                                                         : StatusCode::kDataError,
                         report.error);
@@ -230,20 +296,22 @@ class Worker {
     if (status.ok()) {
       double rate = report.seconds > 0 ? report.rows / report.seconds : 0;
       if (config_.source.is_incremental()) {
-        spdlog::info("pipeline {}: run {} succeeded: {} files, {} rows in {:.2f} s{}", config_.name, report.run_id,
-                     report.files_loaded, Thousands(report.rows), report.seconds,
+        spdlog::info("pipeline {}: run {} succeeded: {} files, {} rows in {:.2f} s{}", config_.name,
+                     report.run_id, report.files_loaded, Thousands(report.rows), report.seconds,
                      report.files_loaded == 0 ? " (nothing new)"
                      : report.exactly_once    ? " (exactly once)"
                                               : " (at least once)");
       } else {
         std::string rejected =
-            report.rejected > 0 ? "; " + Thousands(report.rejected) + " rows rejected" +
-                                      (config_.source.rejects.empty() ? "" : " (see " + config_.source.rejects + ")")
-                                : "";
+            report.rejected > 0
+                ? "; " + Thousands(report.rejected) + " rows rejected" +
+                      (config_.source.rejects.empty() ? "" : " (see " + config_.source.rejects + ")")
+                : "";
         spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config_.name,
                      Thousands(report.rows), report.source, report.destination, report.seconds,
                      Thousands(static_cast<int64_t>(rate)), rejected);
-        if (!report.stages_text.empty()) spdlog::info("pipeline {}: stages: {}", config_.name, report.stages_text);
+        if (!report.stages_text.empty())
+          spdlog::info("pipeline {}: stages: {}", config_.name, report.stages_text);
       }
     } else {
       spdlog::error("pipeline {}: {}", config_.name, status.message());
@@ -291,6 +359,7 @@ class Worker {
   std::optional<JobReport> last_;
   SystemClock::time_point last_start_{}, last_end_{};
   std::optional<SystemClock::time_point> last_success_;
+  std::string schedule_error_;
   int64_t runs_ = 0, runs_failed_ = 0, files_total_ = 0, rows_total_ = 0, bytes_total_ = 0;
 };
 
@@ -326,13 +395,16 @@ int ServePipelines(const std::vector<std::string>& files, const ServeOptions& op
   const PipelineConfig* server_from = nullptr;
   for (const auto& c : configs) {
     if (!c.server.configured) continue;
-    if (server_from && (c.server.listen != server_from->server.listen || c.server.token != server_from->server.token)) {
-      spdlog::error("[server] differs between {} and {}: one process serves one address", server_from->file, c.file);
+    if (server_from &&
+        (c.server.listen != server_from->server.listen || c.server.token != server_from->server.token)) {
+      spdlog::error("[server] differs between {} and {}: one process serves one address", server_from->file,
+                    c.file);
       return kExitUsage;
     }
     server_from = &c;
   }
-  if (listen.empty()) listen = server_from ? server_from->server.listen : (options.once ? "off" : "127.0.0.1:9187");
+  if (listen.empty())
+    listen = server_from ? server_from->server.listen : (options.once ? "off" : "127.0.0.1:9187");
   if (server_from) token = server_from->server.token;
 
   InstallSignalHandlers();

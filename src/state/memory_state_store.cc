@@ -3,13 +3,41 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <utility>
 
 namespace sluice::state {
 namespace {
 
+/// The run locks held by every memory store of the process, so that two
+/// stores exclude each other as two processes sharing a database would.
+class ProcessRunLocks {
+ public:
+  static ProcessRunLocks& Get() {
+    static ProcessRunLocks locks;
+    return locks;
+  }
+  bool TryLock(const std::string& pipeline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.insert(pipeline).second;
+  }
+  void Unlock(const std::string& pipeline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.erase(pipeline);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<std::string> held_;
+};
+
 class MemoryStateStore final : public StateStore {
  public:
+  ~MemoryStateStore() override {
+    for (const std::string& pipeline : held_) ProcessRunLocks::Get().Unlock(pipeline);
+  }
+
   std::string Describe() const override { return "memory"; }
   Status Ping() override { return Status::OK(); }
 
@@ -18,8 +46,7 @@ class MemoryStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<ObjectInfo> out;
     for (const ObjectInfo& object : page) {
-      auto it = ledger_.find({pipeline, object.key});
-      if (it == ledger_.end() || it->second.etag != object.etag) out.push_back(object);
+      if (!ledger_.contains({pipeline, object.key, object.etag})) out.push_back(object);
     }
     return out;
   }
@@ -27,8 +54,24 @@ class MemoryStateStore final : public StateStore {
   Status MarkLoaded(const std::string& pipeline, int64_t run_id,
                     const std::vector<ObjectInfo>& objects) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (const ObjectInfo& object : objects) ledger_[{pipeline, object.key}] = Entry{object.etag, run_id};
+    // The first run to record a version keeps it, as ON CONFLICT DO NOTHING.
+    for (const ObjectInfo& object : objects) {
+      ledger_.emplace(LedgerKey{pipeline, object.key, object.etag}, run_id);
+    }
     return Status::OK();
+  }
+
+  Result<bool> TryLockPipeline(const std::string& pipeline) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_.contains(pipeline)) return true;
+    if (!ProcessRunLocks::Get().TryLock(pipeline)) return false;
+    held_.insert(pipeline);
+    return true;
+  }
+
+  void UnlockPipeline(const std::string& pipeline) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_.erase(pipeline) > 0) ProcessRunLocks::Get().Unlock(pipeline);
   }
 
   Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
@@ -98,13 +141,12 @@ class MemoryStateStore final : public StateStore {
   }
 
  private:
-  struct Entry {
-    std::string etag;
-    int64_t run_id = 0;
-  };
+  // (pipeline, key, etag): every version loaded.
+  using LedgerKey = std::tuple<std::string, std::string, std::string>;
 
   std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, Entry> ledger_;
+  std::map<LedgerKey, int64_t> ledger_;  // the run that recorded the version
+  std::set<std::string> held_;           // run locks this store holds
   std::map<int64_t, RunRecord> runs_;
   std::vector<FileRecord> files_;
   int64_t last_run_id_ = 0;

@@ -3,9 +3,9 @@
 #include <charconv>
 #include <cmath>
 #include <mutex>
+#include <set>
 #include <string>
 #include <type_traits>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -19,22 +19,33 @@ namespace {
 // exactly: integer and numeric arithmetic both ways.
 #define SLUICE_MS_TO_TS(p) "('epoch'::timestamptz + (" p ")::bigint * interval '1 millisecond')"
 
-constexpr const char* kUpsertLedger =
+// The ledger keeps every version loaded: recording one twice changes
+// nothing, so the statement is idempotent (MarkLoaded repeats it after a
+// lost connection). In a destination's transaction it affects no row when
+// the version is already there: another process loaded the object first (a
+// concurrent one waits on the version's index entry, then sees the
+// committed row), and the load must roll back.
+constexpr const char* kInsertLedger =
     "INSERT INTO sluice.file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
     "VALUES ($1, $2, $3, $4::bigint, " SLUICE_MS_TO_TS("$5") ", $6::bigint, now()) "
-    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size, "
-    "modified_at = EXCLUDED.modified_at, run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at";
+    "ON CONFLICT (pipeline, key, etag) DO NOTHING";
 
-// For a destination's transaction. The WHERE makes the statement affect no
-// row when the ledger already holds this key with this ETag: another
-// process loaded the object first (a concurrent one waits on the key's
-// index entry, then sees the committed row), and the load must roll back.
-constexpr const char* kUpsertLedgerOnce =
-    "INSERT INTO sluice.file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
-    "VALUES ($1, $2, $3, $4::bigint, " SLUICE_MS_TO_TS("$5") ", $6::bigint, now()) "
-    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = EXCLUDED.etag, size = EXCLUDED.size, "
-    "modified_at = EXCLUDED.modified_at, run_id = EXCLUDED.run_id, loaded_at = EXCLUDED.loaded_at "
-    "WHERE sluice.file_ledger.etag IS DISTINCT FROM EXCLUDED.etag";
+// The versions of the page that are in the ledger: exact (key, etag) pairs,
+// looked up through the primary key, so a key with many versions loaded
+// costs no more than one with a single version.
+constexpr const char* kLoadedVersions =
+    "SELECT l.key, l.etag FROM sluice.file_ledger AS l "
+    "JOIN unnest($2::text[], $3::text[]) AS p(key, etag) ON l.key = p.key AND l.etag = p.etag "
+    "WHERE l.pipeline = $1";
+
+// The run lock of a pipeline: a session-level advisory lock in the
+// two-int key space (the migration lock is a one-bigint key, so the two
+// never collide). Two pipeline names with the same hashtext() share a lock,
+// which costs only their running at the same time.
+constexpr const char* kTryLockPipeline =
+    "SELECT pg_try_advisory_lock(hashtext('sluice.pipeline'), hashtext($1))";
+constexpr const char* kUnlockPipeline =
+    "SELECT pg_advisory_unlock(hashtext('sluice.pipeline'), hashtext($1))";
 
 constexpr const char* kRunColumns =
     "id, pipeline, (extract(epoch FROM started_at) * 1000)::bigint, "
@@ -67,15 +78,16 @@ double ToDouble(const PgValue& v) {
 
 std::string Text(const PgValue& v) { return v.value_or(""); }
 
-/// A text[] literal of the keys: every element double-quoted, with '"' and
-/// '\' backslash-escaped, so commas, braces, quotes, spaces and NULL-like
-/// words stay plain text. Sent as a parameter, never pasted into SQL.
-std::string TextArrayLiteral(const std::vector<ObjectInfo>& objects) {
+/// A text[] literal of one field of the objects (key or etag): every
+/// element double-quoted, with '"' and '\' backslash-escaped, so commas,
+/// braces, quotes, spaces and NULL-like words stay plain text. Sent as a
+/// parameter, never pasted into SQL.
+std::string TextArrayLiteral(const std::vector<ObjectInfo>& objects, std::string ObjectInfo::*field) {
   std::string out = "{";
   for (size_t i = 0; i < objects.size(); ++i) {
     if (i > 0) out += ',';
     out += '"';
-    for (char c : objects[i].key) {
+    for (char c : objects[i].*field) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
@@ -145,19 +157,15 @@ class PostgresStateStore final : public StateStore {
   Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
                                             const std::vector<ObjectInfo>& page) override {
     if (page.empty()) return std::vector<ObjectInfo>{};
-    const PgParams params = {pipeline, TextArrayLiteral(page)};
-    auto loaded = Locked(kIdempotent, [&](PgSession& s) {
-      return s.Query("SELECT key, etag FROM sluice.file_ledger WHERE pipeline = $1 AND key = ANY($2::text[])",
-                     params);
-    });
+    const PgParams params = {pipeline, TextArrayLiteral(page, &ObjectInfo::key),
+                             TextArrayLiteral(page, &ObjectInfo::etag)};
+    auto loaded = Locked(kIdempotent, [&](PgSession& s) { return s.Query(kLoadedVersions, params); });
     if (!loaded.ok()) return loaded.status();
-    std::unordered_map<std::string, std::string> etags;
-    etags.reserve(loaded->rows.size());
-    for (auto& row : loaded->rows) etags.emplace(Text(row[0]), Text(row[1]));
+    std::set<std::pair<std::string, std::string>> versions;
+    for (auto& row : loaded->rows) versions.emplace(Text(row[0]), Text(row[1]));
     std::vector<ObjectInfo> out;
     for (const ObjectInfo& object : page) {
-      auto it = etags.find(object.key);
-      if (it == etags.end() || it->second != object.etag) out.push_back(object);
+      if (!versions.contains({object.key, object.etag})) out.push_back(object);
     }
     return out;
   }
@@ -165,12 +173,12 @@ class PostgresStateStore final : public StateStore {
   Status MarkLoaded(const std::string& pipeline, int64_t run_id,
                     const std::vector<ObjectInfo>& objects) override {
     if (objects.empty()) return Status::OK();
-    // Upserts: repeating the whole transaction after a lost connection
-    // (even one lost during COMMIT) leaves the same rows.
+    // Repeating the whole transaction after a lost connection (even one
+    // lost during COMMIT) leaves the same rows.
     return Locked(kIdempotent, [&](PgSession& s) {
       return Transaction(s, "BEGIN", [&](PgSession& t) -> Status {
         for (const ObjectInfo& o : objects) {
-          SLUICE_RETURN_IF_ERROR(t.Query(kUpsertLedger, LedgerParams(pipeline, run_id, o)).status());
+          SLUICE_RETURN_IF_ERROR(t.Query(kInsertLedger, LedgerParams(pipeline, run_id, o)).status());
         }
         return Status::OK();
       });
@@ -183,12 +191,44 @@ class PostgresStateStore final : public StateStore {
     out.reserve(objects.size());
     for (const ObjectInfo& o : objects) {
       CheckpointStatement st;
-      st.sql = kUpsertLedgerOnce;
+      st.sql = kInsertLedger;
       st.params = LedgerParams(pipeline, run_id, o);
       st.expect_rows = 1;
       out.push_back(std::move(st));
     }
     return out;
+  }
+
+  Result<bool> TryLockPipeline(const std::string& pipeline) override {
+    // Through Locked: a connection found broken is reset first, which drops
+    // held_ (the server released the locks with the old session), so the
+    // lock is then taken again on the new connection.
+    auto r = Locked(kIdempotent, [&](PgSession& s) -> Result<bool> {
+      if (held_.contains(pipeline)) {
+        // Held on this connection, if it is still alive: one round trip
+        // tells (a failure resets the connection and clears held_, and the
+        // retry takes the lock anew).
+        SLUICE_RETURN_IF_ERROR(s.Query("SELECT 1").status());
+        return true;
+      }
+      SLUICE_ASSIGN_OR_RETURN(PgQueryResult taken, s.Query(kTryLockPipeline, {pipeline}));
+      if (Text(taken.rows.at(0).at(0)) != "t") return false;
+      held_.insert(pipeline);
+      return true;
+    });
+    if (!r.ok()) return r.status().WithContext("run lock of pipeline " + pipeline);
+    return r;
+  }
+
+  void UnlockPipeline(const std::string& pipeline) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (held_.erase(pipeline) == 0) return;
+    // A connection that is gone took the lock with it; one that fails now
+    // is reset by the next call, which ends the session and so the lock.
+    if (!session_->alive()) return;
+    // An aborted transaction would refuse the unlock.
+    if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
+    (void)session_->Query(kUnlockPipeline, {pipeline});
   }
 
   Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
@@ -225,8 +265,8 @@ class PostgresStateStore final : public StateStore {
               "INSERT INTO sluice.run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, "
               "seconds, status, error) VALUES ($1::bigint, $2, $3, nullif($4, ''), $5::bigint, $6::bigint, "
               "$7::bigint, $8::bigint, $9::double precision, $10, nullif($11, ''))",
-              {Int(f.run_id), f.pipeline, f.file, f.etag, Int(f.size), CountOrNull(f.rows_in), CountOrNull(f.rows_out),
-               Int(f.bytes), Double(f.seconds), f.status, f.error})
+              {Int(f.run_id), f.pipeline, f.file, f.etag, Int(f.size), CountOrNull(f.rows_in),
+               CountOrNull(f.rows_out), Int(f.bytes), Double(f.seconds), f.status, f.error})
           .status();
     });
   }
@@ -314,14 +354,21 @@ class PostgresStateStore final : public StateStore {
   template <typename Fn>
   auto Locked(bool idempotent, Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!session_->alive()) SLUICE_RETURN_IF_ERROR(session_->Reset());
+    if (!session_->alive()) SLUICE_RETURN_IF_ERROR(ResetSession());
     // A transaction left open by a failure whose ROLLBACK could not be sent.
     if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
     auto result = fn(*session_);
     if (StatusOf(result).ok() || session_->alive()) return result;
-    Status reset = session_->Reset();
+    Status reset = ResetSession();
     if (!idempotent || !reset.ok()) return result;
     return fn(*session_);
+  }
+
+  /// Reconnects. The old session's run locks ended with it (the server
+  /// releases them when it notices the connection is gone).
+  Status ResetSession() {
+    held_.clear();
+    return session_->Reset();
   }
 
   /// begin; fn; COMMIT, or ROLLBACK when fn fails.
@@ -338,6 +385,7 @@ class PostgresStateStore final : public StateStore {
 
   std::mutex mu_;
   std::unique_ptr<PgSession> session_;
+  std::set<std::string> held_;  // run locks held by the current session
 };
 
 }  // namespace

@@ -9,6 +9,15 @@
 // is re-established once per call (and the call repeated when it is
 // idempotent), otherwise the error is Unavailable and retryable.
 //
+// The file ledger has one row per version loaded, keyed (pipeline, key,
+// etag). Run locks are session-level advisory locks on the store's
+// connection, keyed (hashtext('sluice.pipeline'), hashtext(pipeline)): they
+// end with the connection, so when it is lost and re-established the store
+// no longer holds them (another process may take them meanwhile; the next
+// TryLockPipeline takes the lock again if it is free). The server releases
+// a lost connection's locks when it notices the connection is gone, at
+// worst after the TCP keepalive gives up (about two minutes).
+//
 // Thread-safety: every method may be called from any thread.
 #pragma once
 

@@ -1,10 +1,19 @@
 #include "state/sqlite_state_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <mutex>
+#include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -14,8 +23,11 @@ namespace sluice::state {
 namespace {
 
 constexpr int kBusyTimeoutMs = 10000;
-// Keys per FilterNew query: below SQLite's parameter limit (999 in old builds).
-constexpr size_t kFilterChunk = 500;
+// Objects per FilterNew query, two parameters each: below SQLite's
+// parameter limit (999 in old builds).
+constexpr size_t kFilterChunk = 400;
+// The longest pipeline name kept readable in a lock file's name.
+constexpr size_t kMaxLockNameChars = 64;
 
 int64_t NowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -23,22 +35,48 @@ int64_t NowUnixMs() {
       .count();
 }
 
-/// "SELECT ... IN (?2, ?3, ..., ?501)": one statement for every chunk; a
-/// short chunk binds NULL to the rest, which matches nothing.
+/// The loaded versions among a chunk's (key, etag) pairs ?2/?3, ...,
+/// ?800/?801: for each pair, one lookup through the primary key (CROSS JOIN
+/// keeps SQLite from scanning the pipeline's whole ledger instead). One
+/// statement for every chunk; a short chunk binds NULL to the rest, which
+/// matches nothing.
 std::string FilterSql() {
-  std::string sql = "SELECT key, etag FROM file_ledger WHERE pipeline = ?1 AND key IN (";
+  std::string sql = "SELECT l.key, l.etag FROM (VALUES ";
   for (size_t i = 0; i < kFilterChunk; ++i) {
     if (i > 0) sql += ", ";
-    sql += "?" + std::to_string(i + 2);
+    sql += "(?" + std::to_string(2 * i + 2) + ", ?" + std::to_string(2 * i + 3) + ")";
   }
-  return sql + ")";
+  return sql +
+         ") AS p CROSS JOIN file_ledger AS l "
+         "ON l.pipeline = ?1 AND l.key = p.column1 AND l.etag = p.column2";
 }
 
-constexpr const char* kUpsertLedger =
+// The ledger keeps every version loaded: recording one twice changes nothing.
+constexpr const char* kInsertLedger =
     "INSERT INTO file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
-    "ON CONFLICT (pipeline, key) DO UPDATE SET etag = excluded.etag, size = excluded.size, "
-    "modified_at = excluded.modified_at, run_id = excluded.run_id, loaded_at = excluded.loaded_at";
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (pipeline, key, etag) DO NOTHING";
+
+/// "<db>.<name>.<hash>.lock": the pipeline name reduced to [A-Za-z0-9._-]
+/// (and shortened) so that it is a safe file name that still tells a person
+/// which pipeline it is for, and a hash (FNV-1a, stable across builds) of
+/// the real name so that names that reduce alike get different files.
+std::string LockFilePath(const std::string& db_path, const std::string& pipeline) {
+  std::string name;
+  for (char c : pipeline) {
+    if (name.size() == kMaxLockNameChars) break;
+    bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+                c == '_' || c == '-';
+    name += safe ? c : '_';
+  }
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : pipeline) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  char hex[9];
+  std::snprintf(hex, sizeof(hex), "%08x", hash);
+  return db_path + "." + name + "." + hex + ".lock";
+}
 
 /// Resets a cached statement (and drops its bindings) when it goes out of
 /// scope, so that no statement stays active across COMMIT.
@@ -87,6 +125,7 @@ class SqliteStateStore final : public StateStore {
   explicit SqliteStateStore(std::string path) : path_(std::move(path)) {}
 
   ~SqliteStateStore() override {
+    for (auto& [pipeline, fd] : locks_) close(fd);
     for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
     if (db_ != nullptr) sqlite3_close_v2(db_);
   }
@@ -106,9 +145,18 @@ class SqliteStateStore final : public StateStore {
     if (rc != SQLITE_OK) return Error(rc, "open");
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-    // Changing the journal mode takes a lock that the busy timeout covers;
-    // WAL is persistent, so this only writes when the file is new.
-    SLUICE_RETURN_IF_ERROR(Exec("PRAGMA journal_mode = WAL", "enable WAL"));
+    // WAL is persistent, so this only writes when the file is new. While
+    // another process converts a new file, SQLite can answer BUSY at once
+    // instead of calling the busy handler, so retry for the busy timeout.
+    for (int waited_ms = 0;; waited_ms += 20) {
+      rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      int primary = rc & 0xff;
+      if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || waited_ms >= kBusyTimeoutMs) {
+        return Error(rc, "enable WAL");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
     // FULL: a commit survives power loss, so a ledger entry is never lost
     // after the data it describes was loaded (a lost one means a reload).
     SLUICE_RETURN_IF_ERROR(Exec("PRAGMA synchronous = FULL", "set synchronous"));
@@ -127,7 +175,7 @@ class SqliteStateStore final : public StateStore {
   Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
                                             const std::vector<ObjectInfo>& page) override {
     static const std::string kSql = FilterSql();
-    std::unordered_map<std::string, std::string> etags;
+    std::set<std::pair<std::string, std::string>> versions;
     {
       std::lock_guard<std::mutex> lock(mu_);
       SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kSql));
@@ -135,24 +183,25 @@ class SqliteStateStore final : public StateStore {
         Use use(stmt);
         use.Text(1, pipeline);
         for (size_t i = 0; i < kFilterChunk; ++i) {
-          int param = static_cast<int>(i) + 2;
+          int param = 2 * static_cast<int>(i) + 2;
           if (begin + i < page.size()) {
             use.Text(param, page[begin + i].key);
+            use.Text(param + 1, page[begin + i].etag);
           } else {
             use.Null(param);
+            use.Null(param + 1);
           }
         }
         for (;;) {
           SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the file ledger"));
           if (!row) break;
-          etags.emplace(use.ColumnText(0), use.ColumnText(1));
+          versions.emplace(use.ColumnText(0), use.ColumnText(1));
         }
       }
     }
     std::vector<ObjectInfo> out;
     for (const ObjectInfo& object : page) {
-      auto it = etags.find(object.key);
-      if (it == etags.end() || it->second != object.etag) out.push_back(object);
+      if (!versions.contains({object.key, object.etag})) out.push_back(object);
     }
     return out;
   }
@@ -163,7 +212,7 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowUnixMs();
     return WriteTransaction("record loaded files", [&]() -> Status {
-      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kUpsertLedger));
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kInsertLedger));
       for (const ObjectInfo& o : objects) {
         Use use(stmt);
         use.Text(1, pipeline);
@@ -177,6 +226,41 @@ class SqliteStateStore final : public StateStore {
       }
       return Status::OK();
     });
+  }
+
+  Result<bool> TryLockPipeline(const std::string& pipeline) override {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    if (locks_.contains(pipeline)) return true;
+    const std::string path = LockFilePath(path_, pipeline);
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return Status::IoError("cannot open the run lock file " + path + " of pipeline " + pipeline + ": " +
+                             std::strerror(errno));
+    }
+    int rc;
+    do {
+      rc = flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      const int error = errno;
+      close(fd);
+      if (error == EWOULDBLOCK) return false;
+      return Status::IoError("cannot lock the run lock file " + path + " of pipeline " + pipeline + ": " +
+                             std::strerror(error));
+    }
+    locks_.emplace(pipeline, fd);
+    return true;
+  }
+
+  void UnlockPipeline(const std::string& pipeline) override {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    auto it = locks_.find(pipeline);
+    if (it == locks_.end()) return;
+    // Closing the only descriptor of the open file releases the flock. The
+    // file stays: removing it would let a process that opened it before the
+    // removal and one that creates it anew both hold "the" lock.
+    close(it->second);
+    locks_.erase(it);
   }
 
   Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
@@ -225,8 +309,14 @@ class SqliteStateStore final : public StateStore {
     use.TextOrNull(4, f.etag);
     use.Int(5, f.size);
     // Negative counts are unknown: NULL.
-    if (f.rows_in >= 0) use.Int(6, f.rows_in); else use.Null(6);
-    if (f.rows_out >= 0) use.Int(7, f.rows_out); else use.Null(7);
+    if (f.rows_in >= 0)
+      use.Int(6, f.rows_in);
+    else
+      use.Null(6);
+    if (f.rows_out >= 0)
+      use.Int(7, f.rows_out);
+    else
+      use.Null(7);
     use.Int(8, f.bytes);
     use.Double(9, f.seconds);
     use.Text(10, f.status);
@@ -406,6 +496,10 @@ class SqliteStateStore final : public StateStore {
   std::mutex mu_;
   sqlite3* db_ = nullptr;
   std::unordered_map<std::string, sqlite3_stmt*> statements_;
+  // Run locks, apart from mu_ so that taking one never waits for a busy
+  // database: pipeline -> descriptor of its lock file, flock()ed.
+  std::mutex locks_mu_;
+  std::map<std::string, int> locks_;
 };
 
 }  // namespace

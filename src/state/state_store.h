@@ -81,8 +81,11 @@ class StateStore {
   virtual Status Ping() = 0;
 
   // --- file ledger ---------------------------------------------------------
-  /// The objects of `page` that `pipeline` has not loaded yet: no ledger
-  /// entry for the key, or one with a different ETag. Order is preserved.
+  /// The objects of `page` that `pipeline` has not loaded yet: the ledger
+  /// has no entry for this key with this ETag. It keeps every version that
+  /// was loaded (key, ETag), so an object overwritten with bytes already
+  /// loaded once is not loaded again, and a slow run that loaded an older
+  /// version can never make a newer one look new. Order is preserved.
   /// Called once per listing page (about 1000 objects), so one query per page.
   virtual Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
                                                     const std::vector<ObjectInfo>& page) = 0;
@@ -92,8 +95,9 @@ class StateStore {
                             const std::vector<ObjectInfo>& objects) = 0;
   /// When the store is PostgreSQL: the statements that record `objects` as
   /// loaded, for the destination to run in its load transaction: exactly
-  /// once when the destination is the same database. One upsert per object
-  /// into sluice.file_ledger with expect_rows = 1: it affects 0 rows, and so
+  /// once when the destination is the same database. One INSERT ... ON
+  /// CONFLICT (pipeline, key, etag) DO NOTHING per object into
+  /// sluice.file_ledger with expect_rows = 1: it affects 0 rows, and so
   /// fails the load, when the same key and ETag was recorded meanwhile.
   /// The run log's file rows are not among them: record those with
   /// RecordFile. Does not touch the database. Other stores return an error.
@@ -106,6 +110,15 @@ class StateStore {
   /// the runner can tell whether it is the destination's database; empty
   /// for other stores.
   virtual std::string PostgresDatabase() const { return ""; }
+
+  // --- one run at a time -----------------------------------------------------
+  /// Takes the pipeline's run lock, so that two processes (two `serve`s, a
+  /// `serve` and a `run`) never run the same pipeline at once. Returns
+  /// false at once when another process (or another store object) holds it.
+  /// Held until UnlockPipeline, the end of the process, or (PostgreSQL) the
+  /// end of the store's connection.
+  virtual Result<bool> TryLockPipeline(const std::string& pipeline) = 0;
+  virtual void UnlockPipeline(const std::string& pipeline) = 0;
 
   // --- run log ---------------------------------------------------------------
   /// Starts a run (status "running") and returns its id.

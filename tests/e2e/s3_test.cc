@@ -78,14 +78,14 @@ class S3PipelineTest : public PgTest {
            "'\nformat = \"csv\"\nheader = true\ncolumns = { id = \"BIGINT\", name = \"VARCHAR\", amount = "
            "\"DECIMAL(12,2)\" }\n" +
            extra_source + "\n" + S3Section(endpoint.empty() ? s3_->endpoint() : endpoint) + state_section +
-           PgDestination(url_, "public.items") + EngineSection() +
-           "[retry]\nmax_attempts = 1\n";
+           PgDestination(url_, "public.items") + EngineSection() + "[retry]\nmax_attempts = 1\n";
   }
 
   /// ids loaded more than once, and the total.
   void ExpectIdsExactly(int64_t expected_rows) {
     EXPECT_EQ(Count("public.items"), expected_rows);
-    EXPECT_EQ(Scalar("SELECT count(*) FROM (SELECT id FROM public.items GROUP BY id HAVING count(*) > 1) d"), "0");
+    EXPECT_EQ(Scalar("SELECT count(*) FROM (SELECT id FROM public.items GROUP BY id HAVING count(*) > 1) d"),
+              "0");
   }
 
   S3Server* s3_ = nullptr;
@@ -119,12 +119,17 @@ TEST_F(S3PipelineTest, IncrementalRunsLoadOnlyNewAndChangedObjects) {
   ExpectIdsExactly(5000 + 2500);
 
   // The run log: three runs, the last one with exactly those three files.
-  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE pipeline = 'orders' AND status = 'succeeded'"), "3");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE pipeline = 'orders' AND status = 'succeeded'"),
+            "3");
   EXPECT_EQ(Scalar("SELECT string_agg(file, ',' ORDER BY file) FROM sluice.run_files WHERE run_id = "
                    "(SELECT max(id) FROM sluice.runs)"),
             "s3://" + bucket_ + "/in/part-2.csv,s3://" + bucket_ + "/in/part-5.csv,s3://" + bucket_ +
                 "/in/part-6.csv");
-  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger WHERE pipeline = 'orders'"), "7");
+  // Every version loaded is remembered: part-2.csv twice.
+  EXPECT_EQ(
+      Scalar(
+          "SELECT count(*) || '/' || count(DISTINCT key) FROM sluice.file_ledger WHERE pipeline = 'orders'"),
+      "8/7");
   EXPECT_EQ(Scalar("SELECT files || '/' || rows FROM sluice.runs ORDER BY id DESC LIMIT 1"), "3/2500");
 }
 
@@ -156,7 +161,8 @@ TEST_F(S3PipelineTest, PerFileWithSqliteStateRecordsEveryFileAndSkipsABadOne) {
   auto scalar = [&](const std::string& sql) {
     sqlite3_stmt* st = nullptr;
     std::string out = "<error>";
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
       const unsigned char* v = sqlite3_column_text(st, 0);
       out = v ? reinterpret_cast<const char*>(v) : "<NULL>";
     } else {
@@ -180,8 +186,10 @@ TEST_F(S3PipelineTest, SurvivesAFlakyServer) {
   for (int i = 0; i < 6; ++i) Put("f/p" + std::to_string(i) + ".csv", SimpleCsv(i * 20000, 20000));
   FaultProxyOptions o;
   o.upstream_port = s3_->port();
-  o.probability = {{FaultKind::kInternalError, 0.1}, {FaultKind::kSlowDown, 0.1},
-                   {FaultKind::kTooManyRequests, 0.05}, {FaultKind::kCut, 0.1},
+  o.probability = {{FaultKind::kInternalError, 0.1},
+                   {FaultKind::kSlowDown, 0.1},
+                   {FaultKind::kTooManyRequests, 0.05},
+                   {FaultKind::kCut, 0.1},
                    {FaultKind::kStall, 0.05}};
   o.stall_duration = std::chrono::milliseconds(4000);
   o.seed = 7;
@@ -257,6 +265,22 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
 }
 
+TEST_F(S3PipelineTest, ASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
+  for (int i = 0; i < 4; ++i) Put("r/p" + std::to_string(i) + ".csv", SimpleCsv(i * 150000, 150000));
+  std::string file = dir_.Write("race.toml", Pipeline("r/", "batch = \"per_file\"\nconcurrency = 1"));
+  auto first = CliProcess::Start({"run", file, "--once", "--progress", "never"});
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_TRUE((*first)->WaitForOutput("new or changed", 30000)) << (*first)->StderrSoFar();
+  auto second = Sluice({"run", file, "--once", "--progress", "never"});
+  auto r = (*first)->Wait();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(second.exit_code, 0) << Describe(second);
+  EXPECT_NE(second.err.find("another process is running pipeline orders"), std::string::npos) << second.err;
+  ExpectIdsExactly(600000);
+  EXPECT_EQ(Scalar("SELECT count(*) || '/' || count(*) FILTER (WHERE status = 'succeeded') FROM sluice.runs"),
+            "1/1");
+}
+
 TEST_F(S3PipelineTest, ValidateListsTheBucketAndCompilesTheSqlAgainstOneObject) {
   for (int i = 0; i < 3; ++i) Put("v/p" + std::to_string(i) + ".csv", SimpleCsv(i * 10, 10));
   std::string toml = Pipeline("v/*.csv");
@@ -294,11 +318,38 @@ TEST_F(S3PipelineTest, FileDestinationUploadsToS3AsOneObject) {
   }
   auto duck = Duck();
   ASSERT_NE(duck, nullptr);
-  EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM read_csv(" +
-                                  engine::QuoteLiteral(local) + ")"),
-            "600000/600000/179999700000");
+  EXPECT_EQ(
+      DuckScalar(*duck, "SELECT count(*) || '/' || count(DISTINCT id) || '/' || sum(id) FROM read_csv(" +
+                            engine::QuoteLiteral(local) + ")"),
+      "600000/600000/179999700000");
   // Nothing is left behind locally.
   EXPECT_EQ(run.err.find("error"), std::string::npos) << run.err;
+}
+
+TEST_F(S3PipelineTest, IncrementalSourceWritesOneOutputObjectPerFile) {
+  Put("o/a.csv", SimpleCsv(0, 10));
+  Put("o/b.csv", SimpleCsv(10, 20));
+  std::string toml = "name = \"objects\"\n[source]\npath = 's3://" + bucket_ +
+                     "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" +
+                     S3Section(s3_->endpoint()) + "[state]\npath = '" + dir_.Path("s.db") +
+                     "'\n[destination]\ntype = \"file\"\npath = 's3://" + bucket_ + "/out/{file}.parquet'\n";
+  auto run = RunPipeline(dir_, toml);
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  for (auto [name, rows] : {std::pair{"a", 10}, std::pair{"b", 20}}) {
+    auto body = s3_->GetObject(bucket_, std::string("out/") + name + ".parquet");
+    ASSERT_TRUE(body.ok()) << name << ": " << body.status().ToString();
+    std::string local = dir_.Path(std::string(name) + ".parquet");
+    std::ofstream(local, std::ios::binary) << *body;
+    auto duck = Duck();
+    EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) FROM read_parquet(" + engine::QuoteLiteral(local) + ")"),
+              std::to_string(rows));
+  }
+  // Without a placeholder every load would overwrite the same object.
+  std::string fixed = toml;
+  fixed.replace(fixed.find("{file}"), 6, "all");
+  auto refused = ValidatePipeline(dir_, fixed);
+  EXPECT_EQ(refused.exit_code, 2) << Describe(refused);
+  EXPECT_NE(refused.err.find("{run}"), std::string::npos) << refused.err;
 }
 
 TEST_F(PgTest, LocalDirectoryIsIncrementalWhenAskedAndHonoursModifiedWithin) {
@@ -310,8 +361,9 @@ TEST_F(PgTest, LocalDirectoryIsIncrementalWhenAskedAndHonoursModifiedWithin) {
   struct utimbuf times;
   times.actime = times.modtime = time(nullptr) - 3 * 86400;
   ASSERT_EQ(utime((in + "/old.csv").c_str(), &times), 0);
-  std::string toml = "name = \"local\"\n" + SimpleCsvSource(in, "incremental = true\nmodified_within = \"24h\"") +
-                     "[state]\npath = '" + dir_.Path("state.db") + "'\n" + PgDestination(url_, "public.items");
+  std::string toml =
+      "name = \"local\"\n" + SimpleCsvSource(in, "incremental = true\nmodified_within = \"24h\"") +
+      "[state]\npath = '" + dir_.Path("state.db") + "'\n" + PgDestination(url_, "public.items");
   auto first = RunPipeline(dir_, toml);
   ASSERT_EQ(first.exit_code, 0) << Describe(first);
   EXPECT_EQ(Count("public.items"), 10);

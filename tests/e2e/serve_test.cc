@@ -24,7 +24,8 @@ class ServeTest : public PgTest {
   }
 
   /// A pipeline over a local directory with two CSV files, on `schedule`.
-  std::string WritePipeline(const std::string& schedule, const std::string& state, const std::string& extra = "") {
+  std::string WritePipeline(const std::string& schedule, const std::string& state,
+                            const std::string& extra = "") {
     std::string in = dir_.Path("in");
     std::filesystem::create_directories(in);
     WriteSimpleCsv(in + "/a.csv", 0, 100);
@@ -71,7 +72,8 @@ class ServeTest : public PgTest {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
     ADD_FAILURE() << "no run with status " << status << " in " << timeout_s << " s; last /status:\n"
-                  << last.dump(2) << "\n" << proc_->StderrSoFar();
+                  << last.dump(2) << "\n"
+                  << proc_->StderrSoFar();
     return last;
   }
 
@@ -108,13 +110,14 @@ TEST_F(ServeTest, ServesHealthStatusMetricsAndReadinessAndStopsOnSigterm) {
   EXPECT_EQ(metrics->status, 200);
   EXPECT_NE(metrics->get_header_value("Content-Type").find("text/plain"), std::string::npos);
   const std::string& m = metrics->body;
-  for (const char* line : {"sluice_runs_total{pipeline=\"svc\",status=\"succeeded\"} 1",
-                           "sluice_runs_total{pipeline=\"svc\",status=\"failed\"} 0",
-                           "sluice_files_processed_total{pipeline=\"svc\"} 2",
-                           "sluice_rows_out_total{pipeline=\"svc\"} 150", "# TYPE sluice_run_duration_seconds histogram",
-                           "sluice_run_duration_seconds_count{pipeline=\"svc\"} 1",
-                           "# TYPE sluice_last_success_timestamp_seconds gauge",
-                           "sluice_stage_rows_total{pipeline=\"svc\",stage=\"destination\"} 150"}) {
+  for (const char* line :
+       {"sluice_runs_total{pipeline=\"svc\",status=\"succeeded\"} 1",
+        "sluice_runs_total{pipeline=\"svc\",status=\"failed\"} 0",
+        "sluice_files_processed_total{pipeline=\"svc\"} 2", "sluice_rows_out_total{pipeline=\"svc\"} 150",
+        "# TYPE sluice_run_duration_seconds histogram",
+        "sluice_run_duration_seconds_count{pipeline=\"svc\"} 1",
+        "# TYPE sluice_last_success_timestamp_seconds gauge",
+        "sluice_stage_rows_total{pipeline=\"svc\",stage=\"destination\"} 150"}) {
     EXPECT_NE(m.find(line), std::string::npos) << "missing " << line << " in\n" << m;
   }
 
@@ -144,8 +147,9 @@ TEST_F(ServeTest, ServesHealthStatusMetricsAndReadinessAndStopsOnSigterm) {
 }
 
 TEST_F(ServeTest, TokenIsRequiredWhenSet) {
-  std::string file = WritePipeline("every = \"1h\"\nrun_on_start = false", "[state]\npath = '" + dir_.Path("s.db") + "'\n",
-                                   "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n");
+  std::string file =
+      WritePipeline("every = \"1h\"\nrun_on_start = false", "[state]\npath = '" + dir_.Path("s.db") + "'\n",
+                    "[server]\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-token\"\n");
   int port = Start({"serve", file});
   ASSERT_GT(port, 0);
   httplib::Client http("127.0.0.1", port);
@@ -179,7 +183,8 @@ TEST_F(ServeTest, AFailedRunIsReportedAndRetriedOnTheNextTick) {
   EXPECT_FALSE(failed["pipelines"][0]["last_run"]["error"].is_null());
   auto metrics = http.Get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_NE(metrics->body.find("sluice_errors_total{kind=\"unavailable\",pipeline=\"svc\"}"), std::string::npos)
+  EXPECT_NE(metrics->body.find("sluice_errors_total{kind=\"unavailable\",pipeline=\"svc\"}"),
+            std::string::npos)
       << metrics->body;
 
   ASSERT_TRUE(pg_->StartAgain().ok());

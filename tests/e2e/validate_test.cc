@@ -128,11 +128,13 @@ TEST(CommandLine, VersionNamesSluiceDuckDbAndLibpq) {
 TEST(CommandLine, HelpListsTheCommandsAndUnknownCommandsFail) {
   CliResult help = Sluice({"--help"});
   EXPECT_EQ(help.exit_code, 0);
-  for (const char* word : {"run", "validate", "version", "--log-format"}) {
+  for (const char* word : {"run", "serve", "validate", "version", "--log-format"}) {
     EXPECT_NE(help.out.find(word), std::string::npos) << help.out;
   }
   CliResult run_help = Sluice({"run", "--help"});
   EXPECT_NE(run_help.out.find("--once"), std::string::npos) << run_help.out;
+  CliResult serve_help = Sluice({"serve", "--help"});
+  EXPECT_NE(serve_help.out.find("--listen"), std::string::npos) << serve_help.out;
   CliResult bad = Sluice({"frobnicate"});
   EXPECT_NE(bad.exit_code, 0);
 }

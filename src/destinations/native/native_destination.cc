@@ -74,7 +74,8 @@ class DuckDbDestination : public NativeDestination {
       }
       return Status::OK();
     }
-    Status status = engine->Execute("ATTACH " + QuoteLiteral(options_.path) + " AS " + kAlias + " (READ_ONLY)");
+    Status status =
+        engine->Execute("ATTACH " + QuoteLiteral(options_.path) + " AS " + kAlias + " (READ_ONLY)");
     if (!status.ok()) return status.WithContext("cannot open DuckDB database '" + options_.path + "'");
     (void)engine->Execute(std::string("DETACH ") + kAlias);
     return Status::OK();
@@ -92,10 +93,10 @@ class DuckDbDestination : public NativeDestination {
     SLUICE_ASSIGN_OR_RETURN(
         auto existing,
         // DuckDB identifiers are case-insensitive.
-        engine->QueryRows("SELECT lower(column_name) FROM duckdb_columns() WHERE database_name = " +
-                          QuoteLiteral(kAlias) + " AND lower(schema_name) = lower(" +
-                          QuoteLiteral(schema_name_.empty() ? "main" : schema_name_) +
-                          ") AND lower(table_name) = lower(" + QuoteLiteral(table_name_) + ")"));
+        engine->QueryRows(
+            "SELECT lower(column_name) FROM duckdb_columns() WHERE database_name = " + QuoteLiteral(kAlias) +
+            " AND lower(schema_name) = lower(" + QuoteLiteral(schema_name_.empty() ? "main" : schema_name_) +
+            ") AND lower(table_name) = lower(" + QuoteLiteral(table_name_) + ")"));
     if (existing.empty()) {
       std::string ddl = "CREATE TABLE " + Target() + " (";
       for (size_t i = 0; i < columns.size(); ++i) {
@@ -134,10 +135,12 @@ class DuckDbDestination : public NativeDestination {
       // contract is that the last one wins, so deduplicate in input order
       // (the runner turns preserve_insertion_order on for upserts).
       sql = "INSERT OR REPLACE INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (SELECT *, " +
-            "row_number() OVER () AS sluice_seq FROM (" + select_sql + "\n) AS sluice_result) AS sluice_numbered " +
-            "QUALIFY row_number() OVER (PARTITION BY " + KeyList() + " ORDER BY sluice_seq DESC) = 1";
+            "row_number() OVER () AS sluice_seq FROM (" + select_sql +
+            "\n) AS sluice_result) AS sluice_numbered " + "QUALIFY row_number() OVER (PARTITION BY " +
+            KeyList() + " ORDER BY sluice_seq DESC) = 1";
     } else {
-      sql = "INSERT INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql + "\n) AS sluice_result";
+      sql = "INSERT INTO " + Target() + " (" + cols + ") SELECT " + cols + " FROM (" + select_sql +
+            "\n) AS sluice_result";
     }
     auto rows = engine->QueryRows(sql);
     if (!rows.ok()) return rows.status().WithContext(Describe());
@@ -173,7 +176,8 @@ class DuckDbDestination : public NativeDestination {
     SLUICE_ASSIGN_OR_RETURN(auto parts, SplitTableName(options_.table));
     schema_name_ = parts.first;
     table_name_ = parts.second;
-    if (options_.path.empty()) return Status::InvalidArgument("[destination] path is required for type duckdb");
+    if (options_.path.empty())
+      return Status::InvalidArgument("[destination] path is required for type duckdb");
     if (options_.mode == LoadMode::kUpsert && options_.key.empty()) {
       return Status::InvalidArgument("[destination] key is required with mode = \"upsert\"");
     }
@@ -182,8 +186,9 @@ class DuckDbDestination : public NativeDestination {
 
  private:
   std::string Target() const {
-    return std::string(kAlias) + "." + (schema_name_.empty() ? std::string("main") : QuoteIdent(schema_name_)) +
-           "." + QuoteIdent(table_name_);
+    return std::string(kAlias) + "." +
+           (schema_name_.empty() ? std::string("main") : QuoteIdent(schema_name_)) + "." +
+           QuoteIdent(table_name_);
   }
   std::string KeyList() const {
     std::string out;
@@ -223,10 +228,12 @@ class StdoutPump {
 
   Status Start() {
     char tmpl[] = "/tmp/sluice-stdout-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) return Status::IoError(std::string("cannot create temp dir: ") + std::strerror(errno));
+    if (mkdtemp(tmpl) == nullptr)
+      return Status::IoError(std::string("cannot create temp dir: ") + std::strerror(errno));
     dir_ = tmpl;
     path_ = dir_ + "/stdout.fifo";
-    if (mkfifo(path_.c_str(), 0600) != 0) return Status::IoError("cannot create FIFO " + path_ + ": " + std::strerror(errno));
+    if (mkfifo(path_.c_str(), 0600) != 0)
+      return Status::IoError("cannot create FIFO " + path_ + ": " + std::strerror(errno));
     // Non-blocking open of the read end succeeds without a writer.
     fd_ = open(path_.c_str(), O_RDONLY | O_NONBLOCK);
     if (fd_ < 0) return Status::IoError("cannot open FIFO " + path_ + ": " + std::strerror(errno));
@@ -321,21 +328,31 @@ class FileDestination : public NativeDestination {
       }
     }
     if (f.empty()) {
-      if (stdout_ || p.ends_with(".csv")) f = "csv";
-      else if (p.ends_with(".parquet")) f = "parquet";
-      else if (p.ends_with(".jsonl") || p.ends_with(".ndjson") || p.ends_with(".json")) f = "jsonl";
-      else return Status::InvalidArgument("[destination] format: cannot tell the format of '" + options_.path +
-                                          "' from its extension; set format = \"parquet\", \"csv\" or \"jsonl\"");
+      if (stdout_ || p.ends_with(".csv"))
+        f = "csv";
+      else if (p.ends_with(".parquet"))
+        f = "parquet";
+      else if (p.ends_with(".jsonl") || p.ends_with(".ndjson") || p.ends_with(".json"))
+        f = "jsonl";
+      else
+        return Status::InvalidArgument(
+            "[destination] format: cannot tell the format of '" + options_.path +
+            "' from its extension; set format = \"parquet\", \"csv\" or \"jsonl\"");
     }
-    if (f == "csv") copy_options_ = "FORMAT csv, HEADER true";
-    else if (f == "parquet") copy_options_ = "FORMAT parquet";
-    else if (f == "jsonl" || f == "ndjson" || f == "json") copy_options_ = "FORMAT json";
-    else return Status::InvalidArgument("[destination] format: unknown format '" + f + "'");
+    if (f == "csv")
+      copy_options_ = "FORMAT csv, HEADER true";
+    else if (f == "parquet")
+      copy_options_ = "FORMAT parquet";
+    else if (f == "jsonl" || f == "ndjson" || f == "json")
+      copy_options_ = "FORMAT json";
+    else
+      return Status::InvalidArgument("[destination] format: unknown format '" + f + "'");
     if (!compression_.empty()) {
       if (f == "parquet") {
-        return Status::InvalidArgument("[destination] path: Parquet compresses its pages itself; name the file "
-                                       ".parquet (zstd/snappy are chosen inside the file), not .parquet" +
-                                       options_.path.substr(options_.path.rfind('.')));
+        return Status::InvalidArgument(
+            "[destination] path: Parquet compresses its pages itself; name the file "
+            ".parquet (zstd/snappy are chosen inside the file), not .parquet" +
+            options_.path.substr(options_.path.rfind('.')));
       }
       copy_options_ += ", COMPRESSION " + compression_;
     }
@@ -349,7 +366,8 @@ class FileDestination : public NativeDestination {
     if (s3_) {
       SLUICE_ASSIGN_OR_RETURN(url_, io::ParseS3Url(options_.path));
       if (url_.key.empty() || url_.key.back() == '/') {
-        return Status::InvalidArgument("[destination] path: '" + options_.path + "' names no object (add a file name)");
+        return Status::InvalidArgument("[destination] path: '" + options_.path +
+                                       "' names no object (add a file name)");
       }
       SLUICE_ASSIGN_OR_RETURN(client_, io::S3Client::Make(options_.s3));
       // Reaching the bucket is the check; the object itself may not exist yet.
@@ -374,7 +392,8 @@ class FileDestination : public NativeDestination {
                                                              : std::filesystem::path(options_.temp_dir);
       std::string templ = (base / "sluice-upload-XXXXXX").string();
       if (mkdtemp(templ.data()) == nullptr) {
-        return Status::IoError("cannot create a temp directory under " + base.string() + ": " + std::strerror(errno));
+        return Status::IoError("cannot create a temp directory under " + base.string() + ": " +
+                               std::strerror(errno));
       }
       upload_dir_ = templ;
       auto slash = url_.key.find_last_of('/');
@@ -391,9 +410,16 @@ class FileDestination : public NativeDestination {
 
   Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
     std::fflush(stdout);
-    auto rows = engine->QueryRows("COPY (" + select_sql + "\n) TO " + QuoteLiteral(stdout_ ? pump_->path() : tmp_) +
-                                  " (" + copy_options_ + ")");
-    if (!rows.ok()) return rows.status().WithContext(Describe());
+    auto rows = engine->QueryRows("COPY (" + select_sql + "\n) TO " +
+                                  QuoteLiteral(stdout_ ? pump_->path() : tmp_) + " (" + copy_options_ + ")");
+    if (!rows.ok()) {
+      // Name the object, not the local file it is staged in.
+      std::string msg = rows.status().message();
+      for (size_t pos; s3_ && !tmp_.empty() && (pos = msg.find(tmp_)) != std::string::npos;) {
+        msg.replace(pos, tmp_.size(), options_.path);
+      }
+      return Status(rows.status().code(), msg, rows.status().retryable()).WithContext(Describe());
+    }
     if (rows->empty() || !(*rows)[0][0]) return int64_t{0};
     return std::stoll(*(*rows)[0][0]);
   }
@@ -413,7 +439,8 @@ class FileDestination : public NativeDestination {
     }
     std::error_code ec;
     std::filesystem::rename(tmp_, options_.path, ec);
-    if (ec) return Status::IoError("cannot rename '" + tmp_ + "' to '" + options_.path + "': " + ec.message());
+    if (ec)
+      return Status::IoError("cannot rename '" + tmp_ + "' to '" + options_.path + "': " + ec.message());
     tmp_.clear();
     return Status::OK();
   }
