@@ -396,7 +396,8 @@ Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config,
 Result<std::string> ValidateBatchJob(const PipelineConfig& config) {
   std::unique_ptr<io::S3Client> client;
   SLUICE_ASSIGN_OR_RETURN(auto lister, MakeLister(config, nullptr, &client));
-  auto store = state::OpenStateStore(StateConfigFor(config));
+  auto store = state::OpenStateStore(config.source.is_incremental() ? StateConfigFor(config)
+                                                                    : state::StateConfig{"", "", true});
   if (!store.ok()) return store.status().WithContext("[state]");
   int64_t listed = 0, fresh = 0, bytes = 0;
   std::optional<state::ObjectInfo> sample;
@@ -439,6 +440,9 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   auto start = Clock::now();
   const CancellationSource* cancel = options.run.cancel;
   state::StateStore* store = options.store;
+  // Without the ledger (incremental = false) every matching object is
+  // loaded on every run.
+  const bool incremental = config.source.is_incremental();
   JobReport report;
   // One run of a pipeline at a time, also across processes: a second
   // `serve` or a manual `run` skips its turn instead of racing this one.
@@ -492,6 +496,10 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
     if (!page.ok()) return finish(page.status().WithContext("listing " + config.source.path));
     if (!*page) break;
     listed += static_cast<int64_t>((*page)->size());
+    if (!incremental) {
+      for (auto& o : **page) todo.push_back(std::move(o));
+      continue;
+    }
     auto fresh = store->FilterNew(config.name, **page);
     if (!fresh.ok()) return finish(fresh.status().WithContext("state store " + store->Describe()));
     for (auto& o : *fresh) todo.push_back(std::move(o));
@@ -508,7 +516,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
     if (!made.ok()) return finish(made.status());
     spool = std::move(made).value();
   }
-  std::string ledger_db = store->PostgresDatabase();
+  std::string ledger_db = incremental ? store->PostgresDatabase() : "";
   bool per_file = config.source.batch == "per_file";
   size_t window = per_file ? static_cast<size_t>(config.source.concurrency) : todo.size();
   Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window,
@@ -528,7 +536,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
         break;
       }
       report.bytes_downloaded += f->downloaded;
-      if (f->object.etag != todo[i].etag) {
+      if (incremental && f->object.etag != todo[i].etag) {
         // Overwritten between the listing and the download: what arrived
         // may be a version that was loaded before.
         auto fresh = store->FilterNew(config.name, {f->object});
@@ -593,7 +601,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
         }
       }
     }
-    if (status.ok() && !summary.checkpoint_committed) {
+    if (status.ok() && incremental && !summary.checkpoint_committed) {
       // At least once: the rows are committed; a crash before this line
       // loads these files again on the next run.
       status = store->MarkLoaded(config.name, report.run_id, objects);
@@ -709,7 +717,7 @@ Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& op
 }  // namespace
 
 Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options) {
-  bool batch_job = config.source.is_incremental() && options.store != nullptr;
+  bool batch_job = (config.source.is_incremental() || config.source.is_s3()) && options.store != nullptr;
   auto once = [&]() -> Result<JobReport> {
     return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
   };

@@ -21,7 +21,7 @@ Result<io::S3Options> S3OptionsFor(const S3Config& config, const CancellationSou
   return io::ResolveS3Options(std::move(o), GetEnv);
 }
 
-Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
+Result<BuiltDestination> MakeDestination(const DestinationConfig& config, const CancellationSource* cancel) {
   BuiltDestination out;
   const std::string& type = config.type;
   if (type == "postgres") {
@@ -48,7 +48,7 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config) {
     o.format = config.format;
     o.temp_dir = config.temp_directory;
     if (o.path.starts_with("s3://")) {
-      auto s3 = S3OptionsFor(config.s3);
+      auto s3 = S3OptionsFor(config.s3, cancel);
       if (!s3.ok()) return s3.status().WithContext("[s3]");
       o.s3 = std::move(s3).value();
     }

@@ -22,7 +22,8 @@ struct BuiltDestination {
 /// [s3] completed from the environment and ~/.aws.
 Result<io::S3Options> S3OptionsFor(const S3Config& config, const CancellationSource* cancel = nullptr);
 
-Result<BuiltDestination> MakeDestination(const DestinationConfig& config);
+/// `cancel` interrupts slow work of the destination itself (an S3 upload).
+Result<BuiltDestination> MakeDestination(const DestinationConfig& config, const CancellationSource* cancel = nullptr);
 
 /// Connects to the destination and checks it can take rows shaped like
 /// `schema`, changing nothing. Returns a short description of what was checked.

@@ -262,7 +262,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   auto start = Clock::now();
   RunSummary summary;
   SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel, options.files));
-  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination, options.cancel));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   summary.source = source->Describe();
   summary.destination = dest.Describe();

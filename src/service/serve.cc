@@ -103,7 +103,7 @@ class Worker {
       SLUICE_ASSIGN_OR_RETURN(schedule_, MakeSchedule(config_.schedule->every_seconds, config_.schedule->cron,
                                                       config_.schedule->timezone));
     }
-    if (config_.uses_state()) {
+    if (config_.uses_state() || config_.source.is_s3()) {
       Status opened = OpenStore();
       // A state store that is down now may be up at the next tick: the
       // service starts anyway, reports not ready, and each run tries again.
@@ -118,7 +118,11 @@ class Worker {
   /// success from the run log, so that a restart does not look stale.
   Status OpenStore() {
     if (store_) return Status::OK();
-    auto store = state::OpenStateStore(StateConfigFor(config_));
+    state::StateConfig state_config = StateConfigFor(config_);
+    // An S3 source without a ledger still needs listing and a run lock,
+    // but remembers nothing between runs.
+    if (!config_.uses_state()) state_config = state::StateConfig{"", "", true};
+    auto store = state::OpenStateStore(state_config);
     if (!store.ok()) return store.status().WithContext("[state]");
     spdlog::info("pipeline {}: state store {}", config_.name, (*store)->Describe());
     auto runs = (*store)->RecentRuns(config_.name, 50);
@@ -260,7 +264,7 @@ class Worker {
     options.run.cancel = cancel;
     options.run.progress = progress;
     Result<JobReport> result = JobReport{};
-    if (config_.uses_state()) {
+    if (config_.uses_state() || config_.source.is_s3()) {
       Status opened = OpenStore();
       if (!opened.ok()) result = opened;
     }

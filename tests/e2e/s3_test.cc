@@ -281,6 +281,24 @@ TEST_F(S3PipelineTest, ASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
             "1/1");
 }
 
+TEST_F(S3PipelineTest, WithoutTheLedgerEveryRunLoadsEveryObject) {
+  Put("n/a.csv", SimpleCsv(0, 10));
+  Put("n/b.csv", SimpleCsv(10, 10));
+  std::string toml =
+      "[source]\npath = 's3://" + bucket_ +
+      "/n/*.csv'\nincremental = false\ncolumns = { id = \"BIGINT\", name = \"VARCHAR\", amount = "
+      "\"DECIMAL(12,2)\" }\n" +
+      S3Section(s3_->endpoint()) + PgDestination(url_, "public.items", "replace");
+  for (int i = 0; i < 2; ++i) {
+    auto run = RunPipeline(dir_, toml);
+    ASSERT_EQ(run.exit_code, 0) << Describe(run);
+    EXPECT_NE(run.err.find("2 new or changed of 2 files"), std::string::npos) << run.err;
+    EXPECT_EQ(Count("public.items"), 20);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_.Path(".sluice")));
+  EXPECT_FALSE(PgTableExists(*pg_, db_, "sluice.runs"));
+}
+
 TEST_F(S3PipelineTest, ValidateListsTheBucketAndCompilesTheSqlAgainstOneObject) {
   for (int i = 0; i < 3; ++i) Put("v/p" + std::to_string(i) + ".csv", SimpleCsv(i * 10, 10));
   std::string toml = Pipeline("v/*.csv");
