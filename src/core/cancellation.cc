@@ -1,8 +1,8 @@
 #include "core/cancellation.h"
 
+#include <unistd.h>
 #include <chrono>
 #include <csignal>
-#include <unistd.h>
 
 namespace sluice {
 
@@ -14,18 +14,26 @@ CancellationSource& ProcessCancellation() {
 CancelWatcher::CancelWatcher(const CancellationSource* source, std::function<void()> on_cancel) {
   if (source == nullptr) return;
   thread_ = std::thread([this, source, on_cancel = std::move(on_cancel)] {
+    std::unique_lock<std::mutex> lock(mu_);
     while (!done_.load()) {
       if (source->cancelled()) {
+        lock.unlock();
         on_cancel();
         return;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      // Polled, because a signal handler cannot notify a condition
+      // variable; the destructor does notify, so it never waits a period.
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
     }
   });
 }
 
 CancelWatcher::~CancelWatcher() {
-  done_.store(true);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_.store(true);
+  }
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 

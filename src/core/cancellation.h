@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,8 @@ class CancelWatcher {
 
  private:
   std::atomic<bool> done_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
   std::thread thread_;
 };
 

@@ -243,8 +243,7 @@ Status DuckDbEngine::Execute(const std::string& sql) {
   return status;
 }
 
-Result<std::vector<std::vector<std::optional<std::string>>>> DuckDbEngine::QueryRows(
-    const std::string& sql) {
+Result<std::vector<std::vector<std::optional<std::string>>>> DuckDbEngine::QueryRows(const std::string& sql) {
   duckdb_result result;
   if (duckdb_query(impl_->conn, sql.c_str(), &result) == DuckDBError) {
     const char* e = duckdb_result_error(&result);
@@ -344,7 +343,8 @@ namespace {
 Status TakeError(duckdb_error_data error, StatusCode code, const std::string& what) {
   if (error == nullptr) return Status::OK();
   Status status;
-  if (duckdb_error_data_has_error(error)) status = Status(code, what + ": " + duckdb_error_data_message(error));
+  if (duckdb_error_data_has_error(error))
+    status = Status(code, what + ": " + duckdb_error_data_message(error));
   duckdb_destroy_error_data(&error);
   return status;
 }
@@ -444,7 +444,8 @@ Status DuckDbEngine::Append(const std::string& table, Batch* batch) {
   // duckdb_schema_from_arrow only reads the schema; the batch keeps owning it.
   auto* arrow_schema = const_cast<ArrowSchema*>(&batch->imported_schema()->arrow);
   SLUICE_RETURN_IF_ERROR(TakeError(duckdb_schema_from_arrow(impl_->conn, arrow_schema, &converted),
-                                   StatusCode::kInvalidArgument, "cannot convert the batch's Arrow schema for DuckDB"));
+                                   StatusCode::kInvalidArgument,
+                                   "cannot convert the batch's Arrow schema for DuckDB"));
   ArrowArray array{};
   Status status = batch->ExportTo(&array);
   duckdb_data_chunk chunk = nullptr;
@@ -465,7 +466,8 @@ Status DuckDbEngine::Append(const std::string& table, Batch* batch) {
   } else if (duckdb_append_data_chunk(appender, chunk) == DuckDBError ||
              duckdb_appender_close(appender) == DuckDBError) {
     const char* e = duckdb_appender_error(appender);
-    status = Status::SchemaMismatch("cannot append to DuckDB table '" + table + "': " + (e ? e : "unknown error"));
+    status =
+        Status::SchemaMismatch("cannot append to DuckDB table '" + table + "': " + (e ? e : "unknown error"));
   }
   if (appender) duckdb_appender_destroy(&appender);
   duckdb_destroy_data_chunk(&chunk);

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -390,7 +391,8 @@ class FileDestination : public NativeDestination {
     if (s3_) {
       std::filesystem::path base = options_.temp_dir.empty() ? std::filesystem::temp_directory_path()
                                                              : std::filesystem::path(options_.temp_dir);
-      std::string templ = (base / "sluice-upload-XXXXXX").string();
+      SweepUploadDirs(base);
+      std::string templ = (base / ("sluice-upload-" + std::to_string(getpid()) + "-XXXXXX")).string();
       if (mkdtemp(templ.data()) == nullptr) {
         return Status::IoError("cannot create a temp directory under " + base.string() + ": " +
                                std::strerror(errno));
@@ -459,6 +461,20 @@ class FileDestination : public NativeDestination {
   }
 
  private:
+  /// Removes upload directories left by processes that died (kill -9)
+  /// before their upload finished.
+  static void SweepUploadDirs(const std::filesystem::path& base) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(base, ec)) {
+      std::string name = entry.path().filename().string();
+      if (!name.starts_with("sluice-upload-")) continue;
+      pid_t pid = static_cast<pid_t>(std::atoll(name.c_str() + std::strlen("sluice-upload-")));
+      if (pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+      std::error_code rm;
+      std::filesystem::remove_all(entry.path(), rm);
+    }
+  }
+
   void RemoveUploadDir() {
     if (upload_dir_.empty()) return;
     std::error_code ec;
