@@ -232,7 +232,11 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   constexpr int kFiles = 8;
   constexpr int64_t kRows = 150000;
   for (int i = 0; i < kFiles; ++i) Put("k/p" + std::to_string(i) + ".csv", SimpleCsv(i * kRows, kRows));
-  std::string file = dir_.Write("kill.toml", Pipeline("k/", "batch = \"per_file\"\nconcurrency = 2"));
+  std::string toml = Pipeline("k/", "batch = \"per_file\"\nconcurrency = 2");
+  std::string spool_base = dir_.Path("tmp");
+  std::filesystem::create_directories(spool_base);
+  toml.replace(toml.find("[engine]\n"), 9, "[engine]\ntemp_directory = '" + spool_base + "'\n");
+  std::string file = dir_.Write("kill.toml", toml);
   std::mt19937 rng(std::random_device{}());
   // Kill after a random number of files was loaded, twice, then finish.
   for (int round = 0; round < 2; ++round) {
@@ -263,6 +267,14 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger"), std::to_string(kFiles));
   // The killed runs were closed as interrupted by the next start.
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
+  // The spools of the killed runs were removed by the next start, and the
+  // last run removed its own.
+  size_t left = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(spool_base + "/sluice-spool", ec)) {
+    if (e.is_regular_file()) ++left;
+  }
+  EXPECT_EQ(left, 0u);
 }
 
 TEST_F(S3PipelineTest, ASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
