@@ -199,5 +199,27 @@ TEST_F(ServeTest, AFailedRunIsReportedAndRetriedOnTheNextTick) {
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
 }
 
+TEST_F(ServeTest, StartsWhileTheStateStoreIsDownAndCatchesUpWhenItComesBack) {
+  std::string file = WritePipeline("every = \"2s\"", "[state]\nurl = '" + url_ + "'\n");
+  ASSERT_TRUE(pg_->Stop().ok());
+  int port = Start({"serve", file, "--listen", "127.0.0.1:0"});
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  auto ready = http.Get("/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_NE(ready->body.find("state store"), std::string::npos) << ready->body;
+  WaitForLastRun(http, "failed", 60);
+  ASSERT_TRUE(pg_->StartAgain().ok());
+  auto ok = WaitForLastRun(http, "succeeded", 60);
+  EXPECT_EQ(ok["pipelines"][0]["last_run"]["exactly_once"], true) << ok.dump(2);
+  EXPECT_EQ(Count("public.items"), 150);
+  EXPECT_EQ(http.Get("/ready")->status, 200);
+  proc_->Kill(SIGTERM);
+  auto r = proc_->Wait();
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
 }  // namespace
 }  // namespace sluice::e2e
