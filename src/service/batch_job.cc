@@ -307,6 +307,19 @@ PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
   return c;
 }
 
+/// Releases a pipeline's run lock when the run ends.
+class PipelineLock {
+ public:
+  PipelineLock(state::StateStore* store, std::string name) : store_(store), name_(std::move(name)) {}
+  ~PipelineLock() { store_->UnlockPipeline(name_); }
+  PipelineLock(const PipelineLock&) = delete;
+  PipelineLock& operator=(const PipelineLock&) = delete;
+
+ private:
+  state::StateStore* store_;
+  std::string name_;
+};
+
 /// Errors name the object, not the spool file it was read from.
 Status Rename(const Status& status, const std::vector<std::pair<std::string, std::string>>& names) {
   if (status.ok()) return status;
@@ -452,11 +465,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
     report.error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
     return report;
   }
-  struct Unlock {
-    state::StateStore* store;
-    const std::string& name;
-    ~Unlock() { store->UnlockPipeline(name); }
-  } unlock{store, config.name};
+  PipelineLock unlock(store, config.name);
   SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
   SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
 
@@ -683,7 +692,15 @@ namespace {
 Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& options) {
   JobReport report;
   state::StateStore* store = options.store;
+  std::optional<PipelineLock> lock;
   if (store) {
+    SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
+    if (!locked) {
+      report.status = "skipped";
+      report.error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
+      return report;
+    }
+    lock.emplace(store, config.name);
     SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
     SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
   }
