@@ -1,7 +1,10 @@
 #include "service/destination_factory.h"
 
+#include <filesystem>
+
 #include "core/redact.h"
 #include "destinations/null/null_destination.h"
+#include "io/s3/s3_client.h"
 #include "destinations/postgres/pg_connection.h"
 #include "destinations/postgres/pg_types.h"
 #include "destinations/postgres/postgres_destination.h"
@@ -98,9 +101,27 @@ Result<std::string> CheckDestination(const DestinationConfig& config, const Sche
 }
 
 Status PingDestination(const DestinationConfig& config) {
-  if (config.type != "postgres") return Status::OK();
-  SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(config.url));
-  return conn->Exec("SELECT 1");
+  if (config.type == "postgres") {
+    SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(config.url));
+    return conn->Exec("SELECT 1");
+  }
+  if ((config.type == "file" || config.type == "duckdb") && config.path.starts_with("s3://")) {
+    // The bucket answers a one-key listing with these credentials.
+    SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(config.path));
+    SLUICE_ASSIGN_OR_RETURN(io::S3Options options, S3OptionsFor(config.s3));
+    options.retry.max_attempts = 1;
+    SLUICE_ASSIGN_OR_RETURN(auto client, io::S3Client::Make(std::move(options)));
+    auto page = client->List(url.bucket, url.key.substr(0, url.key.find_last_of('/') + 1), 1)->NextPage();
+    return page.status();
+  }
+  if (config.type == "file" || config.type == "duckdb") {
+    std::error_code ec;
+    auto dir = std::filesystem::absolute(config.path, ec).parent_path();
+    if (ec || !std::filesystem::is_directory(dir, ec)) {
+      return Status::NotFound("output directory '" + dir.string() + "' does not exist");
+    }
+  }
+  return Status::OK();
 }
 
 }  // namespace sluice::service

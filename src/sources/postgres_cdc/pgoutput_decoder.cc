@@ -36,11 +36,11 @@ Status ReadStreamXid(WireReader& r, std::optional<Xid> in_stream, std::optional<
 Status ReadTupleData(WireReader& r, TupleData* tuple) {
   int16_t ncols = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadI16("tuple column count", &ncols));
-  if (ncols < 0) return r.Error("tuple column count", "negative: " + std::to_string(ncols));
+  if (ncols < 0) return r.ErrorAt(r.offset() - 2, "tuple column count", "negative: " + std::to_string(ncols));
   // Every column takes at least its kind byte: reject absurd counts before
   // reserving memory for them.
   if (static_cast<size_t>(ncols) > r.remaining()) {
-    return r.Error("tuple column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
+    return r.ErrorAt(r.offset() - 2, "tuple column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
                                              std::to_string(r.remaining()) + " bytes left");
   }
   tuple->values.clear();
@@ -61,12 +61,12 @@ Status ReadTupleData(WireReader& r, TupleData* tuple) {
         value.kind = kind == 't' ? TupleValueKind::kText : TupleValueKind::kBinary;
         int32_t len = 0;
         SLUICE_RETURN_IF_ERROR(r.ReadI32("tuple column length", &len));
-        if (len < 0) return r.Error("tuple column length", "negative: " + std::to_string(len));
+        if (len < 0) return r.ErrorAt(r.offset() - 4, "tuple column length", "negative: " + std::to_string(len));
         SLUICE_RETURN_IF_ERROR(r.ReadBytes("tuple column value", static_cast<size_t>(len), &value.data));
         break;
       }
       default:
-        return r.Error("tuple column kind", "unknown kind " + std::to_string(kind) + " for column " +
+        return r.ErrorAt(r.offset() - 1, "tuple column kind", "unknown kind " + std::to_string(kind) + " for column " +
                                                 std::to_string(i) + " (expected 'n', 'u', 't' or 'b')");
     }
     tuple->values.push_back(value);
@@ -76,7 +76,7 @@ Status ReadTupleData(WireReader& r, TupleData* tuple) {
 
 Status ExpectTupleTag(WireReader& r, const char* field, uint8_t tag, char expected) {
   if (tag == static_cast<uint8_t>(expected)) return Status::OK();
-  return r.Error(field, std::string("expected '") + expected + "', got byte " + std::to_string(tag));
+  return r.ErrorAt(r.offset() - 1, field, std::string("expected '") + expected + "', got byte " + std::to_string(tag));
 }
 
 // One function per message type. `r` is positioned after the type byte;
@@ -115,16 +115,16 @@ Status DecodeRelation(WireReader& r, std::optional<Xid> in_stream, RelationMessa
       m->replica_identity = static_cast<ReplicaIdentity>(ident);
       break;
     default:
-      return r.Error("replica identity",
+      return r.ErrorAt(r.offset() - 1, "replica identity",
                      "unknown setting " + std::to_string(ident) + " (expected 'd', 'n', 'f' or 'i')");
   }
   int16_t ncols = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadI16("column count", &ncols));
-  if (ncols < 0) return r.Error("column count", "negative: " + std::to_string(ncols));
+  if (ncols < 0) return r.ErrorAt(r.offset() - 2, "column count", "negative: " + std::to_string(ncols));
   // Each column needs at least flags, an empty name, type and typmod.
   constexpr size_t kMinColumnBytes = 1 + 1 + 4 + 4;
   if (static_cast<size_t>(ncols) * kMinColumnBytes > r.remaining()) {
-    return r.Error("column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
+    return r.ErrorAt(r.offset() - 2, "column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
                                        std::to_string(r.remaining()) + " bytes left");
   }
   m->columns.clear();
@@ -170,7 +170,7 @@ Status DecodeUpdate(WireReader& r, std::optional<Xid> in_stream, UpdateMessage* 
     m->old_tuple.values.clear();
   }
   if (tag != 'N') {
-    return r.Error("tuple tag", "expected 'K', 'O' or 'N', got byte " + std::to_string(tag));
+    return r.ErrorAt(r.offset() - 1, "tuple tag", "expected 'K', 'O' or 'N', got byte " + std::to_string(tag));
   }
   return ReadTupleData(r, &m->new_tuple);
 }
@@ -181,7 +181,7 @@ Status DecodeDelete(WireReader& r, std::optional<Xid> in_stream, DeleteMessage* 
   uint8_t tag = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadU8("old tuple tag", &tag));
   if (tag != 'K' && tag != 'O') {
-    return r.Error("old tuple tag", "expected 'K' or 'O', got byte " + std::to_string(tag));
+    return r.ErrorAt(r.offset() - 1, "old tuple tag", "expected 'K' or 'O', got byte " + std::to_string(tag));
   }
   m->old_kind = static_cast<OldTupleKind>(tag);
   return ReadTupleData(r, &m->old_tuple);
@@ -191,7 +191,7 @@ Status DecodeTruncate(WireReader& r, std::optional<Xid> in_stream, TruncateMessa
   SLUICE_RETURN_IF_ERROR(ReadStreamXid(r, in_stream, &m->stream_xid));
   int32_t nrels = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadI32("relation count", &nrels));
-  if (nrels < 0) return r.Error("relation count", "negative: " + std::to_string(nrels));
+  if (nrels < 0) return r.ErrorAt(r.offset() - 4, "relation count", "negative: " + std::to_string(nrels));
   SLUICE_RETURN_IF_ERROR(r.ReadU8("options", &m->options));
   if (static_cast<uint64_t>(nrels) * 4 > r.remaining()) {
     return r.Error("relation ids", "truncated: " + std::to_string(nrels) + " relations announced, " +
@@ -211,13 +211,13 @@ Status DecodeLogicalMessage(WireReader& r, std::optional<Xid> in_stream, Logical
   SLUICE_RETURN_IF_ERROR(ReadStreamXid(r, in_stream, &m->stream_xid));
   uint8_t flags = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadU8("flags", &flags));
-  if (flags > 1) return r.Error("flags", "must be 0 or 1, got " + std::to_string(flags));
+  if (flags > 1) return r.ErrorAt(r.offset() - 1, "flags", "must be 0 or 1, got " + std::to_string(flags));
   m->transactional = flags == 1;
   SLUICE_RETURN_IF_ERROR(ReadLsn(r, "message LSN", &m->lsn));
   SLUICE_RETURN_IF_ERROR(r.ReadCString("prefix", &m->prefix));
   int32_t len = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadI32("content length", &len));
-  if (len < 0) return r.Error("content length", "negative: " + std::to_string(len));
+  if (len < 0) return r.ErrorAt(r.offset() - 4, "content length", "negative: " + std::to_string(len));
   return r.ReadBytes("content", static_cast<size_t>(len), &m->content);
 }
 
@@ -225,7 +225,7 @@ Status DecodeStreamStart(WireReader& r, StreamStartMessage* m) {
   SLUICE_RETURN_IF_ERROR(r.ReadU32("transaction id", &m->xid));
   uint8_t first = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadU8("first segment", &first));
-  if (first > 1) return r.Error("first segment", "must be 0 or 1, got " + std::to_string(first));
+  if (first > 1) return r.ErrorAt(r.offset() - 1, "first segment", "must be 0 or 1, got " + std::to_string(first));
   m->first_segment = first == 1;
   return Status::OK();
 }

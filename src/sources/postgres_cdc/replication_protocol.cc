@@ -8,10 +8,10 @@ namespace sluice::cdc {
 // ---------------------------------------------------------------------------
 // WireReader
 
-Status WireReader::Error(const char* field, const std::string& detail) const {
+Status WireReader::ErrorAt(size_t offset, const char* field, const std::string& detail) const {
   std::string msg;
   msg.reserve(64 + detail.size());
-  msg.append(message_).append(": ").append(field).append(" at offset ").append(std::to_string(pos_));
+  msg.append(message_).append(": ").append(field).append(" at offset ").append(std::to_string(offset));
   msg.append(": ").append(detail);
   return Status::DataError(std::move(msg));
 }
@@ -203,7 +203,7 @@ Result<ReplicationMessage> ParseKeepalive(std::string_view copy_data) {
   SLUICE_RETURN_IF_ERROR(r.ReadU64("WAL end", &end));
   SLUICE_RETURN_IF_ERROR(r.ReadI64("send time", &m.send_time));
   SLUICE_RETURN_IF_ERROR(r.ReadU8("reply requested", &reply));
-  if (reply > 1) return r.Error("reply requested", "must be 0 or 1, got " + std::to_string(reply));
+  if (reply > 1) return r.ErrorAt(r.offset() - 1, "reply requested", "must be 0 or 1, got " + std::to_string(reply));
   SLUICE_RETURN_IF_ERROR(r.ExpectEnd());
   m.wal_end = Lsn(end);
   m.reply_requested = reply == 1;

@@ -77,7 +77,9 @@ class WireReader {
   size_t offset() const { return pos_; }
   size_t remaining() const { return data_.size() - pos_; }
   /// DataError "<message>: <field> at offset <offset()>: <detail>".
-  Status Error(const char* field, const std::string& detail) const;
+  Status Error(const char* field, const std::string& detail) const { return ErrorAt(pos_, field, detail); }
+  /// The same for a field that starts at `offset` (one already read).
+  Status ErrorAt(size_t offset, const char* field, const std::string& detail) const;
 
  private:
   Status Need(const char* field, size_t n) const;
