@@ -1,7 +1,7 @@
 #include "sources/postgres_cdc/pgoutput_decoder.h"
 
-#include <string>
 #include <iterator>
+#include <string>
 #include <type_traits>
 
 namespace sluice::cdc {
@@ -40,8 +40,9 @@ Status ReadTupleData(WireReader& r, TupleData* tuple) {
   // Every column takes at least its kind byte: reject absurd counts before
   // reserving memory for them.
   if (static_cast<size_t>(ncols) > r.remaining()) {
-    return r.ErrorAt(r.offset() - 2, "tuple column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
-                                             std::to_string(r.remaining()) + " bytes left");
+    return r.ErrorAt(r.offset() - 2, "tuple column count",
+                     "truncated: " + std::to_string(ncols) + " columns announced, " +
+                         std::to_string(r.remaining()) + " bytes left");
   }
   tuple->values.clear();
   tuple->values.reserve(static_cast<size_t>(ncols));
@@ -61,13 +62,15 @@ Status ReadTupleData(WireReader& r, TupleData* tuple) {
         value.kind = kind == 't' ? TupleValueKind::kText : TupleValueKind::kBinary;
         int32_t len = 0;
         SLUICE_RETURN_IF_ERROR(r.ReadI32("tuple column length", &len));
-        if (len < 0) return r.ErrorAt(r.offset() - 4, "tuple column length", "negative: " + std::to_string(len));
+        if (len < 0)
+          return r.ErrorAt(r.offset() - 4, "tuple column length", "negative: " + std::to_string(len));
         SLUICE_RETURN_IF_ERROR(r.ReadBytes("tuple column value", static_cast<size_t>(len), &value.data));
         break;
       }
       default:
-        return r.ErrorAt(r.offset() - 1, "tuple column kind", "unknown kind " + std::to_string(kind) + " for column " +
-                                                std::to_string(i) + " (expected 'n', 'u', 't' or 'b')");
+        return r.ErrorAt(r.offset() - 1, "tuple column kind",
+                         "unknown kind " + std::to_string(kind) + " for column " + std::to_string(i) +
+                             " (expected 'n', 'u', 't' or 'b')");
     }
     tuple->values.push_back(value);
   }
@@ -76,7 +79,8 @@ Status ReadTupleData(WireReader& r, TupleData* tuple) {
 
 Status ExpectTupleTag(WireReader& r, const char* field, uint8_t tag, char expected) {
   if (tag == static_cast<uint8_t>(expected)) return Status::OK();
-  return r.ErrorAt(r.offset() - 1, field, std::string("expected '") + expected + "', got byte " + std::to_string(tag));
+  return r.ErrorAt(r.offset() - 1, field,
+                   std::string("expected '") + expected + "', got byte " + std::to_string(tag));
 }
 
 // One function per message type. `r` is positioned after the type byte;
@@ -116,7 +120,7 @@ Status DecodeRelation(WireReader& r, std::optional<Xid> in_stream, RelationMessa
       break;
     default:
       return r.ErrorAt(r.offset() - 1, "replica identity",
-                     "unknown setting " + std::to_string(ident) + " (expected 'd', 'n', 'f' or 'i')");
+                       "unknown setting " + std::to_string(ident) + " (expected 'd', 'n', 'f' or 'i')");
   }
   int16_t ncols = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadI16("column count", &ncols));
@@ -124,8 +128,9 @@ Status DecodeRelation(WireReader& r, std::optional<Xid> in_stream, RelationMessa
   // Each column needs at least flags, an empty name, type and typmod.
   constexpr size_t kMinColumnBytes = 1 + 1 + 4 + 4;
   if (static_cast<size_t>(ncols) * kMinColumnBytes > r.remaining()) {
-    return r.ErrorAt(r.offset() - 2, "column count", "truncated: " + std::to_string(ncols) + " columns announced, " +
-                                       std::to_string(r.remaining()) + " bytes left");
+    return r.ErrorAt(r.offset() - 2, "column count",
+                     "truncated: " + std::to_string(ncols) + " columns announced, " +
+                         std::to_string(r.remaining()) + " bytes left");
   }
   m->columns.clear();
   m->columns.reserve(static_cast<size_t>(ncols));
@@ -170,7 +175,8 @@ Status DecodeUpdate(WireReader& r, std::optional<Xid> in_stream, UpdateMessage* 
     m->old_tuple.values.clear();
   }
   if (tag != 'N') {
-    return r.ErrorAt(r.offset() - 1, "tuple tag", "expected 'K', 'O' or 'N', got byte " + std::to_string(tag));
+    return r.ErrorAt(r.offset() - 1, "tuple tag",
+                     "expected 'K', 'O' or 'N', got byte " + std::to_string(tag));
   }
   return ReadTupleData(r, &m->new_tuple);
 }
@@ -225,7 +231,8 @@ Status DecodeStreamStart(WireReader& r, StreamStartMessage* m) {
   SLUICE_RETURN_IF_ERROR(r.ReadU32("transaction id", &m->xid));
   uint8_t first = 0;
   SLUICE_RETURN_IF_ERROR(r.ReadU8("first segment", &first));
-  if (first > 1) return r.ErrorAt(r.offset() - 1, "first segment", "must be 0 or 1, got " + std::to_string(first));
+  if (first > 1)
+    return r.ErrorAt(r.offset() - 1, "first segment", "must be 0 or 1, got " + std::to_string(first));
   m->first_segment = first == 1;
   return Status::OK();
 }
@@ -247,21 +254,36 @@ Status DecodeStreamAbort(WireReader& r, StreamAbortMessage* m) {
 /// what was on the wire.
 const char* WireName(char type) {
   switch (type) {
-    case 'B': return "pgoutput Begin ('B') message";
-    case 'C': return "pgoutput Commit ('C') message";
-    case 'O': return "pgoutput Origin ('O') message";
-    case 'R': return "pgoutput Relation ('R') message";
-    case 'Y': return "pgoutput Type ('Y') message";
-    case 'I': return "pgoutput Insert ('I') message";
-    case 'U': return "pgoutput Update ('U') message";
-    case 'D': return "pgoutput Delete ('D') message";
-    case 'T': return "pgoutput Truncate ('T') message";
-    case 'M': return "pgoutput Message ('M') message";
-    case 'S': return "pgoutput Stream Start ('S') message";
-    case 'E': return "pgoutput Stream Stop ('E') message";
-    case 'c': return "pgoutput Stream Commit ('c') message";
-    case 'A': return "pgoutput Stream Abort ('A') message";
-    default: return "pgoutput message";
+    case 'B':
+      return "pgoutput Begin ('B') message";
+    case 'C':
+      return "pgoutput Commit ('C') message";
+    case 'O':
+      return "pgoutput Origin ('O') message";
+    case 'R':
+      return "pgoutput Relation ('R') message";
+    case 'Y':
+      return "pgoutput Type ('Y') message";
+    case 'I':
+      return "pgoutput Insert ('I') message";
+    case 'U':
+      return "pgoutput Update ('U') message";
+    case 'D':
+      return "pgoutput Delete ('D') message";
+    case 'T':
+      return "pgoutput Truncate ('T') message";
+    case 'M':
+      return "pgoutput Message ('M') message";
+    case 'S':
+      return "pgoutput Stream Start ('S') message";
+    case 'E':
+      return "pgoutput Stream Stop ('E') message";
+    case 'c':
+      return "pgoutput Stream Commit ('c') message";
+    case 'A':
+      return "pgoutput Stream Abort ('A') message";
+    default:
+      return "pgoutput message";
   }
 }
 
@@ -314,8 +336,9 @@ Status PgoutputDecoder::Decode(std::string_view message, PgoutputMessage* out) {
       return reader.Error("message type", std::string("two-phase message '") + type +
                                               "' is not part of protocol version 2 (needs version 3)");
     default:
-      return reader.Error("message type", "unknown type byte " +
-                                              std::to_string(static_cast<unsigned>(static_cast<uint8_t>(type))));
+      return reader.Error(
+          "message type",
+          "unknown type byte " + std::to_string(static_cast<unsigned>(static_cast<uint8_t>(type))));
   }
   uint8_t type_byte = 0;
   SLUICE_RETURN_IF_ERROR(reader.ReadU8("message type", &type_byte));

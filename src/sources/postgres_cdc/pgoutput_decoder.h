@@ -28,8 +28,8 @@
 #include <variant>
 #include <vector>
 
-#include "sources/postgres_cdc/replication_protocol.h"
 #include "sluice/status.h"
+#include "sources/postgres_cdc/replication_protocol.h"
 
 namespace sluice::cdc {
 
@@ -61,9 +61,9 @@ struct TupleData {
 
 /// Which old row an Update or Delete carries.
 enum class OldTupleKind : char {
-  kNone = 0,   // Update only: no old row (replica identity unchanged)
-  kKey = 'K',  // the replica identity (key) columns; other columns are null
-  kFull = 'O', // the whole old row (REPLICA IDENTITY FULL)
+  kNone = 0,    // Update only: no old row (replica identity unchanged)
+  kKey = 'K',   // the replica identity (key) columns; other columns are null
+  kFull = 'O',  // the whole old row (REPLICA IDENTITY FULL)
 };
 
 enum class ReplicaIdentity : char {
@@ -78,8 +78,8 @@ enum class ReplicaIdentity : char {
 // Stream Stop block, where protocol v2 puts the (sub)transaction's xid
 // after the message type.
 
-struct BeginMessage {        // 'B'
-  Lsn final_lsn;             // LSN of the commit record
+struct BeginMessage {  // 'B'
+  Lsn final_lsn;       // LSN of the commit record
   PgTimestamp commit_time = 0;
   Xid xid = 0;
 };

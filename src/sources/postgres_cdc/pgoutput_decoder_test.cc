@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/pg_server.h"
 #include "sources/postgres_cdc/test_wire_encoder.h"
 
 namespace sluice::cdc {
@@ -36,9 +37,18 @@ std::string RelationBytes(std::optional<Xid> xid = std::nullopt) {
       .CStr("orders")
       .Byte('d')
       .I16(3)
-      .U8(1).CStr("id").U32(23).I32(-1)             // int4, key
-      .U8(0).CStr("note").U32(25).I32(-1)           // text
-      .U8(0).CStr("price").U32(1700).I32(655366);  // numeric(10,2)
+      .U8(1)
+      .CStr("id")
+      .U32(23)
+      .I32(-1)  // int4, key
+      .U8(0)
+      .CStr("note")
+      .U32(25)
+      .I32(-1)  // text
+      .U8(0)
+      .CStr("price")
+      .U32(1700)
+      .I32(655366);  // numeric(10,2)
 }
 
 std::string TypeBytes(std::optional<Xid> xid = std::nullopt) {
@@ -56,15 +66,31 @@ std::string UpdateNoOldBytes(std::optional<Xid> xid = std::nullopt) {
 std::string UpdateKeyBytes(std::optional<Xid> xid = std::nullopt) {
   return Head('U', xid)
       .U32(16384)
-      .Byte('K').Columns(3).Text("1").Null().Null()
-      .Byte('N').Columns(3).Text("2").Toast().Text("9.50");
+      .Byte('K')
+      .Columns(3)
+      .Text("1")
+      .Null()
+      .Null()
+      .Byte('N')
+      .Columns(3)
+      .Text("2")
+      .Toast()
+      .Text("9.50");
 }
 
 std::string UpdateFullBytes(std::optional<Xid> xid = std::nullopt) {
   return Head('U', xid)
       .U32(16384)
-      .Byte('O').Columns(3).Text("1").Text("old note").Text("1.00")
-      .Byte('N').Columns(3).Text("1").Text("new note").Text("1.00");
+      .Byte('O')
+      .Columns(3)
+      .Text("1")
+      .Text("old note")
+      .Text("1.00")
+      .Byte('N')
+      .Columns(3)
+      .Text("1")
+      .Text("new note")
+      .Text("1.00");
 }
 
 std::string DeleteKeyBytes(std::optional<Xid> xid = std::nullopt) {
@@ -76,15 +102,20 @@ std::string DeleteFullBytes(std::optional<Xid> xid = std::nullopt) {
 }
 
 std::string TruncateBytes(std::optional<Xid> xid = std::nullopt) {
-  return Head('T', xid).I32(2).U8(TruncateMessage::kCascade | TruncateMessage::kRestartIdentity).U32(16384).U32(
-      16390);
+  return Head('T', xid)
+      .I32(2)
+      .U8(TruncateMessage::kCascade | TruncateMessage::kRestartIdentity)
+      .U32(16384)
+      .U32(16390);
 }
 
 std::string MessageBytes(std::optional<Xid> xid = std::nullopt) {
   return Head('M', xid).U8(1).U64(0x40).CStr("sluice").I32(5).Raw(std::string("he\0lo", 5));
 }
 
-std::string StreamStartBytes(Xid xid, bool first) { return WireBuilder().Byte('S').U32(xid).U8(first ? 1 : 0); }
+std::string StreamStartBytes(Xid xid, bool first) {
+  return WireBuilder().Byte('S').U32(xid).U8(first ? 1 : 0);
+}
 std::string StreamStopBytes() { return WireBuilder().Byte('E'); }
 std::string StreamCommitBytes(Xid xid) {
   return WireBuilder().Byte('c').U32(xid).U8(0).U64(0x50).U64(0x60).I64(999);
@@ -167,9 +198,10 @@ TEST(PgoutputDecoder, DecodesEveryReplicaIdentity) {
   std::string bad = WireBuilder().Byte('R').U32(1).CStr("").CStr("t").Byte('x').I16(0);
   auto r = d.Decode(bad);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(),
-            "pgoutput Relation ('R') message: replica identity at offset 8: unknown setting 120 (expected 'd', "
-            "'n', 'f' or 'i')");
+  EXPECT_EQ(
+      r.status().message(),
+      "pgoutput Relation ('R') message: replica identity at offset 8: unknown setting 120 (expected 'd', "
+      "'n', 'f' or 'i')");
 }
 
 TEST(PgoutputDecoder, DecodesType) {
@@ -322,10 +354,9 @@ TEST(PgoutputDecoder, DecodesStreamedTransactionWithXids) {
             EXPECT_EQ(msg.first_segment, names.size() == 1);
           } else if constexpr (requires { msg.stream_xid; }) {
             ASSERT_TRUE(msg.stream_xid.has_value()) << names.back();
-            EXPECT_EQ(*msg.stream_xid, std::is_same_v<T, LogicalMessage> || std::is_same_v<T, DeleteMessage>
-                                           ? 701u
-                                           : 700u)
-                << names.back();
+            constexpr bool kSubtransaction =
+                std::is_same_v<T, LogicalMessage> || std::is_same_v<T, DeleteMessage>;
+            EXPECT_EQ(*msg.stream_xid, kSubtransaction ? 701u : 700u) << names.back();
           }
         },
         m);
@@ -364,7 +395,8 @@ TEST(PgoutputDecoder, DecodesStreamAbortWithoutV4Fields) {
   std::string v4 = WireBuilder().Byte('A').U32(9).U32(10).U64(1).I64(2);
   r = d.Decode(v4);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("16 unexpected trailing bytes"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("16 unexpected trailing bytes"), std::string::npos)
+      << r.status().message();
 }
 
 TEST(PgoutputDecoder, RejectsMessagesThatBreakTheStreamState) {
@@ -372,13 +404,14 @@ TEST(PgoutputDecoder, RejectsMessagesThatBreakTheStreamState) {
   std::string stop = StreamStopBytes();
   auto r = d.Decode(stop);
   ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().message(),
-            "pgoutput Stream Stop ('E') message: message type at offset 0: Stream Stop outside a stream block");
+  EXPECT_EQ(
+      r.status().message(),
+      "pgoutput Stream Stop ('E') message: message type at offset 0: Stream Stop outside a stream block");
 
   std::string start = StreamStartBytes(5, true);
   ASSERT_TRUE(d.Decode(start).ok());
-  for (const std::string& bytes :
-       {BeginBytes(), CommitBytes(), StreamStartBytes(6, true), StreamCommitBytes(5), StreamAbortBytes(5, 5)}) {
+  for (const std::string& bytes : {BeginBytes(), CommitBytes(), StreamStartBytes(6, true),
+                                   StreamCommitBytes(5), StreamAbortBytes(5, 5)}) {
     r = d.Decode(bytes);
     ASSERT_FALSE(r.ok()) << bytes[0];
     EXPECT_EQ(r.status().code(), StatusCode::kDataError);
@@ -471,20 +504,34 @@ TEST(PgoutputDecoderTruncation, EveryPrefixOfEveryMessageIsAnError) {
     std::optional<Xid> stream;  // decoder state to test in
   };
   std::vector<Case> cases = {
-      {BeginBytes(), std::nullopt},          {CommitBytes(), std::nullopt},
-      {OriginBytes(), std::nullopt},         {RelationBytes(), std::nullopt},
-      {TypeBytes(), std::nullopt},           {InsertBytes(), std::nullopt},
-      {UpdateNoOldBytes(), std::nullopt},    {UpdateKeyBytes(), std::nullopt},
-      {UpdateFullBytes(), std::nullopt},     {DeleteKeyBytes(), std::nullopt},
-      {DeleteFullBytes(), std::nullopt},     {TruncateBytes(), std::nullopt},
-      {MessageBytes(), std::nullopt},        {StreamStartBytes(3, true), std::nullopt},
-      {StreamCommitBytes(3), std::nullopt},  {StreamAbortBytes(3, 4), std::nullopt},
-      {StreamStopBytes(), 3},                {OriginBytes(), 3},
-      {RelationBytes(3), 3},                 {TypeBytes(3), 3},
-      {InsertBytes(3), 3},                   {UpdateNoOldBytes(3), 3},
-      {UpdateKeyBytes(3), 3},                {UpdateFullBytes(3), 3},
-      {DeleteKeyBytes(3), 3},                {DeleteFullBytes(3), 3},
-      {TruncateBytes(3), 3},                 {MessageBytes(3), 3},
+      {BeginBytes(), std::nullopt},
+      {CommitBytes(), std::nullopt},
+      {OriginBytes(), std::nullopt},
+      {RelationBytes(), std::nullopt},
+      {TypeBytes(), std::nullopt},
+      {InsertBytes(), std::nullopt},
+      {UpdateNoOldBytes(), std::nullopt},
+      {UpdateKeyBytes(), std::nullopt},
+      {UpdateFullBytes(), std::nullopt},
+      {DeleteKeyBytes(), std::nullopt},
+      {DeleteFullBytes(), std::nullopt},
+      {TruncateBytes(), std::nullopt},
+      {MessageBytes(), std::nullopt},
+      {StreamStartBytes(3, true), std::nullopt},
+      {StreamCommitBytes(3), std::nullopt},
+      {StreamAbortBytes(3, 4), std::nullopt},
+      {StreamStopBytes(), 3},
+      {OriginBytes(), 3},
+      {RelationBytes(3), 3},
+      {TypeBytes(3), 3},
+      {InsertBytes(3), 3},
+      {UpdateNoOldBytes(3), 3},
+      {UpdateKeyBytes(3), 3},
+      {UpdateFullBytes(3), 3},
+      {DeleteKeyBytes(3), 3},
+      {DeleteFullBytes(3), 3},
+      {TruncateBytes(3), 3},
+      {MessageBytes(3), 3},
   };
   int checked = 0;
   for (const Case& c : cases) {
@@ -514,7 +561,8 @@ TEST(PgoutputDecoderTruncation, EveryPrefixOfEveryMessageIsAnError) {
       EXPECT_EQ(st.code(), StatusCode::kDataError);
       EXPECT_NE(st.message().find("offset"), std::string::npos) << st.message();
       if (n > 0) {
-        EXPECT_NE(st.message().find(std::string("('") + c.bytes[0] + "')"), std::string::npos) << st.message();
+        EXPECT_NE(st.message().find(std::string("('") + c.bytes[0] + "')"), std::string::npos)
+            << st.message();
         EXPECT_NE(st.message().find("truncated"), std::string::npos) << st.message();
       }
       EXPECT_EQ(d.stream_xid(), c.stream);
@@ -522,6 +570,180 @@ TEST(PgoutputDecoderTruncation, EveryPrefixOfEveryMessageIsAnError) {
     }
   }
   EXPECT_GT(checked, 500);
+}
+
+// ---------------------------------------------------------------------------
+// Against a real PostgreSQL 15: what pgoutput really sends.
+
+/// bytea text output "\\x4201..." to bytes.
+std::string FromHex(const std::string& text) {
+  EXPECT_EQ(text.substr(0, 2), "\\x");
+  auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  std::string out;
+  for (size_t i = 2; i + 1 < text.size(); i += 2) {
+    out.push_back(static_cast<char>((nibble(text[i]) << 4) | nibble(text[i + 1])));
+  }
+  return out;
+}
+
+TEST(PgoutputDecoderPostgres, DecodesWhatPgoutputSends) {
+  auto server = sluice::testing::PgServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto& pg = **server;
+  // One Exec per transaction: a multi-statement string would be one
+  // transaction, and a slot cannot be created in one that has written.
+  for (const char* sql : {
+           "CREATE TABLE t (id int PRIMARY KEY, note text, big text);"
+           "ALTER TABLE t ALTER COLUMN big SET STORAGE EXTERNAL;"
+           "CREATE PUBLICATION pub FOR TABLE t",
+           "SELECT pg_create_logical_replication_slot('slot', 'pgoutput')",
+           "INSERT INTO t VALUES (1, 'a', repeat('x', 5000)), (2, NULL, 'small')",
+           "UPDATE t SET note = 'b' WHERE id = 1",
+           "DELETE FROM t WHERE id = 2",
+           "TRUNCATE t",
+           "SELECT pg_logical_emit_message(true, 'sluice', 'hello')",
+       }) {
+    Status st = pg.Exec("postgres", sql);
+    ASSERT_TRUE(st.ok()) << sql << ": " << st.ToString();
+  }
+  auto rows = pg.Query("postgres",
+                       "SELECT data FROM pg_logical_slot_peek_binary_changes('slot', NULL, NULL, "
+                       "'proto_version', '2', 'publication_names', 'pub', 'messages', 'true')");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  auto oid = pg.QueryScalar("postgres", "SELECT 't'::regclass::oid");
+  ASSERT_TRUE(oid.ok());
+  const Oid table_oid = static_cast<Oid>(std::stoul(*oid));
+
+  // Keep every message's bytes alive: the decoded messages point into them.
+  std::vector<std::string> wire;
+  for (const auto& row : *rows) wire.push_back(FromHex(row.at(0).value()));
+  PgoutputDecoder decoder;
+  std::vector<PgoutputMessage> decoded;
+  std::vector<std::string> names;
+  for (const auto& bytes : wire) {
+    auto m = decoder.Decode(bytes);
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    names.push_back(PgoutputMessageName(*m));
+    decoded.push_back(std::move(*m));
+  }
+  ASSERT_EQ(names, (std::vector<std::string>{"Begin", "Relation", "Insert", "Insert", "Commit",  //
+                                             "Begin", "Update", "Commit",                        //
+                                             "Begin", "Delete", "Commit",                        //
+                                             "Begin", "Relation", "Truncate", "Commit",          //
+                                             "Begin", "Message", "Commit"}));
+
+  const auto& begin = std::get<BeginMessage>(decoded[0]);
+  const auto& commit = std::get<CommitMessage>(decoded[4]);
+  EXPECT_NE(begin.xid, 0u);
+  EXPECT_EQ(begin.final_lsn, commit.commit_lsn);
+  EXPECT_GT(commit.end_lsn, commit.commit_lsn);
+  EXPECT_EQ(begin.commit_time, commit.commit_time);
+
+  const auto& rel = std::get<RelationMessage>(decoded[1]);
+  EXPECT_EQ(rel.relation_id, table_oid);
+  EXPECT_EQ(rel.namespace_name, "public");
+  EXPECT_EQ(rel.relation_name, "t");
+  EXPECT_EQ(rel.replica_identity, ReplicaIdentity::kDefault);
+  ASSERT_EQ(rel.columns.size(), 3u);
+  EXPECT_EQ(rel.columns[0].name, "id");
+  EXPECT_TRUE(rel.columns[0].is_key());
+  EXPECT_EQ(rel.columns[0].type_oid, 23u);
+  EXPECT_EQ(rel.columns[1].name, "note");
+  EXPECT_FALSE(rel.columns[1].is_key());
+  EXPECT_EQ(rel.columns[1].type_oid, 25u);
+
+  const auto& ins2 = std::get<InsertMessage>(decoded[3]);
+  EXPECT_EQ(ins2.relation_id, table_oid);
+  ASSERT_EQ(ins2.new_tuple.values.size(), 3u);
+  EXPECT_EQ(ins2.new_tuple.values[0].data, "2");
+  EXPECT_EQ(ins2.new_tuple.values[1].kind, TupleValueKind::kNull);
+  EXPECT_EQ(ins2.new_tuple.values[2].data, "small");
+  EXPECT_EQ(std::get<InsertMessage>(decoded[2]).new_tuple.values[2].data, std::string(5000, 'x'));
+
+  const auto& upd = std::get<UpdateMessage>(decoded[6]);
+  EXPECT_EQ(upd.old_kind, OldTupleKind::kNone);
+  ASSERT_EQ(upd.new_tuple.values.size(), 3u);
+  EXPECT_EQ(upd.new_tuple.values[1].data, "b");
+  EXPECT_EQ(upd.new_tuple.values[2].kind, TupleValueKind::kUnchangedToast);
+
+  const auto& del = std::get<DeleteMessage>(decoded[9]);
+  EXPECT_EQ(del.old_kind, OldTupleKind::kKey);
+  ASSERT_EQ(del.old_tuple.values.size(), 3u);
+  EXPECT_EQ(del.old_tuple.values[0].data, "2");
+  EXPECT_EQ(del.old_tuple.values[1].kind, TupleValueKind::kNull);
+
+  // TRUNCATE gives the table a new relfilenode, which invalidates
+  // pgoutput's cache entry: the Relation message is sent again.
+  EXPECT_EQ(std::get<RelationMessage>(decoded[12]).relation_id, table_oid);
+  const auto& trunc = std::get<TruncateMessage>(decoded[13]);
+  EXPECT_EQ(trunc.relation_ids, (std::vector<Oid>{table_oid}));
+  EXPECT_FALSE(trunc.cascade());
+
+  const auto& msg = std::get<LogicalMessage>(decoded[16]);
+  EXPECT_TRUE(msg.transactional);
+  EXPECT_EQ(msg.prefix, "sluice");
+  EXPECT_EQ(msg.content, "hello");
+  EXPECT_FALSE(decoder.in_stream());
+}
+
+TEST(PgoutputDecoderPostgres, DecodesAStreamedLargeTransaction) {
+  sluice::testing::PgServerOptions options;
+  // The smallest limit, so that one modest transaction is streamed.
+  options.extra_settings = {"logical_decoding_work_mem = 64kB"};
+  auto server = sluice::testing::PgServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  auto& pg = **server;
+  for (const char* sql : {
+           "CREATE TABLE big (id int PRIMARY KEY, payload text);"
+           "CREATE PUBLICATION pub FOR TABLE big",
+           "SELECT pg_create_logical_replication_slot('slot', 'pgoutput')",
+           "INSERT INTO big SELECT g, repeat('y', 200) FROM generate_series(1, 5000) g",
+       }) {
+    Status st = pg.Exec("postgres", sql);
+    ASSERT_TRUE(st.ok()) << sql << ": " << st.ToString();
+  }
+  auto rows = pg.Query("postgres",
+                       "SELECT data FROM pg_logical_slot_peek_binary_changes('slot', NULL, NULL, "
+                       "'proto_version', '2', 'publication_names', 'pub', 'streaming', 'on')");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+
+  PgoutputDecoder decoder;
+  PgoutputMessage m;
+  std::optional<Xid> xid;
+  int inserts = 0;
+  int blocks = 0;
+  bool committed = false;
+  for (const auto& row : *rows) {
+    std::string bytes = FromHex(row.at(0).value());
+    Status st = decoder.Decode(bytes, &m);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    ASSERT_FALSE(committed) << "message after Stream Commit: " << PgoutputMessageName(m);
+    if (const auto* start = std::get_if<StreamStartMessage>(&m)) {
+      EXPECT_EQ(start->first_segment, blocks == 0);
+      if (!xid) xid = start->xid;
+      EXPECT_EQ(start->xid, *xid);
+      ++blocks;
+    } else if (const auto* insert = std::get_if<InsertMessage>(&m)) {
+      ASSERT_TRUE(decoder.in_stream());
+      EXPECT_EQ(insert->stream_xid, xid);
+      ASSERT_EQ(insert->new_tuple.values.size(), 2u);
+      EXPECT_EQ(insert->new_tuple.values[1].data, std::string(200, 'y'));
+      ++inserts;
+    } else if (const auto* rel = std::get_if<RelationMessage>(&m)) {
+      EXPECT_EQ(rel->stream_xid, xid);
+      EXPECT_EQ(rel->relation_name, "big");
+    } else if (const auto* commit = std::get_if<StreamCommitMessage>(&m)) {
+      EXPECT_EQ(commit->xid, *xid);
+      EXPECT_GT(commit->end_lsn, commit->commit_lsn);
+      committed = true;
+    } else {
+      ASSERT_TRUE(std::holds_alternative<StreamStopMessage>(m)) << "unexpected " << PgoutputMessageName(m);
+    }
+  }
+  EXPECT_GE(blocks, 2) << "the transaction was not streamed in several blocks";
+  EXPECT_EQ(inserts, 5000);
+  EXPECT_TRUE(committed);
+  EXPECT_FALSE(decoder.in_stream());
 }
 
 }  // namespace

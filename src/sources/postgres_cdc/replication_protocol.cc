@@ -90,8 +90,8 @@ std::string_view WireReader::ReadRest() {
 
 Status WireReader::ExpectEnd() const {
   if (remaining() == 0) return Status::OK();
-  return Error("end of message", std::to_string(remaining()) + " unexpected trailing byte" +
-                                     (remaining() == 1 ? "" : "s"));
+  return Error("end of message",
+               std::to_string(remaining()) + " unexpected trailing byte" + (remaining() == 1 ? "" : "s"));
 }
 
 // ---------------------------------------------------------------------------
@@ -203,7 +203,8 @@ Result<ReplicationMessage> ParseKeepalive(std::string_view copy_data) {
   SLUICE_RETURN_IF_ERROR(r.ReadU64("WAL end", &end));
   SLUICE_RETURN_IF_ERROR(r.ReadI64("send time", &m.send_time));
   SLUICE_RETURN_IF_ERROR(r.ReadU8("reply requested", &reply));
-  if (reply > 1) return r.ErrorAt(r.offset() - 1, "reply requested", "must be 0 or 1, got " + std::to_string(reply));
+  if (reply > 1)
+    return r.ErrorAt(r.offset() - 1, "reply requested", "must be 0 or 1, got " + std::to_string(reply));
   SLUICE_RETURN_IF_ERROR(r.ExpectEnd());
   m.wal_end = Lsn(end);
   m.reply_requested = reply == 1;

@@ -38,8 +38,8 @@ TEST(ReplicationMessageLsn, ParseAcceptsLowerCaseAndLeadingZeros) {
 }
 
 TEST(ReplicationMessageLsn, ParseRejectsMalformedText) {
-  for (const char* text :
-       {"", "/", "16/", "/B374D848", "16B374D848", "16/B374D848/1", "G/0", "1/123456789", " 1/2", "1/2 ", "-1/2"}) {
+  for (const char* text : {"", "/", "16/", "/B374D848", "16B374D848", "16/B374D848/1", "G/0", "1/123456789",
+                           " 1/2", "1/2 ", "-1/2"}) {
     auto lsn = Lsn::Parse(text);
     ASSERT_FALSE(lsn.ok()) << text;
     EXPECT_EQ(lsn.status().code(), StatusCode::kInvalidArgument);
@@ -65,8 +65,8 @@ TEST(ReplicationMessage, PgTimestampsCountFrom2000) {
 
 TEST(ReplicationMessage, ParsesKeepaliveBytes) {
   std::string bytes = Bytes({'k', 0x00, 0x00, 0x00, 0x16, 0xB3, 0x74, 0xD8, 0x48,  // WAL end
-                             0x00, 0x02, 0x8C, 0x5E, 0x9B, 0x1C, 0x40, 0x00,        // send time
-                             0x01});                                                // reply requested
+                             0x00, 0x02, 0x8C, 0x5E, 0x9B, 0x1C, 0x40, 0x00,       // send time
+                             0x01});                                               // reply requested
   auto parsed = ParseReplicationMessage(bytes);
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   const auto* k = std::get_if<PrimaryKeepalive>(&*parsed);
@@ -135,7 +135,8 @@ TEST(ReplicationMessage, TruncatedMessagesAreDataErrorsAtEveryOffset) {
       EXPECT_EQ(parsed.status().code(), StatusCode::kDataError);
       EXPECT_NE(parsed.status().message().find("offset"), std::string::npos) << parsed.status().message();
       if (n > 0) {
-        EXPECT_NE(parsed.status().message().find("truncated"), std::string::npos) << parsed.status().message();
+        EXPECT_NE(parsed.status().message().find("truncated"), std::string::npos)
+            << parsed.status().message();
       }
     }
   }
