@@ -117,6 +117,25 @@ def on_sigterm(signum, frame):  # noqa: ARG001
 _live_children: set[subprocess.Popen] = set()
 
 
+def install_signal_handlers() -> None:
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # Explicitly, because a shell may start us with SIGINT ignored (e.g. a
+    # background job), and Ctrl-C must still clean up.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def make_workdir(arg: Path | None, prefix: str) -> tuple[Path, bool]:
+    """The --workdir, created if needed, or a new temp dir; and whether it is ours to delete."""
+    if arg is None:
+        # /tmp so that the postgres user can traverse it when we run as root.
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+        os.chmod(workdir, 0o755)
+        return workdir, True
+    workdir = arg.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir, False
+
+
 def kill_live_children() -> None:
     for p in list(_live_children):
         if p.poll() is None:
@@ -493,18 +512,8 @@ def main() -> int:
         log(f"WARNING: {sluice} not found; sluice runs will be SKIPPED. {BUILD_HINT}")
     have_pgloader = shutil.which("pgloader") is not None
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    # Explicitly, because a shell may start us with SIGINT ignored (e.g. a
-    # background job), and Ctrl-C must still clean up.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    own_workdir = args.workdir is None
-    if own_workdir:
-        # /tmp so that the postgres user can traverse it when we run as root.
-        workdir = Path(tempfile.mkdtemp(prefix="sluice-load-bench-", dir="/tmp"))
-        os.chmod(workdir, 0o755)
-    else:
-        workdir = args.workdir.resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+    install_signal_handlers()
+    workdir, own_workdir = make_workdir(args.workdir, "sluice-load-bench-")
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     log(f"workdir {workdir} (free: {shutil.disk_usage(workdir).free / 1e9:.1f} GB)")

@@ -43,11 +43,9 @@ import os
 import platform
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -64,9 +62,10 @@ from load_bench import (  # noqa: E402
     fmt,
     free_port,
     git_commit,
+    install_signal_handlers,
     kill_live_children,
+    make_workdir,
     mem_total_gb,
-    on_sigterm,
     run_measured,
     sql_quote,
     tail,
@@ -527,16 +526,8 @@ def main() -> int:
     if not have_sluice:
         log(f"WARNING: {sluice} not found; sluice runs will be SKIPPED. {BUILD_HINT}")
 
-    signal.signal(signal.SIGTERM, on_sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    own_workdir = args.workdir is None
-    if own_workdir:
-        # /tmp so that the postgres user can traverse it when we run as root.
-        workdir = Path(tempfile.mkdtemp(prefix="sluice-s3-bench-", dir="/tmp"))
-        os.chmod(workdir, 0o755)
-    else:
-        workdir = args.workdir.resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+    install_signal_handlers()
+    workdir, own_workdir = make_workdir(args.workdir, "sluice-s3-bench-")
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     spool = workdir / "tmp"  # TMPDIR of sluice: its download spool goes here

@@ -2,6 +2,8 @@
 
 #include <regex>
 
+#include "core/replace_all.h"
+
 namespace sluice {
 
 std::string RedactUrl(const std::string& url) {
@@ -21,11 +23,7 @@ std::string UrlPassword(const std::string& url) {
 }
 
 std::string RedactSecret(std::string text, const std::string& secret) {
-  if (secret.empty()) return text;
-  for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 3)) {
-    text.replace(pos, secret.size(), "***");
-  }
-  return text;
+  return ReplaceAll(std::move(text), secret, "***");
 }
 
 }  // namespace sluice

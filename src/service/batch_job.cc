@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "core/human_format.h"
+#include "core/replace_all.h"
 #include "core/retry.h"
 #include "io/s3/s3_client.h"
 #include "service/destination_factory.h"
@@ -295,14 +296,11 @@ PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
                              const std::vector<Fetched>& fetched) {
   PipelineConfig c = config;
   std::string& path = c.destination.path;
-  auto replace = [&path](const std::string& from, const std::string& to) {
-    for (size_t pos; (pos = path.find(from)) != std::string::npos;) path.replace(pos, from.size(), to);
-  };
-  replace("{run}", std::to_string(run_id));
+  path = ReplaceAll(std::move(path), "{run}", std::to_string(run_id));
   if (fetched.size() == 1) {
     std::string key = fetched[0].object.key;
     std::string base = key.substr(key.find_last_of('/') + 1);
-    replace("{file}", base.substr(0, base.find('.')));
+    path = ReplaceAll(std::move(path), "{file}", base.substr(0, base.find('.')));
   }
   return c;
 }
@@ -320,15 +318,29 @@ class PipelineLock {
   std::string name_;
 };
 
+/// Starts a run in the run log under the pipeline's run lock: one run of a
+/// pipeline at a time, also across processes, so a second `serve` or a
+/// manual `run` skips its turn instead of racing this one. Returns nullptr
+/// (and a "skipped" report) when another process holds the lock.
+Result<std::unique_ptr<PipelineLock>> StartRun(const PipelineConfig& config, state::StateStore* store,
+                                               JobReport* report) {
+  SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
+  if (!locked) {
+    report->status = "skipped";
+    report->error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
+    return std::unique_ptr<PipelineLock>();
+  }
+  auto lock = std::make_unique<PipelineLock>(store, config.name);
+  SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
+  SLUICE_ASSIGN_OR_RETURN(report->run_id, store->BeginRun(config.name, NowUnixMs()));
+  return lock;
+}
+
 /// Errors name the object, not the spool file it was read from.
 Status Rename(const Status& status, const std::vector<std::pair<std::string, std::string>>& names) {
   if (status.ok()) return status;
   std::string msg = status.message();
-  for (const auto& [from, to] : names) {
-    for (size_t pos = 0; (pos = msg.find(from, pos)) != std::string::npos; pos += to.size()) {
-      msg.replace(pos, from.size(), to);
-    }
-  }
+  for (const auto& [from, to] : names) msg = ReplaceAll(std::move(msg), from, to);
   return Status(status.code(), msg, status.retryable());
 }
 
@@ -457,17 +469,8 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   // loaded on every run.
   const bool incremental = config.source.is_incremental();
   JobReport report;
-  // One run of a pipeline at a time, also across processes: a second
-  // `serve` or a manual `run` skips its turn instead of racing this one.
-  SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
-  if (!locked) {
-    report.status = "skipped";
-    report.error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
-    return report;
-  }
-  PipelineLock unlock(store, config.name);
-  SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
-  SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
+  SLUICE_ASSIGN_OR_RETURN(auto lock, StartRun(config, store, &report));
+  if (!lock) return report;  // skipped
 
   auto finish = [&](Status status) -> Result<JobReport> {
     report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -692,17 +695,10 @@ namespace {
 Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& options) {
   JobReport report;
   state::StateStore* store = options.store;
-  std::optional<PipelineLock> lock;
+  std::unique_ptr<PipelineLock> lock;
   if (store) {
-    SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
-    if (!locked) {
-      report.status = "skipped";
-      report.error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
-      return report;
-    }
-    lock.emplace(store, config.name);
-    SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
-    SLUICE_ASSIGN_OR_RETURN(report.run_id, store->BeginRun(config.name, NowUnixMs()));
+    SLUICE_ASSIGN_OR_RETURN(lock, StartRun(config, store, &report));
+    if (!lock) return report;  // skipped
   }
   auto summary = RunPipelineOnce(config, options.run);
   if (summary.ok()) {

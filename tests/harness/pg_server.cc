@@ -6,10 +6,8 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -51,10 +49,6 @@ std::string ReadFileFrom(const std::string& path, std::streamoff offset) {
 std::streamoff FileSize(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0 ? static_cast<std::streamoff>(st.st_size) : 0;
-}
-
-std::string Tail(const std::string& s, size_t max) {
-  return s.size() <= max ? s : "..." + s.substr(s.size() - max);
 }
 
 // The kernel hands out a port nobody is bound to. Another process may take
@@ -187,8 +181,7 @@ Result<std::unique_ptr<PgServer>> PgServer::Start(const PgServerOptions& options
     passwd* found = nullptr;
     char buf[4096];
     if (getpwnam_r("postgres", &entry, buf, sizeof buf, &found) != 0 || found == nullptr) {
-      return Status::NotFound(
-          "running as root, but there is no 'postgres' OS user to run PostgreSQL as");
+      return Status::NotFound("running as root, but there is no 'postgres' OS user to run PostgreSQL as");
     }
     pg_uid = entry.pw_uid;
     pg_gid = entry.pw_gid;
@@ -237,53 +230,13 @@ std::vector<std::string> PgServer::AsPostgresUser(std::vector<std::string> argv)
 }
 
 Status PgServer::StartWatchdog() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return Status::IoError(std::string("pipe2: ") + std::strerror(errno));
-  }
   // setsid -f: the watchdog leaves our process tree and session, so neither
   // ctest killing the test's tree nor a terminal's Ctrl-C takes it along.
-  std::vector<std::string> argv = AsPostgresUser(
-      {"setsid", "-f", "/bin/sh", "-c", kWatchdogScript, "sluice-pg-watchdog", dir_});
-  std::vector<char*> c_argv;
-  for (auto& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&actions, "/");
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty_mask, defaults;
-  sigemptyset(&empty_mask);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGCHLD);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(fds[0]);
-  if (rc != 0) {
-    close(fds[1]);
-    return Status::IoError("cannot start the PostgreSQL watchdog (" + argv[0] +
-                           "): " + std::strerror(rc));
-  }
-  // `setsid -f` forks and returns at once; reap that intermediate process.
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    close(fds[1]);
-    return Status::IoError("the PostgreSQL watchdog (setsid -f /bin/sh) failed to start");
-  }
-  watchdog_fd_ = fds[1];
+  SLUICE_ASSIGN_OR_RETURN(
+      watchdog_fd_,
+      sluice::testing::StartWatchdog(
+          AsPostgresUser({"setsid", "-f", "/bin/sh", "-c", kWatchdogScript, "sluice-pg-watchdog", dir_}),
+          "PostgreSQL watchdog"));
   return Status::OK();
 }
 
@@ -355,10 +308,9 @@ Status PgServer::StartOnce(bool* port_in_use) {
   std::string log = ReadFileFrom(log_path(), log_offset);
   *port_in_use = log.find("Address already in use") != std::string::npos ||
                  log.find("could not bind") != std::string::npos;
-  return Status::Unavailable("PostgreSQL did not start on 127.0.0.1:" + std::to_string(port_) +
-                             " (pg_ctl " + DescribeExit(result) +
-                             "): " + Trim(result.out + result.err) + "\n--- " + log_path() +
-                             " ---\n" + Tail(log, 4000));
+  return Status::Unavailable("PostgreSQL did not start on 127.0.0.1:" + std::to_string(port_) + " (pg_ctl " +
+                             DescribeExit(result) + "): " + Trim(result.out + result.err) + "\n--- " +
+                             log_path() + " ---\n" + Tail(log, 4000));
 }
 
 void PgServer::KillFromPidFile() {
@@ -391,9 +343,8 @@ Status PgServer::Stop(PgStopMode mode) {
   pid_t pid = ReadPostmasterPid(data_dir());
   if (pid > 0 && IsPostmasterOf(pid, data_dir())) {
     running_ = true;
-    return Status::Internal("cannot stop PostgreSQL (pid " + std::to_string(pid) + ", data " +
-                            data_dir() + "): pg_ctl " + DescribeExit(result) + ": " +
-                            Trim(result.out + result.err));
+    return Status::Internal("cannot stop PostgreSQL (pid " + std::to_string(pid) + ", data " + data_dir() +
+                            "): pg_ctl " + DescribeExit(result) + ": " + Trim(result.out + result.err));
   }
   return Status::OK();
 }
@@ -409,16 +360,14 @@ std::string PgServer::Url(const std::string& db, const std::string& user) const 
          PercentEncode(db);
 }
 
-std::string PgServer::LogTail(size_t max_bytes) const {
-  return Tail(ReadFileFrom(log_path(), 0), max_bytes);
-}
+std::string PgServer::LogTail(size_t max_bytes) const { return Tail(ReadFileFrom(log_path(), 0), max_bytes); }
 
 Result<PgRows> PgServer::Query(const std::string& db, const std::string& sql) const {
   std::string port = std::to_string(port_);
   // Keywords rather than the URL so that no PG* environment variable and
   // no character in db changes where we connect.
-  const char* keys[] = {
-      "host", "port", "dbname", "user", "sslmode", "connect_timeout", "application_name", nullptr};
+  const char* keys[] = {"host", "port", "dbname", "user", "sslmode", "connect_timeout", "application_name",
+                        nullptr};
   const char* values[] = {"127.0.0.1", port.c_str(),          db.c_str(), "postgres", "disable",
                           "10",        "sluice-test-harness", nullptr};
   std::unique_ptr<PGconn, ConnDeleter> conn(PQconnectdbParams(keys, values, 0));
@@ -444,8 +393,8 @@ Result<PgRows> PgServer::Query(const std::string& db, const std::string& sql) co
         if (PQgetisnull(res.get(), r, c)) {
           row.emplace_back(std::nullopt);
         } else {
-          row.emplace_back(std::string(PQgetvalue(res.get(), r, c),
-                                       static_cast<size_t>(PQgetlength(res.get(), r, c))));
+          row.emplace_back(
+              std::string(PQgetvalue(res.get(), r, c), static_cast<size_t>(PQgetlength(res.get(), r, c))));
         }
       }
       rows.push_back(std::move(row));
@@ -461,24 +410,21 @@ Result<PgRows> PgServer::Query(const std::string& db, const std::string& sql) co
   if (message.empty()) message = Trim(PQerrorMessage(conn.get()));
   std::string state = sqlstate != nullptr ? sqlstate : "";
   // Class 08 is a lost connection; anything else is the statement's fault.
-  StatusCode code = (state.empty() || state.rfind("08", 0) == 0) ? StatusCode::kUnavailable
-                                                                 : StatusCode::kInvalidArgument;
+  StatusCode code =
+      (state.empty() || state.rfind("08", 0) == 0) ? StatusCode::kUnavailable : StatusCode::kInvalidArgument;
   return Status(code,
-                "query failed in database '" + db + "'" +
-                    (state.empty() ? "" : " (SQLSTATE " + state + ")") + ": " + message +
-                    "; sql: " + Abbreviate(sql, 300),
+                "query failed in database '" + db + "'" + (state.empty() ? "" : " (SQLSTATE " + state + ")") +
+                    ": " + message + "; sql: " + Abbreviate(sql, 300),
                 code == StatusCode::kUnavailable);
 }
 
-Status PgServer::Exec(const std::string& db, const std::string& sql) const {
-  return Query(db, sql).status();
-}
+Status PgServer::Exec(const std::string& db, const std::string& sql) const { return Query(db, sql).status(); }
 
 Result<std::string> PgServer::QueryScalar(const std::string& db, const std::string& sql) const {
   SLUICE_ASSIGN_OR_RETURN(PgRows rows, Query(db, sql));
   if (rows.size() != 1 || rows[0].size() != 1) {
-    return Status::InvalidArgument("expected one value, got " + std::to_string(rows.size()) +
-                                   " rows x " + std::to_string(rows.empty() ? 0 : rows[0].size()) +
+    return Status::InvalidArgument("expected one value, got " + std::to_string(rows.size()) + " rows x " +
+                                   std::to_string(rows.empty() ? 0 : rows[0].size()) +
                                    " columns; sql: " + Abbreviate(sql, 300));
   }
   if (!rows[0][0].has_value()) {

@@ -60,8 +60,7 @@ TEST(PgServer, StartsPostgres15OnLoopbackWithLogicalWal) {
   EXPECT_EQ(version.value().substr(0, 2), "15");
   EXPECT_EQ(server->QueryScalar("postgres", "SHOW wal_level").ValueOr(""), "logical");
   EXPECT_EQ(server->QueryScalar("postgres", "SHOW listen_addresses").ValueOr(""), "127.0.0.1");
-  EXPECT_EQ(server->QueryScalar("postgres", "SHOW port").ValueOr(""),
-            std::to_string(server->port()));
+  EXPECT_EQ(server->QueryScalar("postgres", "SHOW port").ValueOr(""), std::to_string(server->port()));
   EXPECT_EQ(server->QueryScalar("postgres", "SHOW server_encoding").ValueOr(""), "UTF8");
   EXPECT_EQ(server->QueryScalar("postgres", "SHOW TimeZone").ValueOr(""), "UTC");
   EXPECT_EQ(server->QueryScalar("postgres", "SHOW max_replication_slots").ValueOr(""), "10");
@@ -87,8 +86,7 @@ TEST(PgServer, CreateDatabaseThenQueryReturnsTextRowsWithNulls) {
   PgRows expected = {{"1", "a", "1.5"}, {"2", std::nullopt, std::nullopt}, {"3", "ü'x", "-2"}};
   EXPECT_EQ(rows.value(), expected);
   EXPECT_EQ(server->QueryScalar("Sluice Test", "SELECT count(*) FROM t").ValueOr(""), "3");
-  EXPECT_EQ(server->QueryScalar("Sluice Test", "SELECT current_database()").ValueOr(""),
-            "Sluice Test");
+  EXPECT_EQ(server->QueryScalar("Sluice Test", "SELECT current_database()").ValueOr(""), "Sluice Test");
   // The table exists only in the database it was created in.
   EXPECT_FALSE(server->Query("postgres", "SELECT * FROM t").ok());
 }
@@ -121,8 +119,7 @@ TEST(PgServer, StopThenStartAgainKeepsDataAndPort) {
   auto server = StartOrFail();
   ASSERT_NE(server, nullptr);
   ASSERT_TRUE(server->CreateDatabase("keep").ok());
-  ASSERT_TRUE(
-      server->Exec("keep", "CREATE TABLE k (v text); INSERT INTO k VALUES ('before')").ok());
+  ASSERT_TRUE(server->Exec("keep", "CREATE TABLE k (v text); INSERT INTO k VALUES ('before')").ok());
   const int port = server->port();
   const pid_t first_pid = PostmasterPid(*server);
   ASSERT_GT(first_pid, 0);
@@ -157,8 +154,7 @@ TEST(PgServer, UrlConnectsWithPlainLibpqIncludingReplication) {
   ASSERT_TRUE(server->CreateDatabase("url_db").ok());
   EXPECT_EQ(server->Url("url_db"),
             "postgresql://postgres@127.0.0.1:" + std::to_string(server->port()) + "/url_db");
-  EXPECT_EQ(server->Url(),
-            "postgresql://postgres@127.0.0.1:" + std::to_string(server->port()) + "/postgres");
+  EXPECT_EQ(server->Url(), "postgresql://postgres@127.0.0.1:" + std::to_string(server->port()) + "/postgres");
 
   PGconn* conn = PQconnectdb(server->Url("url_db").c_str());
   ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
@@ -171,9 +167,7 @@ TEST(PgServer, UrlConnectsWithPlainLibpqIncludingReplication) {
 
   // What CDC needs: a pgoutput slot, and a walsender connection by URL.
   ASSERT_TRUE(
-      server
-          ->Exec("url_db", "SELECT pg_create_logical_replication_slot('harness_slot', 'pgoutput')")
-          .ok());
+      server->Exec("url_db", "SELECT pg_create_logical_replication_slot('harness_slot', 'pgoutput')").ok());
   PGconn* repl = PQconnectdb((server->Url("url_db") + "?replication=database").c_str());
   ASSERT_EQ(PQstatus(repl), CONNECTION_OK) << PQerrorMessage(repl);
   PGresult* ident = PQexec(repl, "IDENTIFY_SYSTEM");
@@ -191,10 +185,8 @@ TEST(PgServer, TwoServersRunSideBySide) {
   EXPECT_NE(a->port(), b->port());
   EXPECT_NE(a->data_dir(), b->data_dir());
   ASSERT_TRUE(a->Exec("postgres", "CREATE TABLE only_in_a (x int)").ok());
-  EXPECT_EQ(a->QueryScalar("postgres", "SELECT to_regclass('only_in_a') IS NOT NULL").ValueOr(""),
-            "t");
-  EXPECT_EQ(b->QueryScalar("postgres", "SELECT to_regclass('only_in_a') IS NOT NULL").ValueOr(""),
-            "f");
+  EXPECT_EQ(a->QueryScalar("postgres", "SELECT to_regclass('only_in_a') IS NOT NULL").ValueOr(""), "t");
+  EXPECT_EQ(b->QueryScalar("postgres", "SELECT to_regclass('only_in_a') IS NOT NULL").ValueOr(""), "f");
 }
 
 TEST(PgServer, DestructorStopsServerAndRemovesDirectory) {
@@ -227,8 +219,7 @@ TEST(PgServer, FailedStartReportsServerLog) {
   ASSERT_FALSE(server.ok());
   EXPECT_EQ(server.status().code(), StatusCode::kUnavailable);
   // The reason is only in the server's log, so the message must carry it.
-  EXPECT_NE(server.status().message().find("shared_buffers"), string::npos)
-      << server.status().ToString();
+  EXPECT_NE(server.status().message().find("shared_buffers"), string::npos) << server.status().ToString();
 }
 
 TEST(PgServer, MissingBinariesAreNotFound) {

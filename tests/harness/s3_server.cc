@@ -3,8 +3,6 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -20,7 +18,6 @@
 
 #include "harness/subprocess.h"
 
-extern char** environ;
 
 #ifndef SLUICE_S3RVER_DIR
 #define SLUICE_S3RVER_DIR ""
@@ -31,10 +28,6 @@ namespace {
 
 constexpr int kStartTimeoutMs = 60000;
 constexpr const char* kListening = "S3rver listening on ";
-
-std::string Tail(const std::string& s, size_t max) {
-  return s.size() <= max ? s : "..." + s.substr(s.size() - max);
-}
 
 std::string S3rverDir() {
   const char* env = std::getenv("SLUICE_S3RVER_DIR");
@@ -204,52 +197,12 @@ Status S3Server::Launch(const std::string& s3rver_js) {
 }
 
 Status S3Server::StartWatchdog() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) {
-    return Status::IoError(std::string("pipe2: ") + std::strerror(errno));
-  }
   // setsid -f: the watchdog leaves our process tree and session, so neither
   // ctest killing the test's tree nor a terminal's Ctrl-C takes it along.
-  std::vector<std::string> argv = {"setsid", "-f", "/bin/sh", "-c", kWatchdogScript, "sluice-s3-watchdog",
-                                   dir_};
-  std::vector<char*> c_argv;
-  for (auto& a : argv) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&actions, "/");
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t empty_mask, defaults;
-  sigemptyset(&empty_mask);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGCHLD);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(fds[0]);
-  if (rc != 0) {
-    close(fds[1]);
-    return Status::IoError("cannot start the s3rver watchdog (setsid): " + std::string(std::strerror(rc)));
-  }
-  // `setsid -f` forks and returns at once; reap that intermediate process.
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    close(fds[1]);
-    return Status::IoError("the s3rver watchdog (setsid -f /bin/sh) failed to start");
-  }
-  watchdog_fd_ = fds[1];
+  SLUICE_ASSIGN_OR_RETURN(
+      watchdog_fd_,
+      sluice::testing::StartWatchdog(
+          {"setsid", "-f", "/bin/sh", "-c", kWatchdogScript, "sluice-s3-watchdog", dir_}, "s3rver watchdog"));
   return Status::OK();
 }
 

@@ -157,8 +157,7 @@ Status Subprocess::Launch(Subprocess* process, const std::vector<std::string>& a
   std::vector<char*> c_env = CStrings(env);
 
   pid_t pid = -1;
-  int rc =
-      posix_spawnp(&pid, args[0].c_str(), &setup.actions, &setup.attr, c_args.data(), c_env.data());
+  int rc = posix_spawnp(&pid, args[0].c_str(), &setup.actions, &setup.attr, c_args.data(), c_env.data());
   if (stdin_file_fd >= 0) close(stdin_file_fd);
   if (rc != 0) {
     std::string where = options.cwd.empty() ? "" : " in '" + options.cwd + "'";
@@ -177,8 +176,7 @@ Status Subprocess::Launch(Subprocess* process, const std::vector<std::string>& a
     if (fd >= 0) SetNonBlocking(fd);
   }
   process->pidfd_ = OpenPidFd(pid);
-  process->io_thread_ =
-      std::thread(&Subprocess::IoLoop, process, options.stdin_data, options.timeout_ms);
+  process->io_thread_ = std::thread(&Subprocess::IoLoop, process, options.stdin_data, options.timeout_ms);
   return Status::OK();
 }
 
@@ -211,11 +209,8 @@ std::string Subprocess::StderrSoFar() const {
 
 bool Subprocess::WaitForOutput(const std::string& text, int timeout_ms) {
   std::unique_lock<std::mutex> lock(mu_);
-  auto found = [&] {
-    return out_.find(text) != std::string::npos || err_.find(text) != std::string::npos;
-  };
-  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                    [&] { return found() || io_done_; });
+  auto found = [&] { return out_.find(text) != std::string::npos || err_.find(text) != std::string::npos; };
+  changed_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return found() || io_done_; });
   return found();
 }
 
@@ -371,8 +366,7 @@ SubprocessResult Subprocess::Wait() {
   return result;
 }
 
-SubprocessResult RunSubprocess(const std::vector<std::string>& argv,
-                               const SubprocessOptions& options) {
+SubprocessResult RunSubprocess(const std::vector<std::string>& argv, const SubprocessOptions& options) {
   auto process = Subprocess::Start(argv, options);
   if (!process.ok()) {
     SubprocessResult result;
@@ -385,13 +379,61 @@ SubprocessResult RunSubprocess(const std::vector<std::string>& argv,
 std::string DescribeExit(const SubprocessResult& result) {
   std::string text;
   if (result.term_signal != 0) {
-    text =
-        "signal " + std::to_string(result.term_signal) + " (" + strsignal(result.term_signal) + ")";
+    text = "signal " + std::to_string(result.term_signal) + " (" + strsignal(result.term_signal) + ")";
   } else {
     text = "exit " + std::to_string(result.exit_code);
   }
   if (result.timed_out) text += " (timed out)";
   return text;
+}
+
+std::string Tail(const std::string& s, size_t max) {
+  return s.size() <= max ? s : "..." + s.substr(s.size() - max);
+}
+
+Result<int> StartWatchdog(std::vector<std::string> argv, const std::string& what) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    return Status::IoError(std::string("pipe2: ") + std::strerror(errno));
+  }
+  std::vector<char*> c_argv;
+  for (auto& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&actions, "/");
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty_mask, defaults;
+  sigemptyset(&empty_mask);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGCHLD);
+  posix_spawnattr_setsigmask(&attr, &empty_mask);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  close(fds[0]);
+  if (rc != 0) {
+    close(fds[1]);
+    return Status::IoError("cannot start the " + what + " (" + argv[0] + "): " + std::strerror(rc));
+  }
+  // `setsid -f` forks and returns at once; reap that intermediate process.
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    close(fds[1]);
+    return Status::IoError("the " + what + " (" + argv[0] + ") failed to start");
+  }
+  return fds[1];
 }
 
 }  // namespace sluice::testing

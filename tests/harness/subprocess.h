@@ -109,8 +109,18 @@ class Subprocess {
 
 /// Runs argv to completion. A program that cannot be started gives
 /// exit_code -1, term_signal 0 and the reason in err.
-SubprocessResult RunSubprocess(const std::vector<std::string>& argv,
-                               const SubprocessOptions& options = {});
+SubprocessResult RunSubprocess(const std::vector<std::string>& argv, const SubprocessOptions& options = {});
+
+/// Starts a watchdog that outlives the test process: `argv` (typically
+/// {"setsid", "-f", "/bin/sh", "-c", script, ...}, possibly wrapped to run as
+/// another user) runs with its stdin on a pipe, detached from our session.
+/// Returns the pipe's write end: when it closes (also when the test process
+/// dies) the script's `read` returns and it cleans up. `what` names it in
+/// errors.
+Result<int> StartWatchdog(std::vector<std::string> argv, const std::string& what);
+
+/// The last `max` bytes of `s`, marked with "..." when cut: for messages.
+std::string Tail(const std::string& s, size_t max);
 
 /// "exit 3", "signal 9 (Killed)", plus "(timed out)": for failure messages.
 std::string DescribeExit(const SubprocessResult& result);

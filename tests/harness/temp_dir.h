@@ -26,8 +26,7 @@ class TempDir {
   /// Creates $TMPDIR (default /tmp)/<prefix>-XXXXXX, mode 0700.
   explicit TempDir(const std::string& prefix = "sluice-test") {
     const char* tmp = std::getenv("TMPDIR");
-    std::string templ =
-        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
+    std::string templ = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/" + prefix + "-XXXXXX";
     if (mkdtemp(templ.data()) == nullptr) {
       ADD_FAILURE() << "mkdtemp(" << templ << "): " << std::strerror(errno);
       return;

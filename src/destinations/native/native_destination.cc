@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "core/replace_all.h"
 #include "io/s3/s3_client.h"
 
 namespace sluice::destinations {
@@ -416,10 +417,8 @@ class FileDestination : public NativeDestination {
                                   QuoteLiteral(stdout_ ? pump_->path() : tmp_) + " (" + copy_options_ + ")");
     if (!rows.ok()) {
       // Name the object, not the local file it is staged in.
-      std::string msg = rows.status().message();
-      for (size_t pos; s3_ && !tmp_.empty() && (pos = msg.find(tmp_)) != std::string::npos;) {
-        msg.replace(pos, tmp_.size(), options_.path);
-      }
+      std::string msg =
+          s3_ ? ReplaceAll(rows.status().message(), tmp_, options_.path) : rows.status().message();
       return Status(rows.status().code(), msg, rows.status().retryable()).WithContext(Describe());
     }
     if (rows->empty() || !(*rows)[0][0]) return int64_t{0};

@@ -12,10 +12,7 @@
 namespace sluice {
 namespace {
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+using ResultPtr = PgConnection::ResultPtr;
 
 // libpq buffers each PQputCopyData call whole before sending it; bounded
 // chunks keep that buffer small without costing throughput.
@@ -170,17 +167,25 @@ Status PgConnection::Exec(const std::string& sql) {
   return ErrorFrom(result.get(), "query");
 }
 
-Result<PgResultRows> PgConnection::Query(const std::string& sql,
-                                         const std::vector<std::optional<std::string>>& params) {
-  if (conn_ == nullptr) return ConnectionError("query");
-  if (in_copy_) return Status::Internal("PgConnection::Query called during COPY");
+void PgConnection::ResultDeleter::operator()(PGresult* r) const { PQclear(r); }
+
+Result<PgConnection::ResultPtr> PgConnection::ExecParams(
+    const std::string& sql, const std::vector<std::optional<std::string>>& params, const char* what) {
+  if (conn_ == nullptr) return ConnectionError(what);
+  if (in_copy_) return Status::Internal(std::string("PgConnection: ") + what + " during COPY");
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
   ResultPtr result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                                 nullptr, nullptr, /*resultFormat=*/0));
   ExecStatusType st = PQresultStatus(result.get());
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ErrorFrom(result.get(), "query");
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ErrorFrom(result.get(), what);
+  return result;
+}
+
+Result<PgResultRows> PgConnection::Query(const std::string& sql,
+                                         const std::vector<std::optional<std::string>>& params) {
+  SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "query"));
   PgResultRows rows;
   int n = PQntuples(result.get());
   int cols = PQnfields(result.get());
@@ -202,15 +207,7 @@ Result<PgResultRows> PgConnection::Query(const std::string& sql,
 
 Result<int64_t> PgConnection::Execute(const std::string& sql,
                                       const std::vector<std::optional<std::string>>& params) {
-  if (conn_ == nullptr) return ConnectionError("statement");
-  if (in_copy_) return Status::Internal("PgConnection::Execute called during COPY");
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  ResultPtr result(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                nullptr, nullptr, /*resultFormat=*/0));
-  ExecStatusType st = PQresultStatus(result.get());
-  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) return ErrorFrom(result.get(), "statement");
+  SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "statement"));
   const char* tuples = PQcmdTuples(result.get());
   return tuples != nullptr && *tuples != '\0' ? std::stoll(tuples) : 0;
 }

@@ -28,6 +28,12 @@ using PgResultRows = std::vector<std::vector<std::optional<std::string>>>;
 
 class PgConnection {
  public:
+  /// An owned libpq result.
+  struct ResultDeleter {
+    void operator()(PGresult* r) const;
+  };
+  using ResultPtr = std::unique_ptr<PGresult, ResultDeleter>;
+
   /// Connects to a libpq URL ("postgresql://user:pw@host:port/db?...") or
   /// key/value string. Errors name host, port and database, never the
   /// password. A connect_timeout of 10 s applies unless the URL sets one.
@@ -77,6 +83,9 @@ class PgConnection {
   PGconn* raw() { return conn_; }
 
  private:
+  /// PQexecParams with text parameters; a failed result becomes a Status.
+  Result<ResultPtr> ExecParams(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+                               const char* what);
   PgConnection() = default;
   /// Turns a failed result (or a lost connection) into a Status.
   Status ErrorFrom(const PGresult* result, const char* what) const;

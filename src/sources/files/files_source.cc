@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 
+#include "core/replace_all.h"
 #include "io/csv_lines.h"
 
 namespace sluice::sources {
@@ -73,7 +74,8 @@ FilesSource::~FilesSource() {
 }
 
 Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions options) {
-  if (options.path.empty() && options.files.empty()) return Status::InvalidArgument("[source] path is required");
+  if (options.path.empty() && options.files.empty())
+    return Status::InvalidArgument("[source] path is required");
   std::unique_ptr<FilesSource> source(new FilesSource(std::move(options)));
   const auto& o = source->options_;
   if (!o.format.empty()) {
@@ -95,8 +97,9 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
   }
   if (o.max_rejects < 0) return Status::InvalidArgument("[source] max_rejects must be >= 0");
   if (source->format_ == FileFormat::kParquet && o.path == "-") {
-    return Status::InvalidArgument("[source] Parquet cannot be read from stdin (it needs seeking); "
-                                   "write it to a file first");
+    return Status::InvalidArgument(
+        "[source] Parquet cannot be read from stdin (it needs seeking); "
+        "write it to a file first");
   }
   if (o.delimiter.size() > 1 && o.delimiter != "\\t") {
     return Status::InvalidArgument("[source] delimiter must be one character");
@@ -118,8 +121,8 @@ int64_t FilesSource::total_bytes() const {
 std::string FilesSource::Describe() const {
   if (is_stdin()) return "stdin";
   if (files_.size() == 1) return options_.files.empty() ? files_[0].path : options_.path;
-  return std::to_string(files_.size()) + " files " + (options_.files.empty() ? "matching '" : "from '") + options_.path +
-         "'";
+  return std::to_string(files_.size()) + " files " + (options_.files.empty() ? "matching '" : "from '") +
+         options_.path + "'";
 }
 
 std::string FilesSource::CsvOptions() const {
@@ -175,7 +178,8 @@ Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
       return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions() + CsvCommonTail(options_) +
              (files_.size() > 1 ? ", union_by_name=true" : "") + ")";
     case FileFormat::kParquet:
-      return ReplaceCasts("read_parquet(" + FileList(files_) + (files_.size() > 1 ? ", union_by_name=true" : "") + ")");
+      return ReplaceCasts("read_parquet(" + FileList(files_) +
+                          (files_.size() > 1 ? ", union_by_name=true" : "") + ")");
     case FileFormat::kJsonl: {
       std::string args = FileList(files_) + ", format='newline_delimited'" +
                          (files_.size() > 1 ? ", union_by_name=true" : "");
@@ -231,8 +235,8 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   }
 
   if (format_ == FileFormat::kCsv) {
-    SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt FROM sniff_csv(" + QuoteLiteral(sample_path) +
-                                                         CsvOptions() + ")"));
+    SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt FROM sniff_csv(" +
+                                                         QuoteLiteral(sample_path) + CsvOptions() + ")"));
     if (rows.empty() || !rows[0][0]) return Status::DataError("stdin: cannot detect the CSV format");
     std::string prompt = *rows[0][0];
     // "FROM read_csv('<sample>', auto_detect=false, ..., columns={...});"
@@ -248,8 +252,8 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   // JSON lines: DuckDB's JSON reader opens its file while binding, which a
   // FIFO cannot allow; so stdin is split into lines by the CSV reader and
   // each line parsed with from_json into the types detected on the sample.
-  SLUICE_ASSIGN_OR_RETURN(auto columns, JsonColumns(engine, QuoteLiteral(sample_path) +
-                                                                 ", format='newline_delimited'"));
+  SLUICE_ASSIGN_OR_RETURN(auto columns,
+                          JsonColumns(engine, QuoteLiteral(sample_path) + ", format='newline_delimited'"));
   std::string structure = "{";
   std::string projection;
   for (size_t i = 0; i < columns.size(); ++i) {
@@ -268,8 +272,8 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   std::string lines = "read_csv(" + QuoteLiteral(fifo_path_) +
                       ", auto_detect=false, header=false, delim='\\x01', quote='', escape='', "
                       "new_line='\\n', columns={'line': 'VARCHAR'})";
-  return "SELECT " + projection + " FROM (SELECT from_json(line, " + QuoteLiteral(structure) + ") AS j FROM " +
-         lines + " WHERE trim(line) <> '') AS sluice_lines";
+  return "SELECT " + projection + " FROM (SELECT from_json(line, " + QuoteLiteral(structure) +
+         ") AS j FROM " + lines + " WHERE trim(line) <> '') AS sluice_lines";
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> FilesSource::JsonColumns(
@@ -299,16 +303,13 @@ Status FilesSource::Explain(const Status& status) const {
   if (status.ok()) return status;
   std::string message = status.message();
   if (is_stdin() && !fifo_path_.empty() && message.find(fifo_path_) != std::string::npos &&
-      (message.find("No such file") != std::string::npos || message.find("No files found") != std::string::npos)) {
+      (message.find("No such file") != std::string::npos ||
+       message.find("No files found") != std::string::npos)) {
     return Status::InvalidArgument(
         "[transform] sql reads `input` more than once, but stdin can be read only once; read it once, "
         "e.g. WITH rows AS MATERIALIZED (SELECT * FROM input) ...");
   }
-  if (!fifo_path_.empty()) {
-    for (size_t pos; (pos = message.find(fifo_path_)) != std::string::npos;) {
-      message.replace(pos, fifo_path_.size(), "stdin");
-    }
-  }
+  message = ReplaceAll(std::move(message), fifo_path_, "stdin");
   if (format_ == FileFormat::kCsv && status.code() == StatusCode::kDataError && !is_stdin()) {
     // "... FILE line N, column C: reason" from engine::DuckDbError, N counting records.
     for (const auto& f : files_) {
@@ -361,7 +362,8 @@ void FilesSource::Feed(const CancellationSource* cancel) {
       // and goes releases it with an empty input.
       int release = open(fifo_path_.c_str(), O_RDWR | O_NONBLOCK);
       if (release >= 0) close(release);
-      if (cancel && cancel->cancelled()) feeder_status_ = Status::Cancelled("interrupted before stdin was read");
+      if (cancel && cancel->cancelled())
+        feeder_status_ = Status::Cancelled("interrupted before stdin was read");
       return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -428,7 +430,8 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
       auto rows,
       engine->QueryRows("SELECT s.file_path, e.line, e.line_byte_position, "
                         "string_agg(coalesce(e.column_name, ''), '; '), string_agg(e.error_message, '; '), "
-                        "any_value(e.csv_line) FROM " + std::string(kRejectsTable) + " e JOIN " + kRejectsScan +
+                        "any_value(e.csv_line) FROM " +
+                        std::string(kRejectsTable) + " e JOIN " + kRejectsScan +
                         " s ON e.scan_id = s.scan_id AND e.file_id = s.file_id "
                         "GROUP BY ALL ORDER BY s.file_path, e.line_byte_position"));
   struct Reject {
@@ -439,8 +442,9 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
   };
   std::vector<Reject> rejects;
   for (const auto& r : rows) {
-    rejects.push_back(Reject{r[0].value_or(""), std::stoll(r[1].value_or("0")), std::stoll(r[2].value_or("0")),
-                             r[3].value_or(""), r[4].value_or(""), r[5].value_or("")});
+    rejects.push_back(Reject{r[0].value_or(""), std::stoll(r[1].value_or("0")),
+                             std::stoll(r[2].value_or("0")), r[3].value_or(""), r[4].value_or(""),
+                             r[5].value_or("")});
   }
   // DuckDB numbers records; users need the physical line (quoted fields may
   // span lines). Re-read each uncompressed file once to translate.
@@ -462,16 +466,16 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
   if (count > 0 && !options_.rejects_path.empty()) {
     std::string csv = "file,line,column,reason,raw\n";
     for (const auto& r : rejects) {
-      csv += CsvField(r.file) + "," + std::to_string(r.line) + "," + CsvField(r.column) + "," + CsvField(r.reason) +
-             "," + CsvField(r.raw) + "\n";
+      csv += CsvField(r.file) + "," + std::to_string(r.line) + "," + CsvField(r.column) + "," +
+             CsvField(r.reason) + "," + CsvField(r.raw) + "\n";
     }
     SLUICE_RETURN_IF_ERROR(io::WriteFileAtomically(options_.rejects_path, csv));
   }
   if (count > options_.max_rejects) {
     const Reject& first = rejects.front();
     return Status::DataError("more than max_rejects = " + std::to_string(options_.max_rejects) +
-                             " bad rows (first: " + first.file + " line " + std::to_string(first.line) + ": " +
-                             first.reason + ")");
+                             " bad rows (first: " + first.file + " line " + std::to_string(first.line) +
+                             ": " + first.reason + ")");
   }
   return count;
 }
