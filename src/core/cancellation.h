@@ -21,6 +21,8 @@ class CancellationSource {
 
   void Cancel() { cancelled_.store(true, std::memory_order_release); }
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+  /// The flag itself, for loops that poll an atomic<bool>.
+  const std::atomic<bool>* flag() const { return &cancelled_; }
 
  private:
   std::atomic<bool> cancelled_{false};

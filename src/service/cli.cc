@@ -15,6 +15,7 @@
 #include "core/human_format.h"
 #include "core/retry.h"
 #include "service/batch_job.h"
+#include "service/cdc_job.h"
 #include "service/config.h"
 #include "service/pipeline_runner.h"
 #include "service/serve.h"
@@ -87,6 +88,16 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
   if (!config.ok()) {
     spdlog::error("{}", config.status().message());
     return ExitCodeFor(config.status());
+  }
+  if (config->source.is_cdc()) {
+    // Continuous: replicates until SIGTERM/Ctrl-C.
+    InstallSignalHandlers();
+    Status status = RunCdcPipeline(*config, ProcessCancellation().flag());
+    if (!status.ok()) {
+      spdlog::error("pipeline {}: {}", config->name, status.message());
+      return ExitCodeFor(status);
+    }
+    return 0;
   }
   ServeOptions options;
   options.once = once || !config->schedule;

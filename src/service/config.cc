@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -286,6 +287,62 @@ class Reader {
 
 }  // namespace
 
+namespace {
+
+/// The checks of a postgres_cdc pipeline; fills defaults that depend on the name.
+Status ValidateCdcConfig(PipelineConfig* cfg) {
+  SourceConfig& src = cfg->source;
+  if (src.url.empty()) return Status::InvalidArgument("[source] url is required for type = \"postgres_cdc\"");
+  if (src.publication.empty()) {
+    return Status::InvalidArgument("[source] publication is required for type = \"postgres_cdc\"");
+  }
+  if (src.slot.empty()) {
+    src.slot = "sluice_";
+    for (char c : cfg->name) {
+      src.slot.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');
+    }
+  }
+  for (char c : src.slot) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
+      return Status::InvalidArgument("[source] slot '" + src.slot +
+                                     "': replication slot names use only lower-case letters, digits and _");
+    }
+  }
+  if (src.slot.size() > 63) return Status::InvalidArgument("[source] slot is longer than 63 characters");
+  if (src.max_table_sync_workers < 1 || src.max_table_sync_workers > 64) {
+    return Status::InvalidArgument("[source] max_table_sync_workers must be between 1 and 64");
+  }
+  if (src.table_error_retry_delay_ms < 0 || src.table_error_retry_max_attempts < 0) {
+    return Status::InvalidArgument("[source] table_error_retry_* must not be negative");
+  }
+  if (src.publication_refresh_ms < 100) {
+    return Status::InvalidArgument("[source] publication_refresh_ms must be at least 100");
+  }
+  if (cfg->batch.max_rows < 1 || cfg->batch.max_bytes < 1024 || cfg->batch.max_fill_ms < 0) {
+    return Status::InvalidArgument("[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
+  }
+  if (!cfg->transform_sql.empty()) {
+    return Status::InvalidArgument("[transform] is not supported for postgres_cdc sources (changes are applied as "
+                                   "they are)");
+  }
+  if (cfg->schedule) {
+    return Status::InvalidArgument("[schedule] does not apply to postgres_cdc: it replicates continuously");
+  }
+  const std::string& type = cfg->destination.type;
+  if (type == "postgres") {
+    if (cfg->destination.url.empty()) return Status::InvalidArgument("[destination] url is required for postgres");
+    if (cfg->destination.schema.empty()) return Status::InvalidArgument("[destination] schema must not be empty");
+  } else if (type == "file") {
+    if (cfg->destination.path.empty()) return Status::InvalidArgument("[destination] path is required for file");
+  } else if (type != "stdout" && type != "memory" && type != "null") {
+    return Status::InvalidArgument("[destination] type '" + type +
+                                   "' cannot take changes; use postgres, stdout, file, memory or null");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const std::string& file_name,
                                            const EnvLookup& env) {
   toml::table root;
@@ -312,6 +369,23 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(src, "source", "batch", &cfg.source.batch);
   r.Bool(src, "source", "incremental", &cfg.source.incremental);
   r.Int(src, "source", "concurrency", &cfg.source.concurrency);
+  r.String(src, "source", "url", &cfg.source.url);
+  r.String(src, "source", "publication", &cfg.source.publication);
+  r.StringList(src, "source", "tables", &cfg.source.tables);
+  r.String(src, "source", "slot", &cfg.source.slot);
+  r.Int(src, "source", "max_table_sync_workers", &cfg.source.max_table_sync_workers);
+  r.Int(src, "source", "table_error_retry_delay_ms", &cfg.source.table_error_retry_delay_ms);
+  r.Int(src, "source", "table_error_retry_max_attempts", &cfg.source.table_error_retry_max_attempts);
+  r.Int(src, "source", "publication_refresh_ms", &cfg.source.publication_refresh_ms);
+  std::string stream_memory;
+  r.String(src, "source", "stream_memory", &stream_memory);
+  if (!stream_memory.empty()) {
+    auto bytes = ParseBytes(stream_memory);
+    if (!bytes.ok())
+      r.Fail(bytes.status().WithContext("[source] stream_memory"));
+    else
+      cfg.source.stream_memory_bytes = *bytes;
+  }
   std::string modified_within;
   r.String(src, "source", "modified_within", &modified_within);
   if (!modified_within.empty()) {
@@ -366,6 +440,20 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.StringList(dst, "destination", "key", &cfg.destination.key);
   r.String(dst, "destination", "path", &cfg.destination.path);
   r.String(dst, "destination", "format", &cfg.destination.format);
+  r.String(dst, "destination", "schema", &cfg.destination.schema);
+
+  const toml::table* batch = r.Section("batch", false);
+  r.Int(batch, "batch", "max_rows", &cfg.batch.max_rows);
+  r.Int(batch, "batch", "max_fill_ms", &cfg.batch.max_fill_ms);
+  std::string max_bytes;
+  r.String(batch, "batch", "max_bytes", &max_bytes);
+  if (!max_bytes.empty()) {
+    auto bytes = ParseBytes(max_bytes);
+    if (!bytes.ok())
+      r.Fail(bytes.status().WithContext("[batch] max_bytes"));
+    else
+      cfg.batch.max_bytes = *bytes;
+  }
   std::optional<bool> create_table;
   r.Bool(dst, "destination", "create_table", &create_table);
   cfg.destination.create_table = create_table.value_or(true);
@@ -434,9 +522,17 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   cfg.destination.s3 = cfg.s3;
   cfg.destination.temp_directory = cfg.engine.temp_directory;
 
+  auto slash = file_name.find_last_of('/');
+  std::string base = slash == std::string::npos ? file_name : file_name.substr(slash + 1);
+  cfg.name = base.substr(0, base.rfind('.'));
+  if (const auto* n = root.get("name"); n && n->is_string()) cfg.name = n->as_string()->get();
+  if (cfg.source.is_cdc()) {
+    SLUICE_RETURN_IF_ERROR(ValidateCdcConfig(&cfg));
+    return cfg;
+  }
   if (cfg.source.type != "files") {
     return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source.type +
-                                   "' (available: files)");
+                                   "' (available: files, postgres_cdc)");
   }
   if (cfg.source.on_error != "fail" && cfg.source.on_error != "skip") {
     return Status::InvalidArgument("[source] on_error must be \"fail\" or \"skip\"");
@@ -465,10 +561,6 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   if (cfg.destination.type.empty()) {
     return Status::InvalidArgument("[destination] type is required (postgres, duckdb, file, stdout, null)");
   }
-  auto slash = file_name.find_last_of('/');
-  std::string base = slash == std::string::npos ? file_name : file_name.substr(slash + 1);
-  cfg.name = base.substr(0, base.rfind('.'));
-  if (const auto* n = root.get("name"); n && n->is_string()) cfg.name = n->as_string()->get();
   return cfg;
 }
 

@@ -35,6 +35,19 @@ struct SourceConfig {
   /// S3 downloads in flight at once.
   int64_t concurrency = 4;
 
+  // type = "postgres_cdc"
+  std::string url;
+  std::string publication;
+  std::vector<std::string> tables;  // create the publication for these when missing
+  std::string slot;                 // default: sluice_<pipeline name>
+  int64_t max_table_sync_workers = 4;
+  int64_t table_error_retry_delay_ms = 10000;
+  int64_t table_error_retry_max_attempts = 5;
+  int64_t publication_refresh_ms = 10000;  // how often added/removed tables are noticed
+  int64_t stream_memory_bytes = 64 << 20;  // streamed transactions in memory before spilling
+
+  bool is_cdc() const { return type == "postgres_cdc"; }
+
   bool is_s3() const { return path.starts_with("s3://"); }
   bool is_incremental() const { return incremental.value_or(is_s3()); }
 };
@@ -65,8 +78,16 @@ struct S3Config {
   int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
 };
 
+/// [batch]: how CDC changes are grouped into destination transactions.
+struct CdcBatchConfig {
+  int64_t max_rows = 10000;
+  int64_t max_bytes = 8 << 20;
+  int64_t max_fill_ms = 1000;
+};
+
 struct DestinationConfig {
   std::string type;
+  std::string schema = "public";  // CDC into postgres: where mirrored tables go
   std::string url;
   std::string table;
   std::string mode = "append";
@@ -112,12 +133,13 @@ struct PipelineConfig {
   DestinationConfig destination;
   EngineConfig engine;
   RetryConfig retry;
+  CdcBatchConfig batch;
   std::optional<ScheduleConfig> schedule;
   S3Config s3;
   StateStoreConfig state;
   ServerConfig server;
   /// Whether this pipeline uses a state store (ledger, run log).
-  bool uses_state() const { return state.configured || source.is_incremental(); }
+  bool uses_state() const { return state.configured || source.is_incremental() || source.is_cdc(); }
 };
 
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

@@ -97,12 +97,76 @@ CREATE INDEX run_files_run_idx ON run_files (run_id, id);
 CREATE INDEX run_files_pipeline_file_idx ON run_files (pipeline, file);
 )sql";
 
+// Version 2 of the PostgreSQL store: change data capture. Per pipeline and
+// source table (its relation oid): the synchronisation state and the schema
+// last applied (a CdcTable as JSON text); per pipeline: the confirmed LSN.
+// LSNs fit in bigint (PostgreSQL's own pg_lsn is 64-bit and no server gets
+// near 2^63). Empty errors are NULL, as in the run log.
+constexpr std::string_view kPostgresV2 = R"sql(
+CREATE TABLE sluice.cdc_table_states (
+  pipeline         text        NOT NULL,
+  table_id         bigint      NOT NULL,
+  table_name       text        NOT NULL,
+  state            text        NOT NULL,
+  lsn              bigint      NOT NULL DEFAULT 0,
+  attempts         integer     NOT NULL DEFAULT 0,
+  error            text,
+  retry_at_unix_ms bigint      NOT NULL DEFAULT 0,
+  updated_at       timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, table_id)
+);
+CREATE TABLE sluice.cdc_table_schemas (
+  pipeline    text        NOT NULL,
+  table_id    bigint      NOT NULL,
+  table_name  text        NOT NULL,
+  schema_json text        NOT NULL,
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, table_id)
+);
+CREATE TABLE sluice.cdc_progress (
+  pipeline      text        PRIMARY KEY,
+  confirmed_lsn bigint      NOT NULL DEFAULT 0,
+  updated_at    timestamptz NOT NULL DEFAULT now()
+);
+)sql";
+
+// Version 2 of the SQLite store: the same tables, times as integer unix ms.
+constexpr std::string_view kSqliteV2 = R"sql(
+CREATE TABLE cdc_table_states (
+  pipeline         TEXT    NOT NULL,
+  table_id         INTEGER NOT NULL,
+  table_name       TEXT    NOT NULL,
+  state            TEXT    NOT NULL,
+  lsn              INTEGER NOT NULL DEFAULT 0,
+  attempts         INTEGER NOT NULL DEFAULT 0,
+  error            TEXT,
+  retry_at_unix_ms INTEGER NOT NULL DEFAULT 0,
+  updated_at       INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, table_id)
+) WITHOUT ROWID;
+CREATE TABLE cdc_table_schemas (
+  pipeline    TEXT    NOT NULL,
+  table_id    INTEGER NOT NULL,
+  table_name  TEXT    NOT NULL,
+  schema_json TEXT    NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, table_id)
+) WITHOUT ROWID;
+CREATE TABLE cdc_progress (
+  pipeline      TEXT    PRIMARY KEY,
+  confirmed_lsn INTEGER NOT NULL DEFAULT 0,
+  updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kPostgres[] = {
     {1, "file ledger and run log", kPostgresV1},
+    {2, "cdc table states, schemas and progress", kPostgresV2},
 };
 
 constexpr Migration kSqlite[] = {
     {1, "file ledger and run log", kSqliteV1},
+    {2, "cdc table states, schemas and progress", kSqliteV2},
 };
 
 }  // namespace

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "state/migrations.h"
 #include "state/pg_session.h"
+#include "state/postgres_migrate.h"
 
 namespace sluice::state {
 namespace {
@@ -107,44 +107,7 @@ class PostgresStateStore final : public StateStore {
 
   Status Migrate() {
     std::lock_guard<std::mutex> lock(mu_);
-    // READ COMMITTED whatever the database's default: each statement after
-    // the lock must see what the previous holder of the lock committed.
-    return Transaction(*session_, "BEGIN ISOLATION LEVEL READ COMMITTED", [this](PgSession& s) -> Status {
-      // A process stuck while holding the lock must not hang every other
-      // one: after a minute the wait fails as Unavailable (55P03), and the
-      // caller may retry.
-      SLUICE_RETURN_IF_ERROR(s.Exec("SET LOCAL lock_timeout = '60s'"));
-      SLUICE_RETURN_IF_ERROR(
-          s.Query("SELECT pg_advisory_xact_lock($1::bigint)", {Int(kMigrationLockKey)}).status());
-      // Existence checks instead of IF NOT EXISTS: a role that may use but
-      // not create the schema (an administrator created it) must be able to
-      // open an up-to-date store.
-      SLUICE_ASSIGN_OR_RETURN(PgQueryResult schema,
-                              s.Query("SELECT to_regnamespace('sluice') IS NOT NULL, "
-                                      "to_regclass('sluice.schema_migrations') IS NOT NULL"));
-      if (Text(schema.rows.at(0).at(0)) != "t") SLUICE_RETURN_IF_ERROR(s.Exec("CREATE SCHEMA sluice"));
-      if (Text(schema.rows.at(0).at(1)) != "t") {
-        SLUICE_RETURN_IF_ERROR(
-            s.Exec("CREATE TABLE sluice.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                   "applied_at timestamptz NOT NULL DEFAULT now())"));
-      }
-      SLUICE_ASSIGN_OR_RETURN(PgQueryResult applied,
-                              s.Query("SELECT coalesce(max(version), 0) FROM sluice.schema_migrations"));
-      const int64_t current = ToInt(applied.rows.at(0).at(0));
-      const auto migrations = PostgresMigrations();
-      const int latest = LatestVersion(migrations);
-      if (current > latest) return NewerSchemaError(Describe(), static_cast<int>(current), latest);
-      for (const Migration& m : migrations) {
-        if (m.version <= current) continue;
-        Status st = s.Exec(std::string(m.sql));
-        if (!st.ok()) return st.WithContext("migration " + Int(m.version) + " (" + std::string(m.name) + ")");
-        SLUICE_RETURN_IF_ERROR(
-            s.Query("INSERT INTO sluice.schema_migrations (version, name) VALUES ($1::int, $2)",
-                    {Int(m.version), std::string(m.name)})
-                .status());
-      }
-      return Status::OK();
-    });
+    return MigratePostgresStore(*session_, Describe());
   }
 
   std::string Describe() const override { return "postgres " + session_->identity() + " (schema sluice)"; }

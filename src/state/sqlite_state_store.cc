@@ -13,16 +13,13 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <thread>
-#include <unordered_map>
 #include <utility>
 
-#include "state/migrations.h"
+#include "state/sqlite_db.h"
 
 namespace sluice::state {
 namespace {
 
-constexpr int kBusyTimeoutMs = 10000;
 // Objects per FilterNew query, two parameters each: below SQLite's
 // parameter limit (999 in old builds).
 constexpr size_t kFilterChunk = 400;
@@ -78,98 +75,21 @@ std::string LockFilePath(const std::string& db_path, const std::string& pipeline
   return db_path + "." + name + "." + hex + ".lock";
 }
 
-/// Resets a cached statement (and drops its bindings) when it goes out of
-/// scope, so that no statement stays active across COMMIT.
-class Use {
- public:
-  explicit Use(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~Use() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-  Use(const Use&) = delete;
-  Use& operator=(const Use&) = delete;
-
-  sqlite3_stmt* get() const { return stmt_; }
-  void Text(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-  }
-  /// Empty text as NULL, as the PostgreSQL store keeps it.
-  void TextOrNull(int i, const std::string& v) {
-    if (v.empty()) {
-      sqlite3_bind_null(stmt_, i);
-    } else {
-      Text(i, v);
-    }
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
-  void Double(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
-  void Null(int i) { sqlite3_bind_null(stmt_, i); }
-
-  std::string ColumnText(int c) const {
-    const unsigned char* text = sqlite3_column_text(stmt_, c);
-    if (text == nullptr) return "";
-    return std::string(reinterpret_cast<const char*>(text),
-                       static_cast<size_t>(sqlite3_column_bytes(stmt_, c)));
-  }
-  int64_t ColumnInt(int c) const { return sqlite3_column_int64(stmt_, c); }
-  double ColumnDouble(int c) const { return sqlite3_column_double(stmt_, c); }
-  bool ColumnIsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
-
- private:
-  sqlite3_stmt* stmt_;
-};
-
 class SqliteStateStore final : public StateStore {
  public:
-  explicit SqliteStateStore(std::string path) : path_(std::move(path)) {}
+  explicit SqliteStateStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)), path_(db_->path()) {}
 
   ~SqliteStateStore() override {
     for (auto& [pipeline, fd] : locks_) close(fd);
-    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
-    if (db_ != nullptr) sqlite3_close_v2(db_);
-  }
-
-  Status Open() {
-    std::error_code ec;
-    std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty()) {
-      std::filesystem::create_directories(parent, ec);
-      if (ec) {
-        return Status::IoError("cannot create the directory of the state store " + path_ + ": " +
-                               ec.message());
-      }
-    }
-    int rc = sqlite3_open_v2(path_.c_str(), &db_,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK) return Error(rc, "open");
-    sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-    // WAL is persistent, so this only writes when the file is new. While
-    // another process converts a new file, SQLite can answer BUSY at once
-    // instead of calling the busy handler, so retry for the busy timeout.
-    for (int waited_ms = 0;; waited_ms += 20) {
-      rc = sqlite3_exec(db_, "PRAGMA journal_mode = WAL", nullptr, nullptr, nullptr);
-      if (rc == SQLITE_OK) break;
-      int primary = rc & 0xff;
-      if ((primary != SQLITE_BUSY && primary != SQLITE_LOCKED) || waited_ms >= kBusyTimeoutMs) {
-        return Error(rc, "enable WAL");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    // FULL: a commit survives power loss, so a ledger entry is never lost
-    // after the data it describes was loaded (a lost one means a reload).
-    SLUICE_RETURN_IF_ERROR(Exec("PRAGMA synchronous = FULL", "set synchronous"));
-    return Migrate();
   }
 
   std::string Describe() const override { return "sqlite " + path_; }
 
   Status Ping() override {
     std::lock_guard<std::mutex> lock(mu_);
-    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare("SELECT max(version) FROM schema_migrations"));
-    Use use(stmt);
-    return StepRowOrDone(use, "ping").status();
+    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare("SELECT max(version) FROM schema_migrations"));
+    SqliteStatement use(stmt);
+    return db_->StepRowOrDone(use, "ping").status();
   }
 
   Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
@@ -178,9 +98,9 @@ class SqliteStateStore final : public StateStore {
     std::set<std::pair<std::string, std::string>> versions;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kSql));
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare(kSql));
       for (size_t begin = 0; begin < page.size(); begin += kFilterChunk) {
-        Use use(stmt);
+        SqliteStatement use(stmt);
         use.Text(1, pipeline);
         for (size_t i = 0; i < kFilterChunk; ++i) {
           int param = 2 * static_cast<int>(i) + 2;
@@ -193,7 +113,7 @@ class SqliteStateStore final : public StateStore {
           }
         }
         for (;;) {
-          SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the file ledger"));
+          SLUICE_ASSIGN_OR_RETURN(bool row, db_->StepRowOrDone(use, "read the file ledger"));
           if (!row) break;
           versions.emplace(use.ColumnText(0), use.ColumnText(1));
         }
@@ -211,10 +131,10 @@ class SqliteStateStore final : public StateStore {
     if (objects.empty()) return Status::OK();
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t now = NowUnixMs();
-    return WriteTransaction("record loaded files", [&]() -> Status {
-      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, Prepare(kInsertLedger));
+    return db_->WriteTransaction("record loaded files", [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare(kInsertLedger));
       for (const ObjectInfo& o : objects) {
-        Use use(stmt);
+        SqliteStatement use(stmt);
         use.Text(1, pipeline);
         use.Text(2, o.key);
         use.Text(3, o.etag);
@@ -222,7 +142,7 @@ class SqliteStateStore final : public StateStore {
         use.Int(5, o.modified_unix_ms);
         use.Int(6, run_id);
         use.Int(7, now);
-        SLUICE_RETURN_IF_ERROR(StepDone(use, "record a loaded file"));
+        SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "record a loaded file"));
       }
       return Status::OK();
     });
@@ -267,29 +187,29 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        Prepare("INSERT INTO runs (pipeline, started_at, status) VALUES (?1, ?2, 'running')"));
-    Use use(stmt);
+        db_->Prepare("INSERT INTO runs (pipeline, started_at, status) VALUES (?1, ?2, 'running')"));
+    SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Int(2, started_unix_ms);
-    SLUICE_RETURN_IF_ERROR(StepDone(use, "start a run"));
-    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+    SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "start a run"));
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_->handle()));
   }
 
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
                    int64_t rows, int64_t finished_unix_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                            Prepare("UPDATE runs SET status = ?2, error = ?3, files = ?4, "
-                                    "rows = ?5, finished_at = ?6 WHERE id = ?1"));
-    Use use(stmt);
+                            db_->Prepare("UPDATE runs SET status = ?2, error = ?3, files = ?4, "
+                                         "rows = ?5, finished_at = ?6 WHERE id = ?1"));
+    SqliteStatement use(stmt);
     use.Int(1, run_id);
     use.Text(2, status);
     use.TextOrNull(3, error);
     use.Int(4, files);
     use.Int(5, rows);
     use.Int(6, finished_unix_ms);
-    SLUICE_RETURN_IF_ERROR(StepDone(use, "finish a run"));
-    if (sqlite3_changes(db_) == 0) {
+    SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "finish a run"));
+    if (db_->Changes() == 0) {
       return Status::NotFound("run " + std::to_string(run_id) + " is not in the run log of " + Describe());
     }
     return Status::OK();
@@ -299,10 +219,10 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        Prepare(
+        db_->Prepare(
             "INSERT INTO run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, seconds, "
             "status, error, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
-    Use use(stmt);
+    SqliteStatement use(stmt);
     use.Int(1, f.run_id);
     use.Text(2, f.pipeline);
     use.Text(3, f.file);
@@ -322,7 +242,7 @@ class SqliteStateStore final : public StateStore {
     use.Text(10, f.status);
     use.TextOrNull(11, f.error);
     use.Int(12, NowUnixMs());
-    return StepDone(use, "record a file of a run");
+    return db_->StepDone(use, "record a file of a run");
   }
 
   Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
@@ -331,13 +251,13 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        Prepare("SELECT id, pipeline, started_at, finished_at, status, error, files, rows "
-                "FROM runs WHERE pipeline = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2"));
-    Use use(stmt);
+        db_->Prepare("SELECT id, pipeline, started_at, finished_at, status, error, files, rows "
+                     "FROM runs WHERE pipeline = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2"));
+    SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Int(2, limit);
     for (;;) {
-      SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the run log"));
+      SLUICE_ASSIGN_OR_RETURN(bool row, db_->StepRowOrDone(use, "read the run log"));
       if (!row) break;
       RunRecord run;
       run.id = use.ColumnInt(0);
@@ -357,13 +277,13 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        Prepare("SELECT run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, seconds, "
-                "status, error FROM run_files WHERE run_id = ?1 ORDER BY id"));
-    Use use(stmt);
+        db_->Prepare("SELECT run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, seconds, "
+                     "status, error FROM run_files WHERE run_id = ?1 ORDER BY id"));
+    SqliteStatement use(stmt);
     use.Int(1, run_id);
     std::vector<FileRecord> out;
     for (;;) {
-      SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read the files of a run"));
+      SLUICE_ASSIGN_OR_RETURN(bool row, db_->StepRowOrDone(use, "read the files of a run"));
       if (!row) break;
       FileRecord f;
       f.run_id = use.ColumnInt(0);
@@ -385,117 +305,19 @@ class SqliteStateStore final : public StateStore {
   Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                            Prepare("UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3 "
-                                    "WHERE pipeline = ?1 AND status = 'running'"));
-    Use use(stmt);
+                            db_->Prepare("UPDATE runs SET status = 'failed', error = ?2, finished_at = ?3 "
+                                         "WHERE pipeline = ?1 AND status = 'running'"));
+    SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Text(2, kAbandonedRunError);
     use.Int(3, now_unix_ms);
-    return StepDone(use, "close abandoned runs");
+    return db_->StepDone(use, "close abandoned runs");
   }
 
  private:
-  Status Migrate() {
-    return WriteTransaction("migrate", [&]() -> Status {
-      SLUICE_RETURN_IF_ERROR(
-          Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-               "name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-               "create schema_migrations"));
-      int64_t current = 0;
-      {
-        SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                                Prepare("SELECT coalesce(max(version), 0) FROM schema_migrations"));
-        Use use(stmt);
-        SLUICE_ASSIGN_OR_RETURN(bool row, StepRowOrDone(use, "read schema_migrations"));
-        if (row) current = use.ColumnInt(0);
-      }
-      const auto migrations = SqliteMigrations();
-      const int latest = LatestVersion(migrations);
-      if (current > latest) return NewerSchemaError(Describe(), static_cast<int>(current), latest);
-      for (const Migration& m : migrations) {
-        if (m.version <= current) continue;
-        const std::string what =
-            "apply migration " + std::to_string(m.version) + " (" + std::string(m.name) + ")";
-        SLUICE_RETURN_IF_ERROR(Exec(std::string(m.sql), what));
-        SLUICE_ASSIGN_OR_RETURN(
-            sqlite3_stmt * stmt,
-            Prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)"));
-        Use use(stmt);
-        use.Int(1, m.version);
-        use.Text(2, std::string(m.name));
-        use.Int(3, NowUnixMs());
-        SLUICE_RETURN_IF_ERROR(StepDone(use, what));
-      }
-      return Status::OK();
-    });
-  }
-
-  /// BEGIN IMMEDIATE (waiting up to the busy timeout for other writers);
-  /// fn; COMMIT, or ROLLBACK when anything failed.
-  template <typename Fn>
-  Status WriteTransaction(const std::string& what, Fn&& fn) {
-    SLUICE_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE", what + ": begin"));
-    Status st = fn();
-    if (st.ok()) st = Exec("COMMIT", what + ": commit");
-    if (!st.ok() && !sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK", what + ": roll back");
-    return st;
-  }
-
-  Status Error(int rc, const std::string& what) const {
-    std::string message = "SQLite state store " + path_ + ": " + what + ": " +
-                          (db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
-    switch (rc & 0xff) {
-      case SQLITE_BUSY:
-      case SQLITE_LOCKED:
-        return Status::Unavailable(message + " (another process holds the database longer than " +
-                                   std::to_string(kBusyTimeoutMs / 1000) + " s)");
-      case SQLITE_CANTOPEN:
-      case SQLITE_IOERR:
-      case SQLITE_FULL:
-      case SQLITE_READONLY:
-      case SQLITE_PERM:
-      case SQLITE_CORRUPT:
-        return Status::IoError(message);
-      case SQLITE_NOTADB:
-        return Status::InvalidArgument(message);
-      default:
-        return Status::Internal(message);
-    }
-  }
-
-  Status Exec(const std::string& sql, const std::string& what) {
-    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-    return rc == SQLITE_OK ? Status::OK() : Error(rc, what);
-  }
-
-  Result<sqlite3_stmt*> Prepare(const std::string& sql) {
-    auto it = statements_.find(sql);
-    if (it != statements_.end()) return it->second;
-    sqlite3_stmt* stmt = nullptr;
-    int rc = sqlite3_prepare_v3(db_, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                &stmt, nullptr);
-    if (rc != SQLITE_OK) return Error(rc, "prepare");
-    statements_.emplace(sql, stmt);
-    return stmt;
-  }
-
-  /// true with a row, false when done.
-  Result<bool> StepRowOrDone(Use& use, const std::string& what) {
-    int rc = sqlite3_step(use.get());
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return Error(rc, what);
-  }
-
-  Status StepDone(Use& use, const std::string& what) {
-    int rc = sqlite3_step(use.get());
-    return rc == SQLITE_DONE ? Status::OK() : Error(rc, what);
-  }
-
+  const std::unique_ptr<SqliteDb> db_;
   const std::string path_;
   std::mutex mu_;
-  sqlite3* db_ = nullptr;
-  std::unordered_map<std::string, sqlite3_stmt*> statements_;
   // Run locks, apart from mu_ so that taking one never waits for a busy
   // database: pipeline -> descriptor of its lock file, flock()ed.
   std::mutex locks_mu_;
@@ -508,9 +330,8 @@ Result<std::unique_ptr<StateStore>> OpenSqliteStateStore(const std::string& path
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? ".sluice/state.db" : path, ec);
   if (ec) return Status::IoError("cannot resolve the state store path " + path + ": " + ec.message());
-  auto store = std::make_unique<SqliteStateStore>(absolute.lexically_normal().string());
-  SLUICE_RETURN_IF_ERROR(store->Open());
-  return std::unique_ptr<StateStore>(std::move(store));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(absolute.lexically_normal().string()));
+  return std::unique_ptr<StateStore>(std::make_unique<SqliteStateStore>(std::move(db)));
 }
 
 }  // namespace sluice::state

@@ -967,8 +967,9 @@ TEST_F(PostgresStateStoreTest, TablesArePlainAndTimesAreTimestamptz) {
   EXPECT_EQ(Scalar("SELECT pg_typeof(modified_at)::text || ' ' || "
                    "(extract(epoch FROM modified_at) * 1000)::bigint FROM sluice.file_ledger"),
             "timestamp with time zone 1600000000789");
-  EXPECT_EQ(Scalar("SELECT string_agg(version || ':' || name, ',') FROM sluice.schema_migrations"),
-            "1:file ledger and run log");
+  EXPECT_EQ(
+      Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
+      "1:file ledger and run log,2:cdc table states, schemas and progress");
   EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'sluice' AND indexname = "
                    "'runs_pipeline_started_idx'"),
             "1");

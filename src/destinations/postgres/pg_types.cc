@@ -3,7 +3,7 @@
 #include <cctype>
 #include <unordered_map>
 
-#include "destinations/postgres/pg_connection.h"
+#include "io/postgres/pg_connection.h"
 
 namespace sluice {
 namespace {

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "destinations/postgres/copy_encoder.h"
-#include "destinations/postgres/pg_connection.h"
+#include "io/postgres/pg_connection.h"
 #include "destinations/postgres/pg_types.h"
 
 namespace sluice {

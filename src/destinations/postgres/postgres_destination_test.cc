@@ -6,7 +6,7 @@
 #include <future>
 #include <limits>
 
-#include "destinations/postgres/pg_connection.h"
+#include "io/postgres/pg_connection.h"
 #include "destinations/postgres/test_arrow_arrays.h"
 #include "harness/pg_server.h"
 

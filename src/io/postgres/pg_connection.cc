@@ -1,4 +1,4 @@
-#include "destinations/postgres/pg_connection.h"
+#include "io/postgres/pg_connection.h"
 
 #include <libpq-fe.h>
 
@@ -59,6 +59,11 @@ StatusCode CodeForSqlState(const char* state) {
 }  // namespace
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& url) {
+  return Connect(url, {});
+}
+
+Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
+    const std::string& url, const std::vector<std::pair<std::string, std::string>>& overrides) {
   std::unique_ptr<PgConnection> c(new PgConnection());
   char* parse_error = nullptr;
   PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
@@ -74,15 +79,17 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
 
   // Keywords before "dbname" are defaults that the URL's own settings
   // override (expand_dbname processes parameters in order).
-  const char* keys[] = {"connect_timeout",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "fallback_application_name",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {"10", "60", "10", "6", "sluice", url.c_str(), nullptr};
-  c->conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  // Overrides come after it and win.
+  std::vector<const char*> keys = {"connect_timeout",           "keepalives_idle", "keepalives_interval",
+                                   "keepalives_count",          "fallback_application_name", "dbname"};
+  std::vector<const char*> values = {"10", "60", "10", "6", "sluice", url.c_str()};
+  for (const auto& [key, value] : overrides) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  c->conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   if (c->conn_ == nullptr) return Status::Unavailable("cannot allocate a PostgreSQL connection");
   PQsetNoticeProcessor(
       c->conn_, [](void*, const char*) {}, nullptr);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sluice/status.h"
@@ -22,6 +23,13 @@ typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
 
 namespace sluice {
+
+/// Session settings for connections whose values travel as text between
+/// two PostgreSQL servers (CDC): every value prints and parses the same way
+/// on both sides (ISO dates, UTC, shortest exact floats, hex bytea).
+inline constexpr const char* kPortableSessionOptions =
+    "-c datestyle=ISO,MDY -c intervalstyle=postgres -c timezone=UTC -c extra_float_digits=3 "
+    "-c bytea_output=hex";
 
 /// Rows of a query in text format; SQL NULL is nullopt.
 using PgResultRows = std::vector<std::vector<std::optional<std::string>>>;
@@ -38,6 +46,10 @@ class PgConnection {
   /// key/value string. Errors name host, port and database, never the
   /// password. A connect_timeout of 10 s applies unless the URL sets one.
   static Result<std::unique_ptr<PgConnection>> Connect(const std::string& url);
+  /// The same, with connection parameters that override the URL's, e.g.
+  /// {"replication", "database"} or {"options", "-c datestyle=ISO"}.
+  static Result<std::unique_ptr<PgConnection>> Connect(
+      const std::string& url, const std::vector<std::pair<std::string, std::string>>& overrides);
 
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
