@@ -243,11 +243,15 @@ class Postgres:
     default of 128MB is small for bulk loads), max_wal_size=4GB (so a load
     does not trigger back-to-back checkpoints), and fsync stays on: every
     tool pays for durability, so the comparison is honest.
+
+    extra_conf: more postgresql.conf lines, appended after these (e.g.
+    cdc_bench.py's "wal_level = logical"); empty by default.
     """
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, extra_conf: str = ""):
         self.dir = base / "pg"
         self.data = self.dir / "data"
+        self.extra_conf = extra_conf
         self.port = 0
         self.as_postgres = os.geteuid() == 0
         self.started = False
@@ -293,6 +297,8 @@ synchronous_commit = on
 full_page_writes = on
 logging_collector = off
 """
+        if self.extra_conf:
+            conf += self.extra_conf.rstrip("\n") + "\n"
         with open(self.data / "postgresql.conf", "a") as f:
             f.write(conf)
         log(f"starting PostgreSQL on 127.0.0.1:{self.port}")

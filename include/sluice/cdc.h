@@ -193,7 +193,8 @@ class CdcCopyWriter {
   /// Bytes of `COPY ... TO STDOUT` in the format the writer was opened
   /// with, in order, split anywhere.
   virtual Status Put(std::string_view bytes) = 0;
-  /// Makes the rows durable; returns how many were written.
+  /// Makes the rows durable; returns how many were written, or -1 when the
+  /// writer does not count them.
   virtual Result<int64_t> Commit() = 0;
   virtual void Abort() = 0;
 };

@@ -183,8 +183,18 @@ class MemoryDestination : public JsonEventsBase {
   std::vector<std::string>* lines_;
 };
 
+class DiscardWriter : public CdcCopyWriter {
+ public:
+  Status Put(std::string_view) override { return Status::OK(); }
+  Result<int64_t> Commit() override { return int64_t{-1}; }  // not counted
+  void Abort() override {}
+};
+
 class DiscardDestination : public CdcDestination {
  public:
+  Result<std::unique_ptr<CdcCopyWriter>> OpenCopyWriter(const CdcTable&, bool) override {
+    return std::unique_ptr<CdcCopyWriter>(new DiscardWriter());
+  }
   Status TruncateTable(const CdcTable&) override { return Status::OK(); }
   Status WriteTableRows(const CdcTable&, const ChangeBatch&) override { return Status::OK(); }
   Status WriteEvents(const ChangeBatch&, const std::vector<CommitStatement>&) override { return Status::OK(); }

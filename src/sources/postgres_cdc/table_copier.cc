@@ -128,8 +128,10 @@ class Worker {
     while (PGresult* extra = PQgetResult(conn_->raw())) PQclear(extra);
     if (writer) {
       if (!chunk.empty()) SLUICE_RETURN_IF_ERROR(writer->Put(chunk));
-      // COPY's own count: binary messages are not rows (header, trailer).
-      SLUICE_ASSIGN_OR_RETURN(rows, writer->Commit());
+      // The writer's count when it has one: binary COPY sends its trailer
+      // as one more message.
+      SLUICE_ASSIGN_OR_RETURN(int64_t written, writer->Commit());
+      rows = written >= 0 ? written : std::max<int64_t>(0, rows - (binary ? 1 : 0));
     } else if (!batch.empty()) {
       SLUICE_RETURN_IF_ERROR(destination_->WriteTableRows(*task.table, batch));
     }
