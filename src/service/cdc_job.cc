@@ -7,6 +7,7 @@
 #include "destinations/events/event_destinations.h"
 #include "destinations/postgres/postgres_cdc_destination.h"
 #include "service/batch_job.h"
+#include "sources/postgres_cdc/catalog.h"
 #include "sources/postgres_cdc/replicator.h"
 #include "state/cdc_store.h"
 
@@ -23,6 +24,47 @@ Result<std::unique_ptr<CdcDestination>> MakeCdcDestination(const PipelineConfig&
     return destinations::MakeDiscardCdcDestination();
   }
   return Status::InvalidArgument("[destination] type '" + d.type + "' cannot take changes");
+}
+
+Result<std::string> ValidateCdcPipeline(const PipelineConfig& config) {
+  std::string report;
+  SLUICE_ASSIGN_OR_RETURN(auto catalog, cdc::SourceCatalog::Connect(config.source.url));
+  SLUICE_RETURN_IF_ERROR(catalog->CheckServer());
+  report += "  source: " + catalog->connection()->where() + " (wal_level logical, user may replicate)\n";
+  SLUICE_RETURN_IF_ERROR(catalog->EnsurePublication(config.source.publication, config.source.tables, false));
+  auto published = catalog->PublicationTables(config.source.publication);
+  if (published.ok()) {
+    report += "  publication " + config.source.publication + ": " + std::to_string(published->size()) + " table(s)\n";
+    for (const auto& table : *published) {
+      SLUICE_ASSIGN_OR_RETURN(auto described, catalog->DescribeTable(table.id));
+      report += "    " + table.QualifiedName() + ": " + std::to_string(described->columns.size()) + " columns\n";
+    }
+  } else {
+    report += "  publication " + config.source.publication + ": will be created for " +
+              std::to_string(config.source.tables.size()) + " table(s)\n";
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto slots, catalog->connection()->Query(
+                                          "SELECT coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
+                                          "coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots "
+                                          "WHERE slot_name = $1",
+                                          {config.source.slot}));
+  if (slots.empty()) {
+    report += "  slot " + config.source.slot + ": will be created (with an initial copy)\n";
+  } else {
+    if (slots[0][1].value_or("") == "lost") {
+      return Status::InvalidArgument("replication slot " + config.source.slot + " was invalidated");
+    }
+    report += "  slot " + config.source.slot + ": exists, confirmed up to " + slots[0][2].value_or("?") +
+              (slots[0][0].value_or("").empty() ? "" : ", in use by PID " + *slots[0][0]) + "\n";
+  }
+  SLUICE_ASSIGN_OR_RETURN(auto store, state::OpenCdcStore(StateConfigFor(config), config.name));
+  report += "  state: " + store->Describe() + "\n";
+  SLUICE_ASSIGN_OR_RETURN(auto destination, MakeCdcDestination(config));
+  if (config.destination.type == "postgres") {
+    SLUICE_RETURN_IF_ERROR(destination->Open());
+  }
+  report += "  destination: " + destination->Describe() + "\n";
+  return report;
 }
 
 Status RunCdcPipeline(const PipelineConfig& config, const std::atomic<bool>* cancel) {

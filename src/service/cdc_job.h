@@ -15,6 +15,11 @@ namespace sluice::service {
 /// The CDC destination a config names.
 Result<std::unique_ptr<CdcDestination>> MakeCdcDestination(const PipelineConfig& config);
 
+/// `sluice validate`: checks the source (wal_level, REPLICATION, the
+/// publication and its tables' replica identity, the slot), the state
+/// store and the destination, changing nothing. Returns a report.
+Result<std::string> ValidateCdcPipeline(const PipelineConfig& config);
+
 /// Replicates until `cancel` is set; OK after a clean stop.
 Status RunCdcPipeline(const PipelineConfig& config, const std::atomic<bool>* cancel);
 

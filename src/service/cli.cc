@@ -119,7 +119,8 @@ int ValidateCommand(const std::string& file) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), config.status().message().c_str());
     return ExitCodeFor(config.status());
   }
-  auto report = config->source.is_incremental() || config->source.is_s3() ? ValidateBatchJob(*config)
+  auto report = config->source.is_cdc()                                  ? ValidateCdcPipeline(*config)
+                : config->source.is_incremental() || config->source.is_s3() ? ValidateBatchJob(*config)
                                                                           : ValidatePipeline(*config);
   if (!report.ok()) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), report.status().message().c_str());

@@ -41,7 +41,8 @@ Status SourceCatalog::CheckServer() {
   return Status::OK();
 }
 
-Status SourceCatalog::EnsurePublication(const std::string& publication, const std::vector<std::string>& tables) {
+Status SourceCatalog::EnsurePublication(const std::string& publication, const std::vector<std::string>& tables,
+                                        bool create) {
   std::vector<std::string> qualified;
   for (const std::string& table : tables) {
     SLUICE_ASSIGN_OR_RETURN(auto rows,
@@ -58,7 +59,7 @@ Status SourceCatalog::EnsurePublication(const std::string& publication, const st
     qualified.push_back(*rows[0][0]);
   }
   SLUICE_ASSIGN_OR_RETURN(auto exists, conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
-  if (!exists.empty()) return Status::OK();
+  if (!exists.empty() || (!create && !qualified.empty())) return Status::OK();
   if (qualified.empty()) {
     return Status::InvalidArgument("publication " + publication + " does not exist in " + conn_->where() +
                                    "; create it or list the tables to publish in [source] tables");

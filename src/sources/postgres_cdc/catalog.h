@@ -38,7 +38,9 @@ class SourceCatalog {
   Status CheckServer();
   /// Creates `publication` FOR `tables` ("schema.table" or "table") when it
   /// does not exist; checks that every listed table exists either way.
-  Status EnsurePublication(const std::string& publication, const std::vector<std::string>& tables);
+  /// With create false (validate), only checks.
+  Status EnsurePublication(const std::string& publication, const std::vector<std::string>& tables,
+                           bool create = true);
   /// The tables of the publication now; NotFound when it does not exist.
   Result<std::vector<PublishedTable>> PublicationTables(const std::string& publication);
   /// Columns (without generated ones) and replica identity, as pgoutput's

@@ -61,6 +61,8 @@ class Replicator::Session {
                           Lsn point);
   Status SyncWithTemporarySlot(const std::vector<std::shared_ptr<const CdcTable>>& tables);
   Status SaveState(const TableSyncStatus& status);
+  /// Puts a table into the errored state with its retry time.
+  Status MarkErrored(uint32_t table_id, const Status& error);
   Status Stream();
   Status HandleCopyData(std::string_view data);
   Status HandleMessage(std::string_view raw, const PgoutputMessage& message);
@@ -105,6 +107,26 @@ class Replicator::Session {
 Status Replicator::Session::SaveState(const TableSyncStatus& status) {
   states_[status.table_id] = status;
   return r_.store_->SaveTableState(status);
+}
+
+Status Replicator::Session::MarkErrored(uint32_t table_id, const Status& error) {
+  TableSyncStatus status = states_[table_id];
+  status.table_id = table_id;
+  status.state = TableSyncState::kErrored;
+  status.attempts += 1;
+  status.error = error.message();
+  status.retry_at_unix_ms =
+      status.attempts < o_.table_error_retry_max_attempts ? UnixMs() + o_.table_error_retry_delay_ms : 0;
+  if (status.retry_at_unix_ms != 0) {
+    spdlog::error("pipeline {}: table {} errored (attempt {} of {}; retry in {} ms): {}", o_.pipeline,
+                  status.table_name, status.attempts, o_.table_error_retry_max_attempts,
+                  o_.table_error_retry_delay_ms, error.message());
+  } else {
+    spdlog::error("pipeline {}: table {} errored after {} attempts; no more retries (set its state to 'init' in "
+                  "the state store to try again): {}",
+                  o_.pipeline, status.table_name, status.attempts, error.message());
+  }
+  return SaveState(status);
 }
 
 Status Replicator::Session::WaitForSlot(bool* exists) {
@@ -163,6 +185,7 @@ Status Replicator::Session::CopyWithSnapshot(const std::vector<std::shared_ptr<c
   copy.cancel = o_.cancel;
   std::mutex mu;
   auto started = SteadyMs();
+  uint32_t failed_table = 0;
   Status copied = CopyTables(copy, tables, r_.destination_, [&](const CdcTable& table, int64_t rows) -> Status {
     std::lock_guard lock(mu);
     r_.stats_.copied_rows += rows;
@@ -178,7 +201,13 @@ Status Replicator::Session::CopyWithSnapshot(const std::vector<std::shared_ptr<c
     status.error.clear();
     status.retry_at_unix_ms = 0;
     return SaveState(status);
-  });
+  }, &failed_table);
+  if (!copied.ok() && !copied.retryable() && !cancelled() && failed_table != 0 && states_.contains(failed_table)) {
+    // One table's problem (its destination cannot take it): that table
+    // errors and waits for its retry; the others go on.
+    restart_ = true;
+    return MarkErrored(failed_table, copied);
+  }
   if (copied.ok()) {
     spdlog::info("pipeline {}: initial copy of {} table(s) done in {:.1f} s", o_.pipeline, tables.size(),
                  (SteadyMs() - started) / 1000.0);
@@ -238,6 +267,9 @@ Status Replicator::Session::Prepare() {
   std::vector<std::shared_ptr<const CdcTable>> to_copy;
   for (const auto& table : published) {
     auto it = states_.find(table.id);
+    if (exists && it == states_.end() && !states_.empty()) {
+      spdlog::info("pipeline {}: {} joined the publication", o_.pipeline, table.QualifiedName());
+    }
     bool copy = !exists || it == states_.end();
     if (!copy) {
       TableSyncState state = it->second.state;
@@ -256,11 +288,13 @@ Status Replicator::Session::Prepare() {
     spdlog::info("pipeline {}: created replication slot {} at {}; copying {} table(s) with {} worker(s)",
                  o_.pipeline, o_.slot, slot.consistent_point.ToString(), to_copy.size(), o_.max_table_sync_workers);
     SLUICE_RETURN_IF_ERROR(CopyWithSnapshot(to_copy, slot.snapshot_name, slot.consistent_point));
+    if (restart_) return Status::OK();
     start_ = slot.consistent_point;
     if (confirmed_ > start_) confirmed_ = Lsn();  // from an earlier slot of another cluster
   } else {
     if (!to_copy.empty()) SLUICE_RETURN_IF_ERROR(SyncWithTemporarySlot(to_copy));
     start_ = confirmed_;
+    if (restart_) return Status::OK();
   }
   return Status::OK();
 }
@@ -268,7 +302,7 @@ Status Replicator::Session::Prepare() {
 Status Replicator::Session::Run() {
   Status prepared = Prepare();
   if (!prepared.ok()) return prepared;
-  if (cancelled()) return Status::OK();
+  if (cancelled() || restart_) return Status::OK();
   SLUICE_RETURN_IF_ERROR(repl_->StartStreaming(o_.slot, start_, o_.publication));
   spdlog::info("pipeline {}: streaming from slot {} at {} ({} table(s))", o_.pipeline, o_.slot, start_.ToString(),
                states_.size());
@@ -290,10 +324,7 @@ Status Replicator::Session::CheckPublication() {
   std::set<uint32_t> ids;
   for (const auto& table : published) {
     ids.insert(table.id);
-    if (!states_.contains(table.id)) {
-      spdlog::info("pipeline {}: {} joined the publication", o_.pipeline, table.QualifiedName());
-      restart_ = true;
-    }
+    if (!states_.contains(table.id)) restart_ = true;
   }
   for (const auto& [id, status] : states_) {
     if (!ids.contains(id)) restart_ = true;
@@ -569,19 +600,10 @@ Status Replicator::Session::Flush(bool complete) {
   if (!written.ok()) {
     if (written.code() == StatusCode::kSchemaMismatch) {
       if (auto table = r_.destination_->FailedTable(); table && states_.contains(*table)) {
-        TableSyncStatus status = states_[*table];
-        status.state = TableSyncState::kErrored;
-        status.attempts += 1;
-        status.error = written.message();
-        status.retry_at_unix_ms = status.attempts < o_.table_error_retry_max_attempts
-                                      ? UnixMs() + o_.table_error_retry_delay_ms
-                                      : 0;
-        spdlog::error("pipeline {}: table {} errored (attempt {} of {}): {}", o_.pipeline, status.table_name,
-                      status.attempts, o_.table_error_retry_max_attempts, written.message());
         r_.destination_->DiscardIncomplete();
         wrote_incomplete_ = false;
         batch_.Clear();
-        SLUICE_RETURN_IF_ERROR(SaveState(status));
+        SLUICE_RETURN_IF_ERROR(MarkErrored(*table, written));
         restart_ = true;
         return Status::OK();
       }
@@ -630,7 +652,9 @@ Status Replicator::Run() {
     if (cancelled()) return Status::OK();
     if (status.ok()) {
       delay = options_.reconnect_initial_ms;
-      continue;  // a table joined or errored: start over at once
+      // A table joined, left or errored: start over (almost) at once.
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
     }
     if (!status.retryable()) return status;
     stats_.reconnects++;

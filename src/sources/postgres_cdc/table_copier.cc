@@ -215,14 +215,18 @@ Status AppendCopyTextRow(std::string_view line, size_t columns, ChangeBatch* bat
 }
 
 Status CopyTables(const CopyOptions& options, const std::vector<std::shared_ptr<const CdcTable>>& tables,
-                  CdcDestination* destination, const TableCopiedFn& on_copied) {
+                  CdcDestination* destination, const TableCopiedFn& on_copied, uint32_t* failed_table) {
   if (tables.empty()) return Status::OK();
   SLUICE_ASSIGN_OR_RETURN(auto catalog, SourceCatalog::Connect(options.url));
   std::vector<CopyTask> tasks;
   std::map<uint32_t, int> ranges_left;
   const int workers = std::max(1, options.workers);
   for (const auto& table : tables) {
-    SLUICE_RETURN_IF_ERROR(destination->TruncateTable(*table));
+    Status truncated = destination->TruncateTable(*table);
+    if (!truncated.ok()) {
+      if (failed_table) *failed_table = table->id;
+      return truncated.WithContext("preparing " + table->QualifiedName() + " for its copy");
+    }
     SLUICE_ASSIGN_OR_RETURN(int64_t pages, catalog->TablePages(table->id));
     int64_t ranges = std::min<int64_t>(workers * 2, pages / std::max<int64_t>(1, options.pages_per_range));
     if (workers == 1 || ranges < 2) {
@@ -243,11 +247,12 @@ Status CopyTables(const CopyOptions& options, const std::vector<std::shared_ptr<
   Status first_error;
   std::atomic<bool> failed{false};
   std::map<uint32_t, int64_t> rows_by_table;
+  uint32_t failed_id = 0;
   auto run = [&]() {
     Worker worker(options, destination);
     Status status = worker.Open();
+    CopyTask task;
     while (status.ok()) {
-      CopyTask task;
       {
         std::lock_guard lock(mu);
         if (failed || next == tasks.size()) return;
@@ -269,13 +274,17 @@ Status CopyTables(const CopyOptions& options, const std::vector<std::shared_ptr<
       if (done) status = on_copied(*task.table, total);
     }
     std::lock_guard lock(mu);
-    if (!status.ok() && first_error.ok()) first_error = status;
+    if (!status.ok() && first_error.ok()) {
+      first_error = status;
+      if (task.table) failed_id = task.table->id;
+    }
     failed = true;
   };
   std::vector<std::thread> threads;
   const int count = std::min<int>(workers, static_cast<int>(tasks.size()));
   for (int i = 0; i < count; ++i) threads.emplace_back(run);
   for (auto& thread : threads) thread.join();
+  if (!first_error.ok() && failed_table) *failed_table = failed_id;
   return first_error;
 }
 
