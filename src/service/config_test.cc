@@ -150,5 +150,69 @@ TEST(ParsePipelineConfig, IncrementalKeysAreChecked) {
   EXPECT_FALSE(schedule.ok());
 }
 
+TEST(ParsePipelineConfig, ReadsTheCdcContractKeys) {
+  auto cfg = ParsePipelineConfig(R"TOML(
+[source]
+type = "postgres_cdc"
+url = "postgresql://replicator:secret@127.0.0.1:5432/app"
+publication = "sluice_pub"
+tables = ["public.orders", "public.customers"]
+slot = "sluice_orders"
+max_table_sync_workers = 3
+table_error_retry_delay_ms = 2500
+table_error_retry_max_attempts = 7
+
+[batch]
+max_rows = 500
+max_bytes = "2MB"
+max_fill_ms = 250
+
+[destination]
+type = "postgres"
+url = "postgresql://postgres@127.0.0.1:5432/replica"
+schema = "mirror"
+
+[state]
+url = "postgresql://postgres@127.0.0.1:5432/replica"
+)TOML",
+                                 "cdc.toml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_TRUE(cfg->source.is_cdc());
+  EXPECT_EQ(cfg->source.publication, "sluice_pub");
+  EXPECT_EQ(cfg->source.tables, (std::vector<std::string>{"public.orders", "public.customers"}));
+  EXPECT_EQ(cfg->source.slot, "sluice_orders");
+  EXPECT_EQ(cfg->source.max_table_sync_workers, 3);
+  EXPECT_EQ(cfg->source.table_error_retry_delay_ms, 2500);
+  EXPECT_EQ(cfg->source.table_error_retry_max_attempts, 7);
+  EXPECT_EQ(cfg->batch.max_rows, 500);
+  EXPECT_EQ(cfg->batch.max_bytes, 2000000);  // MB is 10^6, MiB 2^20
+  EXPECT_EQ(cfg->batch.max_fill_ms, 250);
+  EXPECT_EQ(cfg->destination.schema, "mirror");
+  EXPECT_EQ(cfg->state.url, "postgresql://postgres@127.0.0.1:5432/replica");
+}
+
+TEST(ParsePipelineConfig, CdcSlotDefaultsToThePipelineNameAndBadOnesAreRejected) {
+  const std::string base = "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://h/db\"\npublication = \"p\"\n";
+  auto cfg = ParsePipelineConfig(base + "[destination]\ntype = \"stdout\"\n", "dir/My-Orders.toml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->source.slot, "sluice_my_orders");
+  auto bad = ParsePipelineConfig(base + "slot = \"Bad-Slot\"\n[destination]\ntype = \"stdout\"\n", "x.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("[source] slot"), std::string::npos);
+  auto dest = ParsePipelineConfig(base + "[destination]\ntype = \"duckdb\"\npath = \"x.db\"\ntable = \"t\"\n", "x.toml");
+  ASSERT_FALSE(dest.ok());
+  EXPECT_NE(dest.status().message().find("cannot take changes"), std::string::npos);
+  auto sched = ParsePipelineConfig(base + "[destination]\ntype = \"stdout\"\n[schedule]\nevery = \"1h\"\n", "x.toml");
+  ASSERT_FALSE(sched.ok());
+  EXPECT_NE(sched.status().message().find("continuously"), std::string::npos);
+}
+
+TEST(ParsePipelineConfig, ReadsTheCdcExampleShippedInTheRepository) {
+  auto cfg = LoadPipelineConfig(std::string(SLUICE_SOURCE_DIR) + "/examples/postgres_cdc/cdc.toml", Env({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_TRUE(cfg->source.is_cdc());
+  EXPECT_EQ(cfg->source.url, "postgresql://replicator:secret@127.0.0.1:5432/app");
+}
+
 }  // namespace
 }  // namespace sluice::service
