@@ -159,14 +159,18 @@ INSERT INTO plain SELECT g, 'note ' || g, g * 1.5 FROM generate_series(1, 5000) 
 CREATE TABLE nokey(a int, b text);
 ALTER TABLE nokey REPLICA IDENTITY FULL;
 INSERT INTO nokey VALUES (1, 'x'), (1, 'x'), (2, NULL);
+CREATE TABLE byindex(code text NOT NULL, v int, extra text);
+CREATE UNIQUE INDEX byindex_code ON byindex(code);
+ALTER TABLE byindex REPLICA IDENTITY USING INDEX byindex_code;
+INSERT INTO byindex SELECT 'c' || g, g, NULL FROM generate_series(1, 100) g;
 )sql";
 
 TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
   Exec(kTypesTable);
-  CliProcess* proc = Start(Config("\"public.alltypes\", \"public.plain\", \"public.nokey\""));
+  CliProcess* proc = Start(Config("\"public.alltypes\", \"public.plain\", \"public.nokey\", \"public.byindex\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
-  ASSERT_TRUE(WaitEqual({"alltypes", "plain", "nokey"}, proc));
+  ASSERT_TRUE(WaitEqual({"alltypes", "plain", "nokey", "byindex"}, proc));
 
   // Inserts, updates (one leaves the TOASTed column unchanged, one changes
   // the key), deletes, a transaction large enough to be streamed, an
@@ -182,6 +186,9 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
     INSERT INTO plain SELECT g, repeat('s', 50), g FROM generate_series(100000, 130000) g;
     UPDATE nokey SET b = 'y' WHERE a = 2;
     DELETE FROM nokey WHERE a = 1 AND ctid = (SELECT min(ctid) FROM nokey WHERE a = 1);
+    UPDATE byindex SET v = -v WHERE v % 2 = 0;
+    UPDATE byindex SET code = 'renamed' WHERE code = 'c1';
+    DELETE FROM byindex WHERE v % 5 = 0;
   )sql");
   Exec("BEGIN; INSERT INTO plain VALUES (900000, 'aborted', 1); ROLLBACK;");
   Exec(R"sql(
@@ -194,7 +201,7 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
     COMMIT;
   )sql");
   Exec("TRUNCATE nokey; INSERT INTO nokey VALUES (5, 'after truncate');");
-  ASSERT_TRUE(WaitEqual({"alltypes", "plain", "nokey"}, proc));
+  ASSERT_TRUE(WaitEqual({"alltypes", "plain", "nokey", "byindex"}, proc));
 
   // The update that did not touch `big` kept its 100,000 characters.
   EXPECT_EQ(Scalar("SELECT length(big) FROM replica.alltypes WHERE id = 1"), "100000");
@@ -209,6 +216,22 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
   auto result = proc->Wait();
   EXPECT_EQ(result.exit_code, 0) << Describe(result);
   EXPECT_NE(result.err.find("stopped;"), std::string::npos) << Describe(result);
+}
+
+TEST_F(CdcTest, ConfirmedPositionAdvancesWhileOnlyUnpublishedTablesChange) {
+  Exec("CREATE TABLE published(id int PRIMARY KEY); CREATE TABLE unpublished(id int, v text);");
+  CliProcess* proc = Start(Config("\"published\""));
+  ASSERT_NE(proc, nullptr);
+  ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
+  for (int i = 0; i < 20; ++i) Exec("INSERT INTO unpublished SELECT g, md5(g::text) FROM generate_series(1, 2000) g");
+  const std::string target = Scalar("SELECT pg_current_wal_lsn()");
+  std::string behind = "1";
+  for (int i = 0; i < 300 && behind != "0"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    behind = Scalar("SELECT (confirmed_flush_lsn < '" + target + "')::int FROM pg_replication_slots WHERE slot_name = '" +
+                    slot_ + "'");
+  }
+  EXPECT_EQ(behind, "0") << "slot still behind " << target << "\n" << proc->StderrSoFar();
 }
 
 TEST_F(CdcTest, ChangeEventsAsJsonLines) {

@@ -375,6 +375,7 @@ Status Replicator::Session::HandleCopyData(std::string_view data) {
     if (!in_txn_ && batch_.transactions() == 0 && batch_.empty() && !wrote_incomplete_ && spill_.empty() &&
         !stream_xid_ && keepalive->wal_end > confirmed_) {
       confirmed_ = keepalive->wal_end;
+      return SendStatus();
     }
     if (keepalive->reply_requested) return SendStatus();
     return Status::OK();
