@@ -67,9 +67,13 @@ Result<std::string> ValidateCdcPipeline(const PipelineConfig& config) {
   return report;
 }
 
-Status RunCdcPipeline(const PipelineConfig& config, const std::atomic<bool>* cancel) {
-  SLUICE_ASSIGN_OR_RETURN(auto destination, MakeCdcDestination(config));
-  SLUICE_ASSIGN_OR_RETURN(auto store, state::OpenCdcStore(StateConfigFor(config), config.name));
+Result<std::unique_ptr<CdcJob>> CdcJob::Make(const PipelineConfig& config, const std::atomic<bool>* cancel) {
+  std::unique_ptr<CdcJob> job(new CdcJob());
+  job->name_ = config.name;
+  SLUICE_ASSIGN_OR_RETURN(job->destination_, MakeCdcDestination(config));
+  auto store = state::OpenCdcStore(StateConfigFor(config), config.name);
+  if (!store.ok()) return store.status().WithContext("[state]");
+  job->store_ = std::move(store).value();
   cdc::ReplicatorOptions options;
   options.pipeline = config.name;
   options.url = config.source.url;
@@ -88,14 +92,27 @@ Status RunCdcPipeline(const PipelineConfig& config, const std::atomic<bool>* can
                                                                   : config.engine.temp_directory) +
                             "/sluice-spill";
   options.cancel = cancel;
-  cdc::Replicator replicator(options, destination.get(), store.get());
-  Status status = replicator.Run();
-  const auto& stats = replicator.stats();
+  job->replicator_ = std::make_unique<cdc::Replicator>(options, job->destination_.get(), job->store_.get());
+  return job;
+}
+
+CdcJob::~CdcJob() = default;
+
+const cdc::ReplicatorStats& CdcJob::stats() const { return replicator_->stats(); }
+
+Status CdcJob::Run() {
+  Status status = replicator_->Run();
+  const auto& stats = replicator_->stats();
   spdlog::info("pipeline {}: stopped; {} row(s) copied, {} change(s) in {} transaction(s), {} batch(es), "
                "confirmed up to {}",
-               config.name, stats.copied_rows.load(), stats.events.load(), stats.transactions.load(),
-               stats.batches.load(), CdcLsnToString(stats.confirmed_lsn.load()));
+               name_, stats.copied_rows.load(), stats.events.load(), stats.transactions.load(), stats.batches.load(),
+               CdcLsnToString(stats.confirmed_lsn.load()));
   return status;
+}
+
+Status RunCdcPipeline(const PipelineConfig& config, const std::atomic<bool>* cancel) {
+  SLUICE_ASSIGN_OR_RETURN(auto job, CdcJob::Make(config, cancel));
+  return job->Run();
 }
 
 }  // namespace sluice::service

@@ -89,8 +89,9 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
     spdlog::error("{}", config.status().message());
     return ExitCodeFor(config.status());
   }
-  if (config->source.is_cdc()) {
-    // Continuous: replicates until SIGTERM/Ctrl-C.
+  if (config->source.is_cdc() && !config->server.configured) {
+    // Continuous: replicates until SIGTERM/Ctrl-C. With a [server] section
+    // it runs under the monitoring service below instead.
     InstallSignalHandlers();
     Status status = RunCdcPipeline(*config, ProcessCancellation().flag());
     if (!status.ok()) {
@@ -103,7 +104,7 @@ int RunCommand(const std::string& file, bool once, ProgressMode progress) {
   options.once = once || !config->schedule;
   options.progress = progress;
   // `run` serves the monitoring endpoints only when the file asks for them.
-  options.listen = config->server.configured && !options.once ? "" : "off";
+  options.listen = config->server.configured && (!options.once || config->source.is_cdc()) ? "" : "off";
   return ServePipelines({file}, options);
 }
 

@@ -16,6 +16,7 @@
 #include "core/human_format.h"
 #include "core/metrics.h"
 #include "service/batch_job.h"
+#include "service/cdc_job.h"
 #include "service/config.h"
 #include "service/destination_factory.h"
 #include "service/monitor_server.h"
@@ -99,6 +100,7 @@ class Worker {
       : config_(std::move(config)), metrics_(metrics, config_.name) {}
 
   Status Open() {
+    if (config_.source.is_cdc()) return Status::OK();  // CdcJob opens its own store
     if (config_.schedule) {
       SLUICE_ASSIGN_OR_RETURN(schedule_, MakeSchedule(config_.schedule->every_seconds, config_.schedule->cron,
                                                       config_.schedule->timezone));
@@ -141,6 +143,7 @@ class Worker {
 
   /// Runs until `cancel` fires, or once when `once`. Returns the last run's status.
   Status Loop(const CancellationSource* cancel, bool once, ProgressMode progress) {
+    if (config_.source.is_cdc()) return RunCdc(cancel);
     bool first = true;
     SystemClock::time_point last_start{};
     Status last = Status::OK();
@@ -183,6 +186,7 @@ class Worker {
 
   nlohmann::json StatusJson() {
     std::lock_guard<std::mutex> lock(mu_);
+    if (config_.source.is_cdc()) return CdcStatusJson();
     nlohmann::json j;
     j["name"] = config_.name;
     j["file"] = config_.file;
@@ -224,6 +228,18 @@ class Worker {
 
   /// The state store and the destination answer.
   bool Ready(std::string* detail) {
+    if (config_.source.is_cdc()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!cdc_error_.empty()) {
+        *detail = config_.name + ": " + cdc_error_;
+        return false;
+      }
+      if (!cdc_job_) {
+        *detail = config_.name + ": replication not started";
+        return false;
+      }
+      return true;
+    }
     state::StateStore* store = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -251,6 +267,102 @@ class Worker {
   const PipelineConfig& config() const { return config_; }
 
  private:
+  /// A CDC pipeline runs continuously; its counters become metrics once a second.
+  Status RunCdc(const CancellationSource* cancel) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      running_ = true;
+      current_start_ = SystemClock::now();
+    }
+    metrics_.running->Set(1);
+    auto job = CdcJob::Make(config_, cancel->flag());
+    Status status = job.status();
+    if (job.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        cdc_job_ = std::move(job).value();
+      }
+      std::atomic<bool> done{false};
+      std::thread refresher([&] {
+        while (!done) {
+          RefreshCdcMetrics();
+          for (int i = 0; i < 10 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      });
+      status = cdc_job_->Run();
+      done = true;
+      refresher.join();
+      RefreshCdcMetrics();
+    }
+    metrics_.running->Set(0);
+    if (!status.ok()) {
+      spdlog::error("pipeline {}: {}", config_.name, status.message());
+      metrics_.Errors(ErrorKind(status)).Add(1);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+    if (!status.ok()) cdc_error_ = status.message();
+    return status;
+  }
+
+  void RefreshCdcMetrics() {
+    CdcJob* job = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job = cdc_job_.get();
+    }
+    if (job == nullptr) return;
+    const auto& stats = job->stats();
+    auto& r = *metrics_.registry;
+    const std::vector<std::pair<std::string, std::string>> labels = {{"pipeline", config_.name}};
+    auto advance = [&](const char* name, const char* help, int64_t now, int64_t* seen) {
+      if (now > *seen) r.Counter(name, help, labels).Add(static_cast<uint64_t>(now - *seen));
+      *seen = std::max(*seen, now);
+    };
+    advance("sluice_cdc_events_total", "Changes (rows inserted, updated, deleted; truncates) applied",
+            stats.events.load(), &cdc_seen_.events);
+    advance("sluice_cdc_transactions_total", "Source transactions applied", stats.transactions.load(),
+            &cdc_seen_.transactions);
+    advance("sluice_cdc_batches_total", "Destination writes", stats.batches.load(), &cdc_seen_.batches);
+    advance("sluice_cdc_copied_rows_total", "Rows of initial table copies", stats.copied_rows.load(),
+            &cdc_seen_.copied_rows);
+    advance("sluice_cdc_reconnects_total", "Reconnections after a lost connection", stats.reconnects.load(),
+            &cdc_seen_.reconnects);
+    advance("sluice_cdc_spilled_bytes_total", "Bytes of streamed transactions spilled to disk",
+            stats.spilled_bytes.load(), &cdc_seen_.spilled);
+    r.Gauge("sluice_cdc_confirmed_lsn", "WAL position confirmed to the source (durable in the destination)", labels)
+        .Set(static_cast<double>(stats.confirmed_lsn.load()));
+    r.Gauge("sluice_cdc_last_commit_timestamp_seconds",
+            "Source commit time of the last transaction handed to the destination", labels)
+        .Set(static_cast<double>(stats.last_commit_time_us.load()) / 1e6);
+  }
+
+  nlohmann::json CdcStatusJson() {
+    nlohmann::json j;
+    j["name"] = config_.name;
+    j["file"] = config_.file;
+    j["state"] = running_ ? "streaming" : cdc_error_.empty() ? "stopped" : "failed";
+    if (!cdc_error_.empty()) j["error"] = cdc_error_;
+    j["source"] = "postgres_cdc publication " + config_.source.publication + " slot " + config_.source.slot;
+    j["destination"] = cdc_job_ ? cdc_job_->DestinationDescription() : config_.destination.type;
+    j["started"] = Iso8601(current_start_);
+    if (cdc_job_) {
+      const auto& stats = cdc_job_->stats();
+      int64_t commit_us = stats.last_commit_time_us.load();
+      j["cdc"] = {{"confirmed_lsn", CdcLsnToString(stats.confirmed_lsn.load())},
+                  {"events", stats.events.load()},
+                  {"transactions", stats.transactions.load()},
+                  {"batches", stats.batches.load()},
+                  {"copied_rows", stats.copied_rows.load()},
+                  {"reconnects", stats.reconnects.load()},
+                  {"spilled_bytes", stats.spilled_bytes.load()},
+                  {"last_commit", commit_us > 0 ? nlohmann::json(Iso8601(SystemClock::time_point(
+                                                      std::chrono::microseconds(commit_us))))
+                                                : nlohmann::json(nullptr)}};
+    }
+    return j;
+  }
+
   Status RunOnce(const CancellationSource* cancel, ProgressMode progress) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -364,6 +476,11 @@ class Worker {
   SystemClock::time_point last_start_{}, last_end_{};
   std::optional<SystemClock::time_point> last_success_;
   std::string schedule_error_;
+  std::unique_ptr<CdcJob> cdc_job_;
+  std::string cdc_error_;
+  struct {
+    int64_t events = 0, transactions = 0, batches = 0, copied_rows = 0, reconnects = 0, spilled = 0;
+  } cdc_seen_;
   int64_t runs_ = 0, runs_failed_ = 0, files_total_ = 0, rows_total_ = 0, bytes_total_ = 0;
 };
 

@@ -14,6 +14,11 @@
 #include <random>
 #include <thread>
 
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+
 #include "e2e/e2e_support.h"
 
 namespace sluice::e2e {
@@ -428,6 +433,49 @@ TEST_F(CdcTest, ClearErrorsForMisconfiguredSources) {
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("is in use by another process"), std::string::npos) << Describe(r);
   }
+}
+
+TEST_F(CdcTest, ServeReportsReplicationInStatusAndMetrics) {
+  Exec("CREATE TABLE t(id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+  std::string file = dir_.Write("svc.toml", Config("\"t\""));
+  auto started = CliProcess::Start({"serve", file, "--listen", "127.0.0.1:0"});
+  ASSERT_TRUE(started.ok());
+  procs_.push_back(std::move(started).value());
+  CliProcess* proc = procs_.back().get();
+  ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
+  std::smatch m;
+  std::string err = proc->StderrSoFar();
+  ASSERT_TRUE(std::regex_search(err, m, std::regex("monitoring on http://127\\.0\\.0\\.1:([0-9]+)"))) << err;
+  httplib::Client http("127.0.0.1", std::stoi(m[1]));
+  Exec("INSERT INTO t SELECT g FROM generate_series(3, 102) g");
+  ASSERT_TRUE(WaitEqual({"t"}, proc));
+  nlohmann::json pipeline;
+  for (int i = 0; i < 50; ++i) {
+    auto res = http.Get("/status");
+    ASSERT_TRUE(res);
+    pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
+    if (pipeline["cdc"]["events"].get<int64_t>() >= 100) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(pipeline["state"], "streaming") << pipeline.dump();
+  EXPECT_EQ(pipeline["cdc"]["events"], 100) << pipeline.dump();
+  EXPECT_EQ(pipeline["cdc"]["copied_rows"], 2) << pipeline.dump();
+  EXPECT_NE(pipeline["cdc"]["confirmed_lsn"], "0/0") << pipeline.dump();
+  // Metrics follow the replicator's counters once a second.
+  std::string body;
+  for (int i = 0; i < 50 && body.find("sluice_cdc_events_total{pipeline=\"svc\"} 100\n") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto metrics = http.Get("/metrics");
+    ASSERT_TRUE(metrics);
+    body = metrics->body;
+  }
+  EXPECT_NE(body.find("sluice_cdc_events_total{pipeline=\"svc\"} 100\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("sluice_cdc_copied_rows_total{pipeline=\"svc\"} 2\n"), std::string::npos) << body;
+  auto ready = http.Get("/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  proc->Kill(SIGTERM);
+  EXPECT_EQ(proc->Wait().exit_code, 0);
 }
 
 TEST(CdcErrors, WalLevelNotLogicalIsReportedAtOnce) {
