@@ -150,7 +150,7 @@ int CliMain(int argc, char** argv) {
   std::string run_file;
   bool once = false;
   std::string progress = "auto";
-  auto* run = app.add_subcommand("run", "Run a pipeline (once, or on its [schedule])");
+  auto* run = app.add_subcommand("run", "Run a pipeline (once, on its [schedule], or continuously for postgres_cdc)");
   run->add_option("FILE", run_file, "Pipeline TOML file")->required();
   run->add_flag("--once", once, "Run a single time even when the file has a schedule");
   run->add_option("--progress", progress, "Progress line on stderr: auto (when a terminal), always, never")
