@@ -47,11 +47,12 @@ import platform
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from importing load_bench
@@ -264,7 +265,8 @@ def find_line(path: Path, pattern: re.Pattern) -> tuple[float, re.Match] | None:
 
 COPY_DONE_RE = re.compile(r"initial copy of \d+ table\(s\) done in ([0-9.]+) s")
 STREAMING_RE = re.compile(r"streaming from slot (\S+) at (\S+)")
-STOPPED_RE = re.compile(r"stopped; (-?\d+) row\(s\) copied, (\d+) change\(s\) in (\d+) transaction\(s\)")
+STOPPED_RE = re.compile(r"stopped; (-?\d+) row\(s\) copied, (\d+) change\(s\) in (\d+) "
+                        r"transaction\(s\), (\d+) batch\(es\)")
 
 
 def count_warnings(path: Path) -> int:
@@ -364,14 +366,15 @@ class WalsenderCpu:
 # sluice pipelines
 
 
-def write_pipeline(path: Path, name: str, pg: Postgres, slot: str, dest: str,
-                   workdir: Path) -> None:
+def write_pipeline(path: Path, name: str, pg: Postgres, slot: str, dest: str, workdir: Path,
+                   db: str = "") -> None:
+    """dest "postgres" (database db, state in the same database) or "null"."""
     if dest == "postgres":
-        dest_toml = (f'[destination]\ntype = "postgres"\nurl = {toml_quote(db_url(pg, "dst"))}\n'
+        dest_toml = (f'[destination]\ntype = "postgres"\nurl = {toml_quote(db_url(pg, db))}\n'
                      'schema = "public"\n\n'
                      "[state]\n# the destination database: batches and positions commit together "
                      "(exactly once)\n"
-                     f"url = {toml_quote(db_url(pg, 'dst'))}\n")
+                     f"url = {toml_quote(db_url(pg, db))}\n")
     else:
         dest_toml = ('[destination]\ntype = "null"\n\n[state]\n'
                      f"path = {toml_quote(str(workdir / f'{name}_state.db'))}\n")
@@ -397,19 +400,53 @@ temp_directory = {toml_quote(str(workdir / "tmp"))}
 
 @dataclass
 class Row:
-    """One line of a result table."""
+    """One line of a result table: the runs of one tool (median of them)."""
     tool: str
     status: str = "ok"
-    wall_s: float | None = None
-    peak_rss_mb: float | None = None
-    cpu_s: float | None = None
-    walsender_cpu_s: float | None = None
-    note: str = ""
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    walsender_cpus: list[float] = field(default_factory=list)
+    peak_rss_mb: float | None = None  # the largest of the runs
+    notes: list[str] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)  # sluice's destination batches per run
 
     def fail(self, problem: str, log_path: Path | None = None) -> None:
         self.status = f"FAILED: {problem}"
         log(f"{self.tool} FAILED: {problem}" +
             (f"; log {log_path}:\n{tail(log_path, 25)}" if log_path else ""))
+
+    def add(self, wall_s: float, res: RunResult, walsender_cpu_s: float | None = None,
+            note: str = "") -> None:
+        self.walls.append(wall_s)
+        self.cpus.append(res.cpu_s)
+        if walsender_cpu_s is not None:
+            self.walsender_cpus.append(walsender_cpu_s)
+        self.peak_rss_mb = max(self.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
+        if note:
+            self.notes.append(note)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and bool(self.walls)
+
+    @property
+    def wall_s(self) -> float | None:
+        return statistics.median(self.walls) if self.ok else None
+
+    @property
+    def cpu_s(self) -> float | None:
+        return statistics.median(self.cpus) if self.ok else None
+
+    @property
+    def walsender_cpu_s(self) -> float | None:
+        return statistics.median(self.walsender_cpus) if self.ok and self.walsender_cpus else None
+
+    def result(self) -> str:
+        if not self.ok:
+            return self.status
+        runs = (" (runs: " + ", ".join(f"{w:.2f}" for w in self.walls) + " s)"
+                if len(self.walls) > 1 else "")
+        return "ok" + runs + ("; " + "; ".join(self.notes) if self.notes else "")
 
 
 def fingerprint(pg: Postgres, db: str) -> tuple[str, ...]:
@@ -450,6 +487,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke test: 200,000 rows, 40,000 inserts, 20,000 updates "
                          "(explicit --rows/--inserts/--updates still win)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of every measurement, tools interleaved; medians are reported "
+                         "(each round has its own slots and, for sluice -> PostgreSQL, its own "
+                         "destination database with a full copy)")
     ap.add_argument("--sluice", type=Path, default=REPO / "build" / "sluice",
                     help="the sluice binary, a Release build (default: build/sluice)")
     ap.add_argument("--workdir", type=Path,
@@ -463,8 +504,9 @@ def main() -> int:
     n_rows = args.rows if args.rows is not None else (200_000 if quick else 5_000_000)
     n_ins = args.inserts if args.inserts is not None else (40_000 if quick else 1_000_000)
     n_upd = args.updates if args.updates is not None else (20_000 if quick else 500_000)
-    if n_rows < 1 or n_ins < 0 or n_upd < 0 or n_upd > n_rows or n_ins + n_upd < 1 or args.txn_rows < 1:
-        ap.error("need --rows >= 1, --updates <= --rows, --inserts + --updates >= 1, --txn-rows >= 1")
+    if n_rows < 1 or n_ins < 0 or n_upd < 0 or n_upd > n_rows or n_ins + n_upd < 1 or args.txn_rows < 1 \
+            or args.repeat < 1:
+        ap.error("need --repeat >= 1, --rows >= 1, --updates <= --rows, --inserts + --updates >= 1, --txn-rows >= 1")
     n_events = n_ins + n_upd
     n_txns = -(-n_ins // args.txn_rows) + -(-n_upd // args.txn_rows)
 
@@ -492,7 +534,7 @@ def main() -> int:
     try:
         pg.start()
         pg_version = pg.version()
-        for db in ("src", "dst", "dst_pipe"):
+        for db in ["src", "dst_pipe"] + [f"dst_{i}" for i in range(1, args.repeat + 1)]:
             pg.psql(f"CREATE DATABASE {db}", db="postgres")
         env = pg.env
 
@@ -511,54 +553,65 @@ def main() -> int:
         log(f"filled in {time.monotonic() - t0:.1f} s: {table_mb:.0f} MB")
         source_fp = fingerprint(pg, "src")
 
-        # ---- initial copy: COPY pipe --------------------------------------
-        copy_rows: list[Row] = []
+        # ---- initial copies and slots (R rounds, tools interleaved) ------
+        # Every sluice pipeline makes its slot and initial copy now, before
+        # the workload, so that its restart below streams all of it. (A
+        # pipeline whose slot exists but whose state store has no tables
+        # copies from a new snapshot and skips the changes before it.) Round
+        # i's exactly-once pipeline copies into its own database dst_i.
         pipe = Row("COPY pipe: psql COPY TO STDOUT (binary) \\| psql COPY FROM STDIN (binary)")
-        copy_rows.append(pipe)
-        pg.psql(TABLE_DDL, db="dst_pipe")  # what sluice creates: the same columns and key
-        pg.psql("CHECKPOINT")
+        sluice_copy = Row("sluice -> PostgreSQL (exactly once): process start -> \"initial copy done\"")
+        null_copy = Row("sluice -> null (discard): process start -> \"initial copy done\"")
+        copy_rows = [pipe, sluice_copy, null_copy]
+        if not have_sluice:
+            for row in (sluice_copy, null_copy):
+                row.status = f"SKIPPED: {sluice} not found"
+            failures += 1  # the benchmark did not measure what it is for
+
+        def sluice_argv(toml: Path) -> list[str]:
+            return [str(sluice), "--log-format", "json", "run", str(toml)]
+
+        # key -> (pipeline name, slot, destination, destination database, TOML)
+        pipelines: dict[str, tuple[str, str, str, str | None, Path]] = {}
+        for i in range(1, args.repeat + 1):
+            for dest in ("pg", "null"):
+                name, slot = f"cdc_bench_{dest}_{i}", f"sluice_bench_{dest}_{i}"
+                db = f"dst_{i}" if dest == "pg" else None
+                toml = workdir / f"{name}.toml"
+                write_pipeline(toml, name, pg, slot, "postgres" if dest == "pg" else "null", workdir,
+                               db or "")
+                pipelines[f"{dest}_{i}"] = (name, slot, dest, db, toml)
+
         pipe_cmd = ("PGDATABASE=src psql -X -v ON_ERROR_STOP=1 -c "
                     f"{sh_quote('COPY public.bench TO STDOUT (FORMAT binary)')} | "
                     "PGDATABASE=dst_pipe psql -X -v ON_ERROR_STOP=1 -c "
                     f"{sh_quote('COPY public.bench FROM STDIN (FORMAT binary)')}")
-        log(f"initial copy, COPY pipe: {pipe_cmd}")
-        pipe_log = logs / "copy_pipe.log"
-        # bash waits for both psql processes, so wait4's ru_maxrss is the
-        # larger of the two (and CPU their sum).
-        res = run_measured(["bash", "-o", "pipefail", "-c", pipe_cmd], log_path=pipe_log, env=env,
-                           stdin=subprocess.DEVNULL, timeout_s=args.timeout)
-        if res.timed_out or res.exit_code != 0:
-            pipe.fail("timeout" if res.timed_out else f"exit code {res.exit_code}", pipe_log)
-        elif (problem := compare(pg, "dst_pipe", source_fp)) is not None:
-            pipe.fail(problem)
-        else:
-            pipe.wall_s, pipe.peak_rss_mb, pipe.cpu_s = res.wall_s, res.peak_rss_kb / 1024, res.cpu_s
-            log(f"COPY pipe: {res.wall_s:.2f} s, peak RSS {pipe.peak_rss_mb:.1f} MB")
-        pg.psql("DROP TABLE IF EXISTS public.bench", db="dst_pipe")  # free the disk
 
-        # ---- initial copies by sluice, slots for the streaming runs --------
-        # Both sluice pipelines make their slot and initial copy now, before
-        # the workload, so that their restarts below stream all of it. (A
-        # pipeline whose slot exists but whose state store has no tables
-        # copies from a new snapshot and skips the changes before it.)
-        def sluice_argv(toml: Path) -> list[str]:
-            return [str(sluice), "--log-format", "json", "run", str(toml)]
+        def copy_pipe(rep: int) -> None:
+            pg.psql("DROP TABLE IF EXISTS public.bench", db="dst_pipe")
+            pg.psql(TABLE_DDL, db="dst_pipe")  # what sluice creates: the same columns and key
+            pg.psql("CHECKPOINT")
+            log(f"[{rep}/{args.repeat}] initial copy, COPY pipe: {pipe_cmd}")
+            log_path = logs / f"copy_pipe_{rep}.log"
+            # bash waits for both psql processes, so wait4's ru_maxrss is the
+            # larger of the two (and CPU their sum).
+            res = run_measured(["bash", "-o", "pipefail", "-c", pipe_cmd], log_path=log_path,
+                               env=env, stdin=subprocess.DEVNULL, timeout_s=args.timeout)
+            if res.timed_out or res.exit_code != 0:
+                pipe.fail("timeout" if res.timed_out else f"exit code {res.exit_code}", log_path)
+            elif (problem := compare(pg, "dst_pipe", source_fp)) is not None:
+                pipe.fail(problem)
+            else:
+                pipe.add(res.wall_s, res)
+                log(f"COPY pipe: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+            pg.psql("DROP TABLE IF EXISTS public.bench", db="dst_pipe")  # free the disk
 
-        pipelines = {
-            "pg": ("cdc_bench_pg", "sluice_bench_pg", "postgres"),
-            "null": ("cdc_bench_null", "sluice_bench_null", "null"),
-        }
-        tomls: dict[str, Path] = {}
-        for key, (name, slot, dest) in pipelines.items():
-            tomls[key] = workdir / f"{name}.toml"
-            write_pipeline(tomls[key], name, pg, slot, dest, workdir)
-
-        def initial_copy(key: str, row: Row) -> bool:
-            name, slot, dest = pipelines[key]
+        def initial_copy(key: str, row: Row, rep: int) -> bool:
+            name, slot, dest, db, toml = pipelines[key]
             pg.psql("CHECKPOINT")
             log_path = logs / f"{name}_copy.log"
-            argv = sluice_argv(tomls[key])
-            log(f"initial copy, sluice -> {dest}: {' '.join(argv)}")
+            argv = sluice_argv(toml)
+            log(f"[{rep}/{args.repeat}] initial copy, sluice -> {db or dest}: {' '.join(argv)}")
             bg = Background(argv, log_path, env)
             deadline = time.monotonic() + args.timeout
             streaming = None
@@ -570,48 +623,44 @@ def main() -> int:
             res = bg.stop()
             copied = find_line(log_path, COPY_DONE_RE)
             if streaming is None or copied is None:
-                why = ("timeout" if time.monotonic() >= deadline else
-                       f"exited with {res.exit_code} before streaming")
-                row.fail(why, log_path)
+                row.fail("timeout" if time.monotonic() >= deadline else
+                         f"exited with {res.exit_code} before streaming", log_path)
                 return False
             if res.exit_code != 0:
                 row.fail(f"exit code {res.exit_code} after SIGTERM", log_path)
                 return False
-            row.wall_s = copied[0] - bg.started_wall
-            row.peak_rss_mb = res.peak_rss_kb / 1024
-            row.cpu_s = res.cpu_s
-            row.note = f"sluice's log: copy done in {copied[1].group(1)} s"
+            if db is not None and (problem := compare(pg, db, source_fp)) is not None:
+                row.fail(problem)
+                return False
+            note = ""
             if n := count_warnings(log_path):
-                row.note += f"; {n} warning(s)/error(s) in its log"
-            log(f"sluice -> {dest} initial copy: {row.wall_s:.2f} s from process start "
-                f"({row.note}), peak RSS {row.peak_rss_mb:.1f} MB")
+                note = f"{n} warning(s)/error(s) in its log {log_path.name}"
+            wall = copied[0] - bg.started_wall
+            row.add(wall, res, note=note)
+            log(f"sluice -> {db or dest} initial copy: {wall:.2f} s from process start (its log: "
+                f"done in {copied[1].group(1)} s), peak RSS {res.peak_rss_kb / 1024:.1f} MB")
             return True
 
-        sluice_copy = Row("sluice -> PostgreSQL (exactly once): process start -> \"initial copy done\"")
-        null_copy = Row("sluice -> null (discard): process start -> \"initial copy done\"")
-        copy_rows += [sluice_copy, null_copy]
-        pg_ready = null_ready = False
-        if not have_sluice:
-            for r in (sluice_copy, null_copy):
-                r.status = f"SKIPPED: {sluice} not found"
-            failures += 1  # the benchmark did not measure what it is for
-        else:
-            if initial_copy("pg", sluice_copy):
-                if (problem := compare(pg, "dst", source_fp)) is not None:
-                    sluice_copy.fail(problem)
-                else:
-                    pg_ready = True
-                    # As for the source: no autovacuum in the timed apply,
-                    # statistics for the planner of sluice's UPDATE ... FROM.
-                    pg.psql("ALTER TABLE public.bench SET (autovacuum_enabled = off)", db="dst")
-                    pg.psql("VACUUM ANALYZE public.bench", db="dst")
-            null_ready = initial_copy("null", null_copy)
+        ready: set[str] = set()
+        for rep in range(1, args.repeat + 1):
+            if pipe.status == "ok":
+                copy_pipe(rep)
+            # pg_recvlogical's slot, also before the workload.
+            subprocess.run(["pg_recvlogical", "--create-slot", "-S", f"bench_recv_{rep}", "--plugin",
+                            "pgoutput", "-d", db_url(pg, "src")], env=env, check=True,
+                           capture_output=True, text=True)
+            if not have_sluice:
+                continue
+            if sluice_copy.status == "ok" and initial_copy(f"pg_{rep}", sluice_copy, rep):
+                ready.add(f"pg_{rep}")
+                db = pipelines[f"pg_{rep}"][3]
+                # As for the source: no autovacuum in the timed apply, and
+                # statistics for the planner of sluice's UPDATE ... FROM.
+                pg.psql("ALTER TABLE public.bench SET (autovacuum_enabled = off)", db=db)
+                pg.psql("VACUUM ANALYZE public.bench", db=db)
+            if null_copy.status == "ok" and initial_copy(f"null_{rep}", null_copy, rep):
+                ready.add(f"null_{rep}")
         failures += sum(r.status.startswith("FAILED") for r in copy_rows)
-
-        # pg_recvlogical's slot, also before the workload.
-        subprocess.run(["pg_recvlogical", "--create-slot", "-S", "bench_recv", "--plugin", "pgoutput",
-                        "-d", db_url(pg, "src")], env=env, check=True, capture_output=True,
-                       text=True)
 
         # ---- the workload (untimed for the tools) -------------------------
         pg.psql(WORKLOAD_PROCEDURE, db="src")
@@ -619,10 +668,9 @@ def main() -> int:
         log(f"workload: {n_ins:,} inserts + {n_upd:,} updates in {n_txns:,} transactions of "
             f"{args.txn_rows:,} rows")
         t0 = time.monotonic()
-        src_env_d = dict(env, PGDATABASE="src")
         r = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
                             f"CALL bench_workload({n_rows}, {n_ins}, {n_upd}, {args.txn_rows})"],
-                           env=src_env_d, capture_output=True, text=True)
+                           env=dict(env, PGDATABASE="src"), capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"workload failed: {r.stderr.strip()}")
         workload_s = time.monotonic() - t0
@@ -636,40 +684,39 @@ def main() -> int:
         pg.psql("VACUUM ANALYZE public.bench", db="src")  # untimed, as before the copies
         expected_fp = fingerprint(pg, "src")
 
-        # ---- streaming: one tool after the other --------------------------
-        stream_rows: list[Row] = []
+        # ---- streaming: one tool after the other, R rounds ----------------
         recv = Row("pg_recvlogical, pgoutput -> /dev/null (floor)")
         s_null = Row("sluice -> null (discard)")
         s_pg = Row("sluice -> PostgreSQL (exactly once)")
-        stream_rows += [recv, s_null, s_pg]
-
-        pg.psql("CHECKPOINT")
-        recv_argv = ["pg_recvlogical", "--start", "-S", "bench_recv", "-d", db_url(pg, "src"),
-                     "-o", "proto_version=2", "-o", f"publication_names={PUBLICATION}",
-                     # what sluice asks for too: same work for the walsender
-                     "-o", "streaming=on", "-o", "messages=true",
-                     "-f", "/dev/null", f"--endpos={lsn_str(target)}", "--no-loop"]
-        log(f"streaming, pg_recvlogical: {' '.join(recv_argv)}")
-        recv_log = logs / "pg_recvlogical.log"
-        with WalsenderCpu(pg, "bench_recv") as ws:
-            res = run_measured(recv_argv, log_path=recv_log, env=env, stdin=subprocess.DEVNULL,
-                               timeout_s=args.timeout)
-        if res.timed_out or res.exit_code != 0:
-            recv.fail("timeout" if res.timed_out else f"exit code {res.exit_code}", recv_log)
-        else:
-            recv.wall_s, recv.peak_rss_mb, recv.cpu_s = res.wall_s, res.peak_rss_kb / 1024, res.cpu_s
-            recv.walsender_cpu_s = ws.cpu_s
-            log(f"pg_recvlogical: {res.wall_s:.2f} s, peak RSS {recv.peak_rss_mb:.1f} MB")
-
+        stream_rows = [recv, s_null, s_pg]
         watch = SlotWatch(pg)
 
-        def stream(key: str, row: Row) -> bool:
-            name, slot, dest = pipelines[key]
+        def stream_recv(rep: int) -> None:
+            slot = f"bench_recv_{rep}"
+            pg.psql("CHECKPOINT")
+            argv = ["pg_recvlogical", "--start", "-S", slot, "-d", db_url(pg, "src"),
+                    "-o", "proto_version=2", "-o", f"publication_names={PUBLICATION}",
+                    # what sluice asks for too: the same work for the walsender
+                    "-o", "streaming=on", "-o", "messages=true",
+                    "-f", "/dev/null", f"--endpos={lsn_str(target)}", "--no-loop"]
+            log(f"[{rep}/{args.repeat}] streaming, pg_recvlogical: {' '.join(argv)}")
+            log_path = logs / f"pg_recvlogical_{rep}.log"
+            with WalsenderCpu(pg, slot) as ws:
+                res = run_measured(argv, log_path=log_path, env=env, stdin=subprocess.DEVNULL,
+                                   timeout_s=args.timeout)
+            if res.timed_out or res.exit_code != 0:
+                recv.fail("timeout" if res.timed_out else f"exit code {res.exit_code}", log_path)
+                return
+            recv.add(res.wall_s, res, ws.cpu_s)
+            log(f"pg_recvlogical: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+
+        def stream(key: str, row: Row, rep: int) -> None:
+            name, slot, dest, db, toml = pipelines[key]
             pg.psql("CHECKPOINT")
             log_path = logs / f"{name}_stream.log"
-            argv = sluice_argv(tomls[key])
-            log(f"streaming, sluice -> {dest}: {' '.join(argv)} (until {slot} confirms "
-                f"{lsn_str(target)})")
+            argv = sluice_argv(toml)
+            log(f"[{rep}/{args.repeat}] streaming, sluice -> {db or dest}: {' '.join(argv)} "
+                f"(until {slot} confirms {lsn_str(target)})")
             with WalsenderCpu(pg, slot) as ws:
                 bg = Background(argv, log_path, env)
                 deadline = bg.t0 + args.timeout
@@ -686,42 +733,45 @@ def main() -> int:
             if done_at is None:
                 row.fail("timeout" if time.monotonic() >= deadline else
                          f"exited with {res.exit_code} before confirming the workload", log_path)
-                return False
+                return
             if res.exit_code != 0:
                 row.fail(f"exit code {res.exit_code} after SIGTERM", log_path)
-                return False
+                return
             stopped = find_line(log_path, STOPPED_RE)
             if stopped is None:
                 row.fail("no \"stopped\" line in its log", log_path)
-                return False
-            changes, txns = int(stopped[1].group(2)), int(stopped[1].group(3))
+                return
+            changes, txns, batches = (int(stopped[1].group(k)) for k in (2, 3, 4))
             if changes != n_events or txns != n_txns:
                 row.fail(f"saw {changes:,} changes in {txns:,} transactions, expected "
                          f"{n_events:,} in {n_txns:,}", log_path)
-                return False
-            row.wall_s = done_at - bg.t0
-            row.peak_rss_mb = res.peak_rss_kb / 1024
-            row.cpu_s = res.cpu_s
-            row.walsender_cpu_s = walsender_cpu
+                return
+            if db is not None and (problem := compare(pg, db, expected_fp)) is not None:
+                row.fail(problem)
+                return
+            wall = done_at - bg.t0
             streaming = find_line(log_path, STREAMING_RE)
-            if streaming:
-                row.note = f"start-up {streaming[0] - bg.started_wall:.2f} s, streaming " \
-                           f"{done_wall - streaming[0]:.2f} s"
+            phases = (f"start-up {streaming[0] - bg.started_wall:.2f} s + streaming "
+                      f"{done_wall - streaming[0]:.2f} s" if streaming else "")
+            note = ""
             if n := count_warnings(log_path):
-                row.note += f"; {n} warning(s)/error(s) in its log"
-            log(f"sluice -> {dest}: {row.wall_s:.2f} s ({row.note}), peak RSS "
-                f"{row.peak_rss_mb:.1f} MB")
-            return True
+                note = f"{n} warning(s)/error(s) in its log {log_path.name}"
+            row.add(wall, res, walsender_cpu, note)
+            row.batches.append(batches)
+            log(f"sluice -> {db or dest}: {wall:.2f} s ({phases}; {batches:,} batches), "
+                f"peak RSS {res.peak_rss_kb / 1024:.1f} MB")
 
-        for key, row, ready in (("null", s_null, null_ready), ("pg", s_pg, pg_ready)):
-            if not have_sluice:
-                row.status = f"SKIPPED: {sluice} not found"
-            elif not ready:
-                row.status = "FAILED: its initial copy failed (see above)"
-            else:
-                stream(key, row)
-        if s_pg.status == "ok" and (problem := compare(pg, "dst", expected_fp)) is not None:
-            s_pg.fail(problem)
+        for rep in range(1, args.repeat + 1):
+            if recv.status == "ok":
+                stream_recv(rep)
+            for dest, row in (("null", s_null), ("pg", s_pg)):
+                key = f"{dest}_{rep}"
+                if not have_sluice:
+                    row.status = f"SKIPPED: {sluice} not found"
+                elif key not in ready:
+                    row.status = "FAILED: its initial copy failed (see above)"
+                elif row.status == "ok":
+                    stream(key, row, rep)
         failures += sum(r.status.startswith("FAILED") for r in stream_rows)
 
         # ---- report -------------------------------------------------------
@@ -738,7 +788,8 @@ def main() -> int:
             "stopped. sluice copies with max_table_sync_workers = 2 (ctid ranges, binary COPY). "
             "Both targets are empty tables with the same columns and primary key, and both copies "
             "are verified against the source (count, min/max/sum(id), sum(amount), a hash over "
-            "every row). The null row reads the snapshot and discards it: the source side alone.")
+            "every row). The null row reads the snapshot and discards it: the source side alone. "
+            f"{median_note(args.repeat)}")
         report.append("")
         report.append(f"## Streaming: {n_ins:,} inserts + {n_upd:,} updates = {n_events:,} changes "
                       f"in {n_txns:,} transactions ({wal_mb:.0f} MB of WAL)")
@@ -757,10 +808,16 @@ def main() -> int:
             "includes start-up and the last batch's commit, and then it is stopped with "
             "SIGTERM. events/s = changes / wall s. sluice's count of changes and transactions "
             "(its \"stopped\" log line) must equal the workload's, and after the PostgreSQL run "
-            "dst.bench must equal src.bench (count, sums, row hash). walsender CPU is the "
+            "dst_i.bench must equal src.bench (count, sums, row hash). walsender CPU is the "
             "server process decoding for that client (from /proc, every 0.1 s); client CPU "
             "and peak RSS are the client's (wait4). The PostgreSQL server's memory is not "
-            "counted.")
+            f"counted. {median_note(args.repeat)}")
+        report.append("")
+        for row in (s_null, s_pg):
+            if row.batches:
+                report.append(f"{row.tool} wrote {', '.join(f'{b:,}' for b in row.batches)} "
+                              f"destination batch(es) for the {n_txns:,} transactions "
+                              "(sluice's \"stopped\" log line).")
         report.append("")
         report.extend(target_lines(pipe, sluice_copy, null_copy, recv, s_null, s_pg, n_rows,
                                    n_events))
@@ -813,6 +870,13 @@ def main() -> int:
     return 1 if failures else 0
 
 
+def median_note(repeat: int) -> str:
+    if repeat == 1:
+        return "One run per tool."
+    return (f"Median of {repeat} runs per tool, tools interleaved round by round (peak RSS: the "
+            "largest run).")
+
+
 def sh_quote(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
@@ -852,7 +916,7 @@ def copy_table(rows: list[Row], n_rows: int, pipe: Row) -> list[str]:
             fmt(n_rows / r.wall_s if ok else None, ",.0f"),
             fmt(r.peak_rss_mb if ok else None, ".1f"), fmt(r.cpu_s if ok else None, ".2f"),
             ("1.00x" if r is pipe and ok else fmt(ratio, ".2f") + ("x" if ratio is not None else "")),
-            target, r.status + (f" ({r.note})" if r.note and r.status == "ok" else "")))
+            target, r.result()))
     return lines
 
 
@@ -878,7 +942,7 @@ def stream_table(rows: list[Row], n_events: int, recv: Row) -> list[str]:
             fmt(ratio, ".2f") + ("x" if ratio is not None else ""),
             fmt(r.peak_rss_mb if ok else None, ".1f"), fmt(r.cpu_s if ok else None, ".2f"),
             fmt(r.walsender_cpu_s if ok else None, ".2f"),
-            target, r.status + (f" ({r.note})" if r.note and r.status == "ok" else "")))
+            target, r.result()))
     return lines
 
 
@@ -913,12 +977,12 @@ def target_lines(pipe: Row, sluice_copy: Row, null_copy: Row, recv: Row, s_null:
              ratio <= TARGET_COPY_RATIO)
     else:
         line(f"initial copy <= {TARGET_COPY_RATIO}x the COPY pipe", None, None)
-    rss = [(r.tool.split(':')[0], r.peak_rss_mb) for r in (sluice_copy, null_copy, s_null, s_pg)
-           if ok(r) and r.peak_rss_mb is not None]
-    if rss:
-        peak = max(v for _, v in rss)
-        line(f"sluice peak RSS < {TARGET_PEAK_RSS_MB:.0f} MB (all four sluice runs)",
-             f"{peak:.1f} MB (max of {len(rss)} run(s))", peak < TARGET_PEAK_RSS_MB)
+    measured = [r for r in (sluice_copy, null_copy, s_null, s_pg) if ok(r) and r.peak_rss_mb]
+    if measured:
+        peak = max(r.peak_rss_mb for r in measured)
+        runs = sum(len(r.walls) for r in measured)
+        line(f"sluice peak RSS < {TARGET_PEAK_RSS_MB:.0f} MB (every sluice run)",
+             f"{peak:.1f} MB (largest of {runs} run(s))", peak < TARGET_PEAK_RSS_MB)
     else:
         line(f"sluice peak RSS < {TARGET_PEAK_RSS_MB:.0f} MB", None, None)
     return out

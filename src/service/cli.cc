@@ -136,8 +136,8 @@ int ValidateCommand(const std::string& file) {
 int CliMain(int argc, char** argv) {
   CLI::App app{
       "sluice: a fast ETL engine: files (local or S3) and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, "
-      "files; "
-      "scheduled runs load each new file once"};
+      "files; scheduled runs load each new file once; PostgreSQL change data capture (postgres_cdc) into "
+      "PostgreSQL or JSON lines"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand too
   app.set_version_flag("--version", std::string("sluice ") + kVersion);
