@@ -223,6 +223,35 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
   EXPECT_NE(result.err.find("stopped;"), std::string::npos) << Describe(result);
 }
 
+TEST_F(CdcTest, SameRowChangedManyTimesInOneBatchEndsAsAtTheSource) {
+  Exec("CREATE TABLE t(id int PRIMARY KEY, v int, note text); INSERT INTO t SELECT g, 0, 'seed' FROM "
+       "generate_series(1, 10) g;");
+  CliProcess* proc = Start(Config("\"t\""));
+  ASSERT_NE(proc, nullptr);
+  ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
+  // One transaction: chains of updates of one row, key changes that reuse
+  // a freed key, delete and re-insert of the same key.
+  Exec(R"sql(
+    BEGIN;
+    INSERT INTO t VALUES (100, 1, 'new');
+    UPDATE t SET v = 2 WHERE id = 100;
+    UPDATE t SET id = 101 WHERE id = 100;
+    UPDATE t SET v = 3 WHERE id = 101;
+    DELETE FROM t WHERE id = 101;
+    INSERT INTO t VALUES (101, 4, 'again');
+    UPDATE t SET v = 5 WHERE id = 101;
+    UPDATE t SET id = 200 WHERE id = 1;
+    UPDATE t SET id = 1 WHERE id = 2;
+    UPDATE t SET id = 2 WHERE id = 200;
+    UPDATE t SET v = v + 1;
+    UPDATE t SET v = v + 1 WHERE id % 2 = 0;
+    COMMIT;
+  )sql");
+  // Many small transactions touching the same rows, batched together.
+  for (int i = 0; i < 20; ++i) Exec("UPDATE t SET v = v * 2, note = 'round " + std::to_string(i) + "' WHERE id <= 5");
+  EXPECT_TRUE(WaitEqual({"t"}, proc));
+}
+
 TEST_F(CdcTest, ConfirmedPositionAdvancesWhileOnlyUnpublishedTablesChange) {
   Exec("CREATE TABLE published(id int PRIMARY KEY); CREATE TABLE unpublished(id int, v text);");
   CliProcess* proc = Start(Config("\"published\""));
@@ -379,7 +408,8 @@ TEST_F(CdcTest, TableAddedToThePublicationJoinsWithoutRestart) {
 TEST_F(CdcTest, TableThatCannotBeAppliedErrorsAndIsRetried) {
   Exec("CREATE TABLE good(id int PRIMARY KEY); CREATE TABLE bad(id int PRIMARY KEY, gone text);"
        "INSERT INTO good VALUES (1); INSERT INTO bad VALUES (1, 'x');");
-  CliProcess* proc = Start(Config("\"good\", \"bad\""));
+  // Enough attempts that the retries outlast a slow machine.
+  CliProcess* proc = Start(Config("\"good\", \"bad\"", "", "table_error_retry_max_attempts = 1000\n"));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
   ASSERT_TRUE(WaitEqual({"good", "bad"}, proc));

@@ -99,6 +99,7 @@ class Replicator::Session {
   Lsn confirmed_;
   Lsn received_;
   Lsn start_;
+  Lsn slot_confirmed_;
   bool wrote_incomplete_ = false;
   bool restart_ = false;
   std::optional<Xid> stream_xid_;
@@ -135,8 +136,8 @@ Status Replicator::Session::WaitForSlot(bool* exists) {
   while (true) {
     SLUICE_ASSIGN_OR_RETURN(
         auto rows, catalog_->connection()->Query(
-                       "SELECT active_pid, wal_status, plugin, database = current_database(), slot_type "
-                       "FROM pg_replication_slots WHERE slot_name = $1",
+                       "SELECT active_pid, wal_status, plugin, database = current_database(), slot_type, "
+                       "confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
                        {o_.slot}));
     if (rows.empty()) {
       *exists = false;
@@ -156,6 +157,10 @@ Status Replicator::Session::WaitForSlot(bool* exists) {
     }
     if (!row[0]) {
       *exists = true;
+      if (row[5]) {
+        auto confirmed = Lsn::Parse(*row[5]);
+        if (confirmed.ok()) slot_confirmed_ = *confirmed;
+      }
       return Status::OK();
     }
     if (SteadyMs() > give_up || cancelled()) {
@@ -293,7 +298,8 @@ Status Replicator::Session::Prepare() {
     if (confirmed_ > start_) confirmed_ = Lsn();  // from an earlier slot of another cluster
   } else {
     if (!to_copy.empty()) SLUICE_RETURN_IF_ERROR(SyncWithTemporarySlot(to_copy));
-    start_ = confirmed_;
+    // The server starts at the later of the two anyway.
+    start_ = std::max(confirmed_, slot_confirmed_);
     if (restart_) return Status::OK();
   }
   return Status::OK();
@@ -344,13 +350,16 @@ Status Replicator::Session::Stream() {
       (void)SendStatus();
       return Status::OK();
     }
-    int timeout = batch_.transactions() > 0 ? 50 : 500;
-    SLUICE_ASSIGN_OR_RETURN(auto data, repl_->Receive(timeout));
-    if (data) SLUICE_RETURN_IF_ERROR(HandleCopyData(*data));
     if (restart_) {
+      // Nothing more may be received (or confirmed) in this session: what
+      // is not complete is streamed again by the next one.
       if (!in_txn_ && !stream_xid_ && spill_.empty()) SLUICE_RETURN_IF_ERROR(Flush(true));
       return Status::OK();
     }
+    int timeout = batch_.transactions() > 0 ? 50 : 500;
+    SLUICE_ASSIGN_OR_RETURN(auto data, repl_->Receive(timeout));
+    if (data) SLUICE_RETURN_IF_ERROR(HandleCopyData(*data));
+    if (restart_) continue;
     const int64_t now = SteadyMs();
     if (!in_txn_ && batch_.transactions() > 0 && now - batch_started_ms_ >= o_.batch_max_fill_ms) {
       SLUICE_RETURN_IF_ERROR(Flush(true));
@@ -372,8 +381,8 @@ Status Replicator::Session::HandleCopyData(std::string_view data) {
     received_ = std::max(received_, keepalive->wal_end);
     // Idle: nothing received is waiting for the destination, so the server
     // may forget everything up to its WAL end (unpublished tables' WAL).
-    if (!in_txn_ && batch_.transactions() == 0 && batch_.empty() && !wrote_incomplete_ && spill_.empty() &&
-        !stream_xid_ && keepalive->wal_end > confirmed_) {
+    if (!restart_ && !in_txn_ && batch_.transactions() == 0 && batch_.empty() && !wrote_incomplete_ &&
+        spill_.empty() && !stream_xid_ && keepalive->wal_end > confirmed_) {
       confirmed_ = keepalive->wal_end;
       return SendStatus();
     }
@@ -400,7 +409,8 @@ Status Replicator::Session::BeginTxn(Lsn commit_lsn, PgTimestamp time, Xid xid) 
 Status Replicator::Session::CommitTxn(Lsn end_lsn) {
   in_txn_ = false;
   if (skip_txn_) return Status::OK();
-  if (batch_.transactions() == 0 && batch_.empty() && !wrote_incomplete_) batch_started_ms_ = SteadyMs();
+  // The fill time counts from the batch's first complete transaction.
+  if (batch_.transactions() == 0 && !wrote_incomplete_) batch_started_ms_ = SteadyMs();
   batch_.FinishTransaction(txn_first_event_, end_lsn.value());
   r_.stats_.transactions++;
   r_.stats_.last_commit_time_us = PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
