@@ -12,6 +12,7 @@
 #include "harness/temp_dir.h"
 #include "state/migrations.h"
 #include "state/state_store.h"
+#include "state/test_checkpoint_client.h"
 
 namespace sluice::state {
 namespace {
@@ -483,53 +484,7 @@ TEST(SqliteCdcStore, CreatesTheDirectoryAndLsnBeyondInt64IsRefused) {
 }
 
 // --- PostgreSQL only --------------------------------------------------------
-
-/// A plain libpq connection, as a destination has.
-class TestConnection {
- public:
-  explicit TestConnection(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
-    EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << PQerrorMessage(conn_);
-  }
-  ~TestConnection() { PQfinish(conn_); }
-  TestConnection(const TestConnection&) = delete;
-  TestConnection& operator=(const TestConnection&) = delete;
-
-  void Exec(const std::string& sql) {
-    PGresult* r = PQexec(conn_, sql.c_str());
-    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(conn_);
-    PQclear(r);
-  }
-  /// Rows affected, or -1 on error.
-  int64_t Run(const CommitStatement& st) {
-    std::vector<const char*> values;
-    for (const auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* r = PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                               nullptr, nullptr, 0);
-    int64_t affected = -1;
-    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-      affected = std::stoll(PQcmdTuples(r));
-    } else {
-      ADD_FAILURE() << PQresultErrorMessage(r);
-    }
-    PQclear(r);
-    return affected;
-  }
-  /// Runs the statements in one transaction, committing only if each
-  /// affected the rows it expects; returns whether it committed.
-  bool Commit(const std::vector<CommitStatement>& statements) {
-    Exec("BEGIN");
-    bool ok = true;
-    for (const auto& st : statements) {
-      int64_t affected = Run(st);
-      if (st.expect_rows >= 0 && affected != st.expect_rows) ok = false;
-    }
-    Exec(ok ? "COMMIT" : "ROLLBACK");
-    return ok;
-  }
-
- private:
-  PGconn* conn_;
-};
+using TestConnection = sluice::state::test_support::CheckpointClient;
 
 class PostgresCdcStoreTest : public ::testing::Test {
  protected:

@@ -1,4 +1,5 @@
 #include "state/state_store.h"
+#include "state/test_checkpoint_client.h"
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -745,54 +746,7 @@ TEST(SqliteStateStore, RunLockFilesLieNextToTheDatabaseWithSafeNames) {
 }
 
 // --- PostgreSQL only --------------------------------------------------------
-
-/// A libpq connection of the test itself: the "destination" that runs
-/// checkpoint statements in its own transaction.
-class TestConnection {
- public:
-  explicit TestConnection(const std::string& url) : conn_(PQconnectdb(url.c_str())) {
-    EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << PQerrorMessage(conn_);
-  }
-  ~TestConnection() { PQfinish(conn_); }
-  TestConnection(const TestConnection&) = delete;
-  TestConnection& operator=(const TestConnection&) = delete;
-
-  void Exec(const std::string& sql) {
-    PGresult* r = PQexec(conn_, sql.c_str());
-    EXPECT_EQ(PQresultStatus(r), PGRES_COMMAND_OK) << sql << ": " << PQerrorMessage(conn_);
-    PQclear(r);
-  }
-  /// Rows affected, or -1 on error.
-  int64_t Run(const CheckpointStatement& st) {
-    std::vector<const char*> values;
-    for (const auto& p : st.params) values.push_back(p ? p->c_str() : nullptr);
-    PGresult* r = PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                               nullptr, nullptr, 0);
-    int64_t affected = -1;
-    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
-      affected = std::stoll(PQcmdTuples(r));
-    } else {
-      ADD_FAILURE() << PQresultErrorMessage(r);
-    }
-    PQclear(r);
-    return affected;
-  }
-  /// Runs the statements in one transaction, committing only if each
-  /// affected the rows it expects; returns whether it committed.
-  bool Load(const std::vector<CheckpointStatement>& statements) {
-    Exec("BEGIN");
-    bool ok = true;
-    for (const auto& st : statements) {
-      int64_t affected = Run(st);
-      if (st.expect_rows >= 0 && affected != st.expect_rows) ok = false;
-    }
-    Exec(ok ? "COMMIT" : "ROLLBACK");
-    return ok;
-  }
-
- private:
-  PGconn* conn_;
-};
+using TestConnection = sluice::state::test_support::CheckpointClient;
 
 class PostgresStateStoreTest : public ::testing::Test {
  protected:
@@ -826,7 +780,7 @@ TEST_F(PostgresStateStoreTest, MarkLoadedStatementsAffectNoRowWhenTheSameEtagWas
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   ASSERT_EQ(first->size(), 2u);
   for (const auto& st : *first) EXPECT_EQ(st.expect_rows, 1);
-  EXPECT_TRUE(dest.Load(*first));
+  EXPECT_TRUE(dest.Commit(*first));
   auto fresh = store->FilterNew("p", {Obj("a", "e1"), Obj("b,{\"x\"}", "e1")});
   ASSERT_TRUE(fresh.ok());
   EXPECT_TRUE(fresh->empty());
@@ -838,13 +792,13 @@ TEST_F(PostgresStateStoreTest, MarkLoadedStatementsAffectNoRowWhenTheSameEtagWas
   auto again = store->MarkLoadedStatements("p", 8, {Obj("a", "e1")});
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(dest.Run(again->at(0)), 0);
-  EXPECT_FALSE(dest.Load(*again));
+  EXPECT_FALSE(dest.Commit(*again));
   EXPECT_EQ(Scalar("SELECT run_id FROM sluice.file_ledger WHERE key = 'a'"), "7");
 
   // A changed object is loaded again, and its first version stays.
   auto changed = store->MarkLoadedStatements("p", 9, {Obj("a", "e2", 99)});
   ASSERT_TRUE(changed.ok());
-  EXPECT_TRUE(dest.Load(*changed));
+  EXPECT_TRUE(dest.Commit(*changed));
   EXPECT_EQ(Scalar("SELECT string_agg(etag || ' ' || size || ' ' || run_id, ', ' ORDER BY etag) "
                    "FROM sluice.file_ledger WHERE key = 'a'"),
             "e1 10 7, e2 99 9");
@@ -856,13 +810,13 @@ TEST_F(PostgresStateStoreTest, MarkLoadedStatementsAffectNoRowWhenTheSameEtagWas
   for (const char* etag : {"e1", "e2"}) {
     auto late = store->MarkLoadedStatements("p", 10, {Obj("b,{\"x\"}", "e2"), Obj("a", etag)});
     ASSERT_TRUE(late.ok());
-    EXPECT_FALSE(dest.Load(*late)) << etag;
+    EXPECT_FALSE(dest.Commit(*late)) << etag;
   }
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger"), "3");
   // The same version in another pipeline is that pipeline's business.
   auto elsewhere = store->MarkLoadedStatements("q", 11, {Obj("a", "e1")});
   ASSERT_TRUE(elsewhere.ok());
-  EXPECT_TRUE(dest.Load(*elsewhere));
+  EXPECT_TRUE(dest.Commit(*elsewhere));
 }
 
 TEST_F(PostgresStateStoreTest, ConcurrentLoadsOfDifferentVersionsOfAKeyBothCommit) {

@@ -524,5 +524,42 @@ TEST(CdcErrors, WalLevelNotLogicalIsReportedAtOnce) {
   EXPECT_NE(r.err.find("wal_level = logical"), std::string::npos) << Describe(r);
 }
 
+TEST(CdcErrors, InvalidatedSlotIsReportedWithWhatToDo) {
+  PgServerOptions options;
+  options.extra_settings = {"max_slot_wal_keep_size = '1MB'", "max_wal_size = '32MB'", "min_wal_size = '32MB'"};
+  auto server = PgServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  PgServer* pg = server->get();
+  ASSERT_TRUE(pg->Exec("postgres", "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')").ok());
+  TempDir dir;
+  std::string toml = "[source]\ntype = \"postgres_cdc\"\nurl = '" + pg->Url("postgres") +
+                     "'\npublication = \"pub\"\ntables = [\"t\"]\nslot = \"doomed\"\n[destination]\ntype = "
+                     "\"null\"\n[state]\npath = '" +
+                     dir.path() + "/state.db'\n";
+  std::string file = dir.Write("cdc.toml", toml);
+  {
+    auto proc = CliProcess::Start({"run", file});
+    ASSERT_TRUE(proc.ok());
+    ASSERT_TRUE((*proc)->WaitForOutput("streaming from slot", 60000)) << (*proc)->StderrSoFar();
+    (*proc)->Kill(SIGTERM);
+    EXPECT_EQ((*proc)->Wait().exit_code, 0);
+  }
+  // While sluice is stopped, far more WAL than the slot may keep.
+  std::string status;
+  for (int i = 0; i < 20 && status != "lost"; ++i) {
+    ASSERT_TRUE(pg->Exec("postgres", "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(" +
+                                         std::to_string(i * 20000 + 2) + ", " + std::to_string(i * 20000 + 20001) +
+                                         ") g; SELECT pg_switch_wal(); CHECKPOINT;")
+                    .ok());
+    status = pg->QueryScalar("postgres", "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'doomed'")
+                 .ValueOr("?");
+  }
+  ASSERT_EQ(status, "lost");
+  auto r = RunPipeline(dir, toml, CliOptions{}, "again.toml");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("replication slot doomed was invalidated"), std::string::npos) << Describe(r);
+  EXPECT_NE(r.err.find("pg_drop_replication_slot('doomed')"), std::string::npos) << Describe(r);
+}
+
 }  // namespace
 }  // namespace sluice::e2e
