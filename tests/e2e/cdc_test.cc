@@ -403,6 +403,20 @@ TEST_F(CdcTest, TableAddedToThePublicationJoinsWithoutRestart) {
        "< 100; INSERT INTO first VALUES (2);");
   EXPECT_TRUE(WaitEqual({"first", "later"}, proc));
   EXPECT_NE(proc->StderrSoFar().find("later joined the publication"), std::string::npos) << proc->StderrSoFar();
+
+  // A table without a usable replica identity that joins later errors
+  // alone, with its name; the others go on.
+  Exec("CREATE TABLE keyless(a int); ALTER PUBLICATION pub ADD TABLE keyless;");
+  std::string state;
+  for (int i = 0; i < 150 && state.find("errored") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    state = Scalar("SELECT state || ' ' || coalesce(error, '') FROM sluice.cdc_table_states WHERE table_name = "
+                   "'public.keyless'");
+  }
+  EXPECT_NE(state.find("public.keyless has no usable replica identity"), std::string::npos) << state;
+  Exec("INSERT INTO first VALUES (3); UPDATE later SET v = 'again' WHERE id = 1;");
+  EXPECT_TRUE(WaitEqual({"first", "later"}, proc));
+  EXPECT_TRUE(proc->Running());
 }
 
 TEST_F(CdcTest, TableThatCannotBeAppliedErrorsAndIsRetried) {

@@ -284,7 +284,14 @@ Status Replicator::Session::Prepare() {
     }
     if (!copy) continue;
     auto described = catalog_->DescribeTable(table.id);
-    if (!described.ok()) return described.status();
+    if (!described.ok()) {
+      // At the first start a bad table stops everything (fix the config);
+      // one that joins a running pipeline errors alone.
+      if (!exists || states_.empty() || described.status().retryable()) return described.status();
+      states_[table.id].table_name = table.QualifiedName();
+      SLUICE_RETURN_IF_ERROR(MarkErrored(table.id, described.status()));
+      continue;
+    }
     to_copy.push_back(*described);
   }
 
@@ -443,6 +450,8 @@ Status Replicator::Session::HandleMessage(std::string_view raw, const PgoutputMe
     start_message.push_back(0);
     SLUICE_RETURN_IF_ERROR(replay.Decode(start_message, &replayed));
     Status status = spill_.Replay(commit->xid, [&](std::string_view stored) -> Status {
+      // A long replay still stops promptly; the transaction is streamed again.
+      if (cancelled()) return Status::Cancelled("stopped while applying a streamed transaction");
       SLUICE_RETURN_IF_ERROR(replay.Decode(stored, &replayed));
       if (const auto* relation = std::get_if<RelationMessage>(&replayed)) return HandleRelation(*relation);
       if (skip_txn_) return Status::OK();
