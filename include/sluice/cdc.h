@@ -265,8 +265,8 @@ struct TableSyncStatus {
   /// kSyncDone/kReady: the copy's snapshot point; the stream applies
   /// transactions that commit at or after it.
   CdcLsn lsn = 0;
-  int attempts = 0;            // failed attempts so far (errored)
-  std::string error;           // last error, for operators
+  int attempts = 0;              // failed attempts so far (errored)
+  std::string error;             // last error, for operators
   int64_t retry_at_unix_ms = 0;  // errored: when to try again; 0 = manual
 };
 
@@ -298,7 +298,9 @@ class CdcStateStore {
   /// The LSN statement affects no row if a newer LSN is stored, which rolls
   /// the destination transaction back: a second writer cannot apply twice.
   virtual std::vector<CommitStatement> ConfirmedLsnStatements(CdcLsn /*lsn*/) const { return {}; }
-  virtual std::vector<CommitStatement> TableStateStatements(const TableSyncStatus& /*status*/) const { return {}; }
+  virtual std::vector<CommitStatement> TableStateStatements(const TableSyncStatus& /*status*/) const {
+    return {};
+  }
 };
 
 /// Removes what a pipeline left behind.

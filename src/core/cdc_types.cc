@@ -34,7 +34,7 @@ const char* ChangeOpName(ChangeOp op) {
 }
 
 namespace {
-constexpr const char* kStateNames[] = {"init",      "data_sync", "finished_copy", "sync_wait",
+constexpr const char* kStateNames[] = {"init",     "data_sync", "finished_copy", "sync_wait",
                                        "catch_up", "sync_done", "ready",         "errored"};
 }  // namespace
 

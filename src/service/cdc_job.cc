@@ -34,10 +34,12 @@ Result<std::string> ValidateCdcPipeline(const PipelineConfig& config) {
   SLUICE_RETURN_IF_ERROR(catalog->EnsurePublication(config.source.publication, config.source.tables, false));
   auto published = catalog->PublicationTables(config.source.publication);
   if (published.ok()) {
-    report += "  publication " + config.source.publication + ": " + std::to_string(published->size()) + " table(s)\n";
+    report += "  publication " + config.source.publication + ": " + std::to_string(published->size()) +
+              " table(s)\n";
     for (const auto& table : *published) {
       SLUICE_ASSIGN_OR_RETURN(auto described, catalog->DescribeTable(table.id));
-      report += "    " + table.QualifiedName() + ": " + std::to_string(described->columns.size()) + " columns\n";
+      report +=
+          "    " + table.QualifiedName() + ": " + std::to_string(described->columns.size()) + " columns\n";
     }
   } else {
     report += "  publication " + config.source.publication + ": will be created for " +
@@ -88,9 +90,10 @@ Result<std::unique_ptr<CdcJob>> CdcJob::Make(const PipelineConfig& config, const
   options.batch_max_rows = config.batch.max_rows;
   options.batch_max_bytes = config.batch.max_bytes;
   options.batch_max_fill_ms = config.batch.max_fill_ms;
-  options.spill_directory = (config.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
-                                                                  : config.engine.temp_directory) +
-                            "/sluice-spill";
+  options.spill_directory =
+      (config.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
+                                            : config.engine.temp_directory) +
+      "/sluice-spill";
   options.cancel = cancel;
   job->replicator_ = std::make_unique<cdc::Replicator>(options, job->destination_.get(), job->store_.get());
   return job;
@@ -103,10 +106,11 @@ const cdc::ReplicatorStats& CdcJob::stats() const { return replicator_->stats();
 Status CdcJob::Run() {
   Status status = replicator_->Run();
   const auto& stats = replicator_->stats();
-  spdlog::info("pipeline {}: stopped; {} row(s) copied, {} change(s) in {} transaction(s), {} batch(es), "
-               "confirmed up to {}",
-               name_, stats.copied_rows.load(), stats.events.load(), stats.transactions.load(), stats.batches.load(),
-               CdcLsnToString(stats.confirmed_lsn.load()));
+  spdlog::info(
+      "pipeline {}: stopped; {} row(s) copied, {} change(s) in {} transaction(s), {} batch(es), "
+      "confirmed up to {}",
+      name_, stats.copied_rows.load(), stats.events.load(), stats.transactions.load(), stats.batches.load(),
+      CdcLsnToString(stats.confirmed_lsn.load()));
   return status;
 }
 

@@ -120,9 +120,9 @@ int ValidateCommand(const std::string& file) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), config.status().message().c_str());
     return ExitCodeFor(config.status());
   }
-  auto report = config->source.is_cdc()                                  ? ValidateCdcPipeline(*config)
+  auto report = config->source.is_cdc()                                     ? ValidateCdcPipeline(*config)
                 : config->source.is_incremental() || config->source.is_s3() ? ValidateBatchJob(*config)
-                                                                          : ValidatePipeline(*config);
+                                                                            : ValidatePipeline(*config);
   if (!report.ok()) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), report.status().message().c_str());
     return ExitCodeFor(report.status());
@@ -150,7 +150,8 @@ int CliMain(int argc, char** argv) {
   std::string run_file;
   bool once = false;
   std::string progress = "auto";
-  auto* run = app.add_subcommand("run", "Run a pipeline (once, on its [schedule], or continuously for postgres_cdc)");
+  auto* run =
+      app.add_subcommand("run", "Run a pipeline (once, on its [schedule], or continuously for postgres_cdc)");
   run->add_option("FILE", run_file, "Pipeline TOML file")->required();
   run->add_flag("--once", once, "Run a single time even when the file has a schedule");
   run->add_option("--progress", progress, "Progress line on stderr: auto (when a terminal), always, never")

@@ -299,11 +299,13 @@ Status ValidateCdcConfig(PipelineConfig* cfg) {
   if (src.slot.empty()) {
     src.slot = "sluice_";
     for (char c : cfg->name) {
-      src.slot.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_');
+      src.slot.push_back(std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c))
+                                                                     : '_');
     }
   }
   for (char c : src.slot) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_')) {
       return Status::InvalidArgument("[source] slot '" + src.slot +
                                      "': replication slot names use only lower-case letters, digits and _");
     }
@@ -319,21 +321,26 @@ Status ValidateCdcConfig(PipelineConfig* cfg) {
     return Status::InvalidArgument("[source] publication_refresh_ms must be at least 100");
   }
   if (cfg->batch.max_rows < 1 || cfg->batch.max_bytes < 1024 || cfg->batch.max_fill_ms < 0) {
-    return Status::InvalidArgument("[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
+    return Status::InvalidArgument(
+        "[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
   }
   if (!cfg->transform_sql.empty()) {
-    return Status::InvalidArgument("[transform] is not supported for postgres_cdc sources (changes are applied as "
-                                   "they are)");
+    return Status::InvalidArgument(
+        "[transform] is not supported for postgres_cdc sources (changes are applied as "
+        "they are)");
   }
   if (cfg->schedule) {
     return Status::InvalidArgument("[schedule] does not apply to postgres_cdc: it replicates continuously");
   }
   const std::string& type = cfg->destination.type;
   if (type == "postgres") {
-    if (cfg->destination.url.empty()) return Status::InvalidArgument("[destination] url is required for postgres");
-    if (cfg->destination.schema.empty()) return Status::InvalidArgument("[destination] schema must not be empty");
+    if (cfg->destination.url.empty())
+      return Status::InvalidArgument("[destination] url is required for postgres");
+    if (cfg->destination.schema.empty())
+      return Status::InvalidArgument("[destination] schema must not be empty");
   } else if (type == "file") {
-    if (cfg->destination.path.empty()) return Status::InvalidArgument("[destination] path is required for file");
+    if (cfg->destination.path.empty())
+      return Status::InvalidArgument("[destination] path is required for file");
   } else if (type != "stdout" && type != "memory" && type != "null") {
     return Status::InvalidArgument("[destination] type '" + type +
                                    "' cannot take changes; use postgres, stdout, file, memory or null");

@@ -192,17 +192,20 @@ url = "postgresql://postgres@127.0.0.1:5432/replica"
 }
 
 TEST(ParsePipelineConfig, CdcSlotDefaultsToThePipelineNameAndBadOnesAreRejected) {
-  const std::string base = "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://h/db\"\npublication = \"p\"\n";
+  const std::string base =
+      "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://h/db\"\npublication = \"p\"\n";
   auto cfg = ParsePipelineConfig(base + "[destination]\ntype = \"stdout\"\n", "dir/My-Orders.toml");
   ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
   EXPECT_EQ(cfg->source.slot, "sluice_my_orders");
   auto bad = ParsePipelineConfig(base + "slot = \"Bad-Slot\"\n[destination]\ntype = \"stdout\"\n", "x.toml");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("[source] slot"), std::string::npos);
-  auto dest = ParsePipelineConfig(base + "[destination]\ntype = \"duckdb\"\npath = \"x.db\"\ntable = \"t\"\n", "x.toml");
+  auto dest = ParsePipelineConfig(base + "[destination]\ntype = \"duckdb\"\npath = \"x.db\"\ntable = \"t\"\n",
+                                  "x.toml");
   ASSERT_FALSE(dest.ok());
   EXPECT_NE(dest.status().message().find("cannot take changes"), std::string::npos);
-  auto sched = ParsePipelineConfig(base + "[destination]\ntype = \"stdout\"\n[schedule]\nevery = \"1h\"\n", "x.toml");
+  auto sched =
+      ParsePipelineConfig(base + "[destination]\ntype = \"stdout\"\n[schedule]\nevery = \"1h\"\n", "x.toml");
   ASSERT_FALSE(sched.ok());
   EXPECT_NE(sched.status().message().find("continuously"), std::string::npos);
 }

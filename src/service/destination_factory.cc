@@ -4,10 +4,10 @@
 
 #include "core/redact.h"
 #include "destinations/null/null_destination.h"
-#include "io/s3/s3_client.h"
-#include "io/postgres/pg_connection.h"
 #include "destinations/postgres/pg_types.h"
 #include "destinations/postgres/postgres_destination.h"
+#include "io/postgres/pg_connection.h"
+#include "io/s3/s3_client.h"
 
 namespace sluice::service {
 

@@ -330,7 +330,8 @@ class Worker {
             &cdc_seen_.reconnects);
     advance("sluice_cdc_spilled_bytes_total", "Bytes of streamed transactions spilled to disk",
             stats.spilled_bytes.load(), &cdc_seen_.spilled);
-    r.Gauge("sluice_cdc_confirmed_lsn", "WAL position confirmed to the source (durable in the destination)", labels)
+    r.Gauge("sluice_cdc_confirmed_lsn", "WAL position confirmed to the source (durable in the destination)",
+            labels)
         .Set(static_cast<double>(stats.confirmed_lsn.load()));
     r.Gauge("sluice_cdc_last_commit_timestamp_seconds",
             "Source commit time of the last transaction handed to the destination", labels)

@@ -62,14 +62,18 @@ class CdcTest : public ::testing::Test {
     }
     // Free the slot so that the server's slot count does not run out.
     for (int i = 0; i < 50; ++i) {
-      auto dropped = pg_->Exec(db_, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
-                                    "slot_name = '" + slot_ + "'");
+      auto dropped = pg_->Exec(db_,
+                               "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                               "slot_name = '" +
+                                   slot_ + "'");
       if (dropped.ok()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
 
-  void Exec(const std::string& sql) { ASSERT_TRUE(pg_->Exec(db_, sql).ok()) << pg_->Exec(db_, sql).ToString(); }
+  void Exec(const std::string& sql) {
+    ASSERT_TRUE(pg_->Exec(db_, sql).ok()) << pg_->Exec(db_, sql).ToString();
+  }
   std::string Scalar(const std::string& sql) {
     auto v = pg_->QueryScalar(db_, sql);
     return v.ok() ? *v : "ERROR: " + v.status().message();
@@ -102,10 +106,11 @@ class CdcTest : public ::testing::Test {
   /// Rows that differ between public.T and replica.T (EXCEPT ALL both ways);
   /// "" when equal.
   std::string Diff(const std::string& table) {
-    auto v = pg_->QueryScalar(db_, "SELECT (SELECT count(*) FROM (SELECT s::text FROM public." + table +
-                                       " s EXCEPT ALL SELECT r::text FROM replica." + table +
-                                       " r) a) || ' ' || (SELECT count(*) FROM (SELECT r::text FROM replica." +
-                                       table + " r EXCEPT ALL SELECT s::text FROM public." + table + " s) b)");
+    auto v =
+        pg_->QueryScalar(db_, "SELECT (SELECT count(*) FROM (SELECT s::text FROM public." + table +
+                                  " s EXCEPT ALL SELECT r::text FROM replica." + table +
+                                  " r) a) || ' ' || (SELECT count(*) FROM (SELECT r::text FROM replica." +
+                                  table + " r EXCEPT ALL SELECT s::text FROM public." + table + " s) b)");
     if (!v.ok()) return v.status().message();
     return *v == "0 0" ? "" : "source-only/replica-only rows: " + *v;
   }
@@ -172,7 +177,8 @@ INSERT INTO byindex SELECT 'c' || g, g, NULL FROM generate_series(1, 100) g;
 
 TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
   Exec(kTypesTable);
-  CliProcess* proc = Start(Config("\"public.alltypes\", \"public.plain\", \"public.nokey\", \"public.byindex\""));
+  CliProcess* proc =
+      Start(Config("\"public.alltypes\", \"public.plain\", \"public.nokey\", \"public.byindex\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
   ASSERT_TRUE(WaitEqual({"alltypes", "plain", "nokey", "byindex"}, proc));
@@ -211,11 +217,13 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
   // The update that did not touch `big` kept its 100,000 characters.
   EXPECT_EQ(Scalar("SELECT length(big) FROM replica.alltypes WHERE id = 1"), "100000");
   // The large transactions really were streamed.
-  EXPECT_NE(Scalar("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = '" + slot_ + "'"), "0");
+  EXPECT_NE(Scalar("SELECT stream_txns FROM pg_stat_replication_slots WHERE slot_name = '" + slot_ + "'"),
+            "0");
   EXPECT_EQ(Scalar("SELECT count(*) FROM replica.plain WHERE note = 'rolled back' OR note = 'aborted'"), "0");
   // Table states and the confirmed position are in the state store.
-  EXPECT_EQ(Scalar("SELECT string_agg(state, ',') FROM (SELECT DISTINCT state FROM sluice.cdc_table_states) s"),
-            "ready");
+  EXPECT_EQ(
+      Scalar("SELECT string_agg(state, ',') FROM (SELECT DISTINCT state FROM sluice.cdc_table_states) s"),
+      "ready");
 
   proc->Kill(SIGTERM);
   auto result = proc->Wait();
@@ -224,8 +232,9 @@ TEST_F(CdcTest, EveryTypeRoundTripsThroughCopyAndStreaming) {
 }
 
 TEST_F(CdcTest, SameRowChangedManyTimesInOneBatchEndsAsAtTheSource) {
-  Exec("CREATE TABLE t(id int PRIMARY KEY, v int, note text); INSERT INTO t SELECT g, 0, 'seed' FROM "
-       "generate_series(1, 10) g;");
+  Exec(
+      "CREATE TABLE t(id int PRIMARY KEY, v int, note text); INSERT INTO t SELECT g, 0, 'seed' FROM "
+      "generate_series(1, 10) g;");
   CliProcess* proc = Start(Config("\"t\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
@@ -248,7 +257,8 @@ TEST_F(CdcTest, SameRowChangedManyTimesInOneBatchEndsAsAtTheSource) {
     COMMIT;
   )sql");
   // Many small transactions touching the same rows, batched together.
-  for (int i = 0; i < 20; ++i) Exec("UPDATE t SET v = v * 2, note = 'round " + std::to_string(i) + "' WHERE id <= 5");
+  for (int i = 0; i < 20; ++i)
+    Exec("UPDATE t SET v = v * 2, note = 'round " + std::to_string(i) + "' WHERE id <= 5");
   EXPECT_TRUE(WaitEqual({"t"}, proc));
 }
 
@@ -257,26 +267,29 @@ TEST_F(CdcTest, ConfirmedPositionAdvancesWhileOnlyUnpublishedTablesChange) {
   CliProcess* proc = Start(Config("\"published\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
-  for (int i = 0; i < 20; ++i) Exec("INSERT INTO unpublished SELECT g, md5(g::text) FROM generate_series(1, 2000) g");
+  for (int i = 0; i < 20; ++i)
+    Exec("INSERT INTO unpublished SELECT g, md5(g::text) FROM generate_series(1, 2000) g");
   const std::string target = Scalar("SELECT pg_current_wal_lsn()");
   std::string behind = "1";
   for (int i = 0; i < 300 && behind != "0"; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    behind = Scalar("SELECT (confirmed_flush_lsn < '" + target + "')::int FROM pg_replication_slots WHERE slot_name = '" +
-                    slot_ + "'");
+    behind = Scalar("SELECT (confirmed_flush_lsn < '" + target +
+                    "')::int FROM pg_replication_slots WHERE slot_name = '" + slot_ + "'");
   }
   EXPECT_EQ(behind, "0") << "slot still behind " << target << "\n" << proc->StderrSoFar();
 }
 
 TEST_F(CdcTest, ChangeEventsAsJsonLines) {
-  Exec("CREATE TABLE items(id int PRIMARY KEY, name text, price numeric, ok bool, doc jsonb);"
-       "INSERT INTO items VALUES (1, 'one', 1.5, true, '{\"a\": 1}')");
+  Exec(
+      "CREATE TABLE items(id int PRIMARY KEY, name text, price numeric, ok bool, doc jsonb);"
+      "INSERT INTO items VALUES (1, 'one', 1.5, true, '{\"a\": 1}')");
   std::string out = dir_.path() + "/events.jsonl";
   CliProcess* proc = Start(Config("\"items\"", "[destination]\ntype = \"file\"\npath = '" + out + "'\n"));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
-  Exec("INSERT INTO items VALUES (2, 'two', NULL, false, NULL); UPDATE items SET name = 'uno' WHERE id = 1;"
-       "UPDATE items SET id = 3 WHERE id = 2; DELETE FROM items WHERE id = 1; TRUNCATE items;");
+  Exec(
+      "INSERT INTO items VALUES (2, 'two', NULL, false, NULL); UPDATE items SET name = 'uno' WHERE id = 1;"
+      "UPDATE items SET id = 3 WHERE id = 2; DELETE FROM items WHERE id = 1; TRUNCATE items;");
   std::string text;
   for (int i = 0; i < 200; ++i) {
     std::ifstream in(out);
@@ -285,18 +298,20 @@ TEST_F(CdcTest, ChangeEventsAsJsonLines) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_NE(text.find("{\"op\":\"copy_start\",\"table\":\"public.items\"}"), std::string::npos) << text;
-  EXPECT_NE(text.find("{\"op\":\"copy\",\"table\":\"public.items\",\"new\":{\"id\":1,\"name\":\"one\",\"price\":"
-                      "\"1.5\",\"ok\":true,\"doc\":{\"a\": 1}}}"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("{\"op\":\"copy\",\"table\":\"public.items\",\"new\":{\"id\":1,\"name\":\"one\",\"price\":"
+                "\"1.5\",\"ok\":true,\"doc\":{\"a\": 1}}}"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("\"op\":\"insert\",\"table\":\"public.items\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"new\":{\"id\":2,\"name\":\"two\",\"price\":null,\"ok\":false,\"doc\":null}"),
             std::string::npos)
       << text;
   // The key change carries the old key; the delete carries only the key.
-  EXPECT_NE(text.find("\"new\":{\"id\":3,\"name\":\"two\",\"price\":null,\"ok\":false,\"doc\":null},\"old_key\":{"
-                      "\"id\":2}}"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("\"new\":{\"id\":3,\"name\":\"two\",\"price\":null,\"ok\":false,\"doc\":null},\"old_key\":{"
+                "\"id\":2}}"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("\"op\":\"delete\",\"table\":\"public.items\""), std::string::npos) << text;
   EXPECT_NE(text.find("\"old_key\":{\"id\":1}}"), std::string::npos) << text;
@@ -306,11 +321,12 @@ TEST_F(CdcTest, ChangeEventsAsJsonLines) {
 }
 
 TEST_F(CdcTest, KillNineDuringCopyAndStreamingLosesAndRepeatsNothing) {
-  Exec("CREATE TABLE big(id bigint PRIMARY KEY, v text, n int);"
-       "INSERT INTO big SELECT g, md5(g::text), 0 FROM generate_series(1, 300000) g;"
-       // No key: a repeated insert would show up as a duplicate row.
-       "CREATE TABLE events(id bigint, v text); ALTER TABLE events REPLICA IDENTITY FULL;"
-       "INSERT INTO events SELECT g, 'seed' FROM generate_series(1, 1000) g;");
+  Exec(
+      "CREATE TABLE big(id bigint PRIMARY KEY, v text, n int);"
+      "INSERT INTO big SELECT g, md5(g::text), 0 FROM generate_series(1, 300000) g;"
+      // No key: a repeated insert would show up as a duplicate row.
+      "CREATE TABLE events(id bigint, v text); ALTER TABLE events REPLICA IDENTITY FULL;"
+      "INSERT INTO events SELECT g, 'seed' FROM generate_series(1, 1000) g;");
   const std::string toml = Config("\"big\", \"events\"");
   std::mt19937 rng(std::random_device{}());
   SCOPED_TRACE("seed-free random kill points");
@@ -331,8 +347,9 @@ TEST_F(CdcTest, KillNineDuringCopyAndStreamingLosesAndRepeatsNothing) {
   std::thread workload([&] {
     int64_t next_id = 1000000;
     while (!stop) {
-      std::string sql = "BEGIN; INSERT INTO events SELECT g, 'w' FROM generate_series(" + std::to_string(next_id) +
-                        ", " + std::to_string(next_id + 499) + ") g; INSERT INTO big SELECT g, 'new', 1 FROM "
+      std::string sql = "BEGIN; INSERT INTO events SELECT g, 'w' FROM generate_series(" +
+                        std::to_string(next_id) + ", " + std::to_string(next_id + 499) +
+                        ") g; INSERT INTO big SELECT g, 'new', 1 FROM "
                         "generate_series(" +
                         std::to_string(next_id) + ", " + std::to_string(next_id + 499) +
                         ") g; UPDATE big SET n = n + 1 WHERE id % 997 = " + std::to_string(next_id % 997) +
@@ -370,7 +387,9 @@ TEST_F(CdcTest, ReconnectsAfterPostgresRestart) {
   ASSERT_TRUE(pg_->Stop(sluice::testing::PgStopMode::kFast).ok());
   std::this_thread::sleep_for(std::chrono::seconds(2));
   ASSERT_TRUE(pg_->StartAgain().ok());
-  Exec("INSERT INTO t SELECT g, 'after' FROM generate_series(1001, 2000) g; UPDATE t SET v = 'u' WHERE id < 10");
+  Exec(
+      "INSERT INTO t SELECT g, 'after' FROM generate_series(1001, 2000) g; UPDATE t SET v = 'u' WHERE id < "
+      "10");
   EXPECT_TRUE(WaitEqual({"t"}, proc, 90000));
   EXPECT_NE(proc->StderrSoFar().find("reconnecting"), std::string::npos);
   EXPECT_TRUE(proc->Running());
@@ -381,9 +400,12 @@ TEST_F(CdcTest, ColumnsAddedDroppedAndRenamedWhileStreaming) {
   CliProcess* proc = Start(Config("\"t\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
-  Exec("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT '2020-01-01'; INSERT INTO t VALUES (2, 'y', 2, now());");
-  Exec("BEGIN; INSERT INTO t VALUES (3, 'z', 3, now()); ALTER TABLE t DROP COLUMN b; INSERT INTO t VALUES (4, "
-       "'w', now()); COMMIT;");
+  Exec(
+      "ALTER TABLE t ADD COLUMN c timestamptz DEFAULT '2020-01-01'; INSERT INTO t VALUES (2, 'y', 2, "
+      "now());");
+  Exec(
+      "BEGIN; INSERT INTO t VALUES (3, 'z', 3, now()); ALTER TABLE t DROP COLUMN b; INSERT INTO t VALUES (4, "
+      "'w', now()); COMMIT;");
   Exec("ALTER TABLE t RENAME COLUMN a TO label; UPDATE t SET label = label || '!' WHERE id <= 2;");
   EXPECT_TRUE(WaitEqual({"t"}, proc));
   EXPECT_EQ(Scalar("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
@@ -396,13 +418,17 @@ TEST_F(CdcTest, TableAddedToThePublicationJoinsWithoutRestart) {
   CliProcess* proc = Start(Config("\"first\""));
   ASSERT_NE(proc, nullptr);
   ASSERT_TRUE(proc->WaitForOutput("streaming from slot", 60000)) << proc->StderrSoFar();
-  Exec("CREATE TABLE later(id int PRIMARY KEY, v text); INSERT INTO later SELECT g, 'old' FROM "
-       "generate_series(1, 3000) g;");
+  Exec(
+      "CREATE TABLE later(id int PRIMARY KEY, v text); INSERT INTO later SELECT g, 'old' FROM "
+      "generate_series(1, 3000) g;");
   Exec("ALTER PUBLICATION pub ADD TABLE later");
-  Exec("INSERT INTO later SELECT g, 'new' FROM generate_series(3001, 4000) g; UPDATE later SET v = 'u' WHERE id "
-       "< 100; INSERT INTO first VALUES (2);");
+  Exec(
+      "INSERT INTO later SELECT g, 'new' FROM generate_series(3001, 4000) g; UPDATE later SET v = 'u' WHERE "
+      "id "
+      "< 100; INSERT INTO first VALUES (2);");
   EXPECT_TRUE(WaitEqual({"first", "later"}, proc));
-  EXPECT_NE(proc->StderrSoFar().find("later joined the publication"), std::string::npos) << proc->StderrSoFar();
+  EXPECT_NE(proc->StderrSoFar().find("later joined the publication"), std::string::npos)
+      << proc->StderrSoFar();
 
   // A table without a usable replica identity that joins later errors
   // alone, with its name; the others go on.
@@ -410,8 +436,9 @@ TEST_F(CdcTest, TableAddedToThePublicationJoinsWithoutRestart) {
   std::string state;
   for (int i = 0; i < 150 && state.find("errored") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = Scalar("SELECT state || ' ' || coalesce(error, '') FROM sluice.cdc_table_states WHERE table_name = "
-                   "'public.keyless'");
+    state = Scalar(
+        "SELECT state || ' ' || coalesce(error, '') FROM sluice.cdc_table_states WHERE table_name = "
+        "'public.keyless'");
   }
   EXPECT_NE(state.find("public.keyless has no usable replica identity"), std::string::npos) << state;
   Exec("INSERT INTO first VALUES (3); UPDATE later SET v = 'again' WHERE id = 1;");
@@ -420,8 +447,9 @@ TEST_F(CdcTest, TableAddedToThePublicationJoinsWithoutRestart) {
 }
 
 TEST_F(CdcTest, TableThatCannotBeAppliedErrorsAndIsRetried) {
-  Exec("CREATE TABLE good(id int PRIMARY KEY); CREATE TABLE bad(id int PRIMARY KEY, gone text);"
-       "INSERT INTO good VALUES (1); INSERT INTO bad VALUES (1, 'x');");
+  Exec(
+      "CREATE TABLE good(id int PRIMARY KEY); CREATE TABLE bad(id int PRIMARY KEY, gone text);"
+      "INSERT INTO good VALUES (1); INSERT INTO bad VALUES (1, 'x');");
   // Enough attempts that the retries outlast a slow machine.
   CliProcess* proc = Start(Config("\"good\", \"bad\"", "", "table_error_retry_max_attempts = 1000\n"));
   ASSERT_NE(proc, nullptr);
@@ -433,8 +461,9 @@ TEST_F(CdcTest, TableThatCannotBeAppliedErrorsAndIsRetried) {
   std::string state;
   for (int i = 0; i < 150 && state.find("errored") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    state = Scalar("SELECT state || ' ' || coalesce(error, '') FROM sluice.cdc_table_states WHERE table_name = "
-                   "'public.bad'");
+    state = Scalar(
+        "SELECT state || ' ' || coalesce(error, '') FROM sluice.cdc_table_states WHERE table_name = "
+        "'public.bad'");
   }
   EXPECT_NE(state.find("errored"), std::string::npos) << state << proc->StderrSoFar();
   EXPECT_NE(state.find("bad_view"), std::string::npos) << state;
@@ -447,8 +476,9 @@ TEST_F(CdcTest, TableThatCannotBeAppliedErrorsAndIsRetried) {
 }
 
 TEST_F(CdcTest, ClearErrorsForMisconfiguredSources) {
-  Exec("CREATE TABLE t(id int PRIMARY KEY); CREATE TABLE nokey(a int);"
-       "CREATE ROLE plainuser LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO plainuser;");
+  Exec(
+      "CREATE TABLE t(id int PRIMARY KEY); CREATE TABLE nokey(a int);"
+      "CREATE ROLE plainuser LOGIN; GRANT ALL ON ALL TABLES IN SCHEMA public TO plainuser;");
   {
     auto r = RunPipeline(dir_, Config("\"public.missing\""));
     EXPECT_NE(r.exit_code, 0);
@@ -507,7 +537,8 @@ TEST_F(CdcTest, ServeReportsReplicationInStatusAndMetrics) {
   EXPECT_NE(pipeline["cdc"]["confirmed_lsn"], "0/0") << pipeline.dump();
   // Metrics follow the replicator's counters once a second.
   std::string body;
-  for (int i = 0; i < 50 && body.find("sluice_cdc_events_total{pipeline=\"svc\"} 100\n") == std::string::npos; ++i) {
+  for (int i = 0; i < 50 && body.find("sluice_cdc_events_total{pipeline=\"svc\"} 100\n") == std::string::npos;
+       ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     auto metrics = http.Get("/metrics");
     ASSERT_TRUE(metrics);
@@ -529,9 +560,10 @@ TEST(CdcErrors, WalLevelNotLogicalIsReportedAtOnce) {
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   ASSERT_TRUE((*server)->Exec("postgres", "CREATE TABLE t(id int PRIMARY KEY)").ok());
   TempDir dir;
-  std::string toml = "[source]\ntype = \"postgres_cdc\"\nurl = '" + (*server)->Url("postgres") +
-                     "'\npublication = \"pub\"\ntables = [\"t\"]\n[destination]\ntype = \"stdout\"\n[state]\npath = '" +
-                     dir.path() + "/state.db'\n";
+  std::string toml =
+      "[source]\ntype = \"postgres_cdc\"\nurl = '" + (*server)->Url("postgres") +
+      "'\npublication = \"pub\"\ntables = [\"t\"]\n[destination]\ntype = \"stdout\"\n[state]\npath = '" +
+      dir.path() + "/state.db'\n";
   auto r = RunPipeline(dir, toml);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("wal_level = replica"), std::string::npos) << Describe(r);
@@ -540,11 +572,13 @@ TEST(CdcErrors, WalLevelNotLogicalIsReportedAtOnce) {
 
 TEST(CdcErrors, InvalidatedSlotIsReportedWithWhatToDo) {
   PgServerOptions options;
-  options.extra_settings = {"max_slot_wal_keep_size = '1MB'", "max_wal_size = '32MB'", "min_wal_size = '32MB'"};
+  options.extra_settings = {"max_slot_wal_keep_size = '1MB'", "max_wal_size = '32MB'",
+                            "min_wal_size = '32MB'"};
   auto server = PgServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   PgServer* pg = server->get();
-  ASSERT_TRUE(pg->Exec("postgres", "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')").ok());
+  ASSERT_TRUE(
+      pg->Exec("postgres", "CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a')").ok());
   TempDir dir;
   std::string toml = "[source]\ntype = \"postgres_cdc\"\nurl = '" + pg->Url("postgres") +
                      "'\npublication = \"pub\"\ntables = [\"t\"]\nslot = \"doomed\"\n[destination]\ntype = "
@@ -562,11 +596,13 @@ TEST(CdcErrors, InvalidatedSlotIsReportedWithWhatToDo) {
   std::string status;
   for (int i = 0; i < 20 && status != "lost"; ++i) {
     ASSERT_TRUE(pg->Exec("postgres", "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(" +
-                                         std::to_string(i * 20000 + 2) + ", " + std::to_string(i * 20000 + 20001) +
+                                         std::to_string(i * 20000 + 2) + ", " +
+                                         std::to_string(i * 20000 + 20001) +
                                          ") g; SELECT pg_switch_wal(); CHECKPOINT;")
                     .ok());
-    status = pg->QueryScalar("postgres", "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'doomed'")
-                 .ValueOr("?");
+    status =
+        pg->QueryScalar("postgres", "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'doomed'")
+            .ValueOr("?");
   }
   ASSERT_EQ(status, "lost");
   auto r = RunPipeline(dir, toml, CliOptions{}, "again.toml");

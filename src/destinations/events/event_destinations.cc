@@ -19,11 +19,21 @@ void AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -59,7 +69,8 @@ void AppendValue(const ChangeBatch& batch, const CdcCell& cell, const CdcColumn&
   }
 }
 
-void AppendRow(const ChangeBatch& batch, const CdcTable& table, uint32_t first, bool keys_only, std::string* out) {
+void AppendRow(const ChangeBatch& batch, const CdcTable& table, uint32_t first, bool keys_only,
+               std::string* out) {
   const CdcCell* cells = batch.row(first);
   out->push_back('{');
   bool any = false;
@@ -197,7 +208,9 @@ class DiscardDestination : public CdcDestination {
   }
   Status TruncateTable(const CdcTable&) override { return Status::OK(); }
   Status WriteTableRows(const CdcTable&, const ChangeBatch&) override { return Status::OK(); }
-  Status WriteEvents(const ChangeBatch&, const std::vector<CommitStatement>&) override { return Status::OK(); }
+  Status WriteEvents(const ChangeBatch&, const std::vector<CommitStatement>&) override {
+    return Status::OK();
+  }
   std::string Describe() const override { return "discard"; }
 };
 
@@ -232,7 +245,8 @@ void AppendEventJson(const ChangeBatch& batch, const ChangeEvent& event, const C
   }
   if (event.op == ChangeOp::kTruncate) {
     if (event.truncate_options & ChangeEvent::kTruncateCascade) out->append(",\"cascade\":true");
-    if (event.truncate_options & ChangeEvent::kTruncateRestartIdentity) out->append(",\"restart_identity\":true");
+    if (event.truncate_options & ChangeEvent::kTruncateRestartIdentity)
+      out->append(",\"restart_identity\":true");
   }
   out->push_back('}');
 }

@@ -347,7 +347,8 @@ Result<std::vector<PgType>> MatchPgColumns(const std::string& table_display, con
                                     col.type.name + " in the table but " + field.type.ToString() +
                                     " in the result, which cannot be loaded "
                                     "into it; give the column its type in [source] columns (e.g. " +
-                                    field.name + " = \"" + col.type.name + "\") or cast it in [transform] sql" +
+                                    field.name + " = \"" + col.type.name +
+                                    "\") or cast it in [transform] sql" +
                                     (field.type.id == TypeId::kString
                                          ? " (type detection reads text when a column is empty or all NULL)"
                                          : ""));

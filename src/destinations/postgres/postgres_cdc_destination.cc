@@ -15,11 +15,20 @@ using Q = PgConnection;
 void AppendCopyText(std::string_view value, std::string* out) {
   for (char c : value) {
     switch (c) {
-      case '\\': out->append("\\\\"); break;
-      case '\t': out->append("\\t"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      default: out->push_back(c);
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      default:
+        out->push_back(c);
     }
   }
 }
@@ -62,7 +71,8 @@ class PgCopyWriter : public CdcCopyWriter {
 
 class PostgresCdcDestination : public CdcDestination {
  public:
-  PostgresCdcDestination(std::string url, std::string schema) : url_(std::move(url)), schema_(std::move(schema)) {}
+  PostgresCdcDestination(std::string url, std::string schema)
+      : url_(std::move(url)), schema_(std::move(schema)) {}
 
   Status Open() override {
     SLUICE_ASSIGN_OR_RETURN(conn_, Connect());
@@ -166,7 +176,9 @@ class PostgresCdcDestination : public CdcDestination {
     return Status::OK();
   }
 
-  std::string Target(const CdcTable& table) const { return Q::QuoteIdent(schema_) + "." + Q::QuoteIdent(table.name); }
+  std::string Target(const CdcTable& table) const {
+    return Q::QuoteIdent(schema_) + "." + Q::QuoteIdent(table.name);
+  }
 
   static std::string ColumnList(const CdcTable& table) {
     std::string out;
@@ -208,8 +220,8 @@ class PostgresCdcDestination : public CdcDestination {
         if (!created.ok()) {
           SLUICE_RETURN_IF_ERROR(conn_->Exec("ROLLBACK TO SAVEPOINT sluice_type"));
           if (created.message().find("already exists") == std::string::npos) {
-            return Status::SchemaMismatch("creating type " + column.type_name + " for " + table.QualifiedName() +
-                                          ": " + created.message());
+            return Status::SchemaMismatch("creating type " + column.type_name + " for " +
+                                          table.QualifiedName() + ": " + created.message());
           }
         }
         SLUICE_RETURN_IF_ERROR(conn_->Exec("RELEASE SAVEPOINT sluice_type"));
@@ -231,9 +243,10 @@ class PostgresCdcDestination : public CdcDestination {
     SLUICE_RETURN_IF_ERROR(CreateTypes(table));
     SLUICE_ASSIGN_OR_RETURN(
         auto existing,
-        conn_->Query("SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = "
-                     "to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                     {Target(table)}));
+        conn_->Query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = "
+            "to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            {Target(table)}));
     if (existing.empty()) {
       std::string ddl = "CREATE TABLE " + Target(table) + " (";
       std::string keys;
@@ -283,14 +296,15 @@ class PostgresCdcDestination : public CdcDestination {
         statements.push_back("ALTER TABLE " + target + " DROP COLUMN " + Q::QuoteIdent(name));
       }
       for (const std::string& name : added) {
-        statements.push_back("ALTER TABLE " + target + " ADD COLUMN " + Q::QuoteIdent(name) + " " + want[name]);
+        statements.push_back("ALTER TABLE " + target + " ADD COLUMN " + Q::QuoteIdent(name) + " " +
+                             want[name]);
       }
     }
     for (const auto& [name, type] : want) {
       auto it = have.find(name);
       if (it != have.end() && it->second != type) {
-        statements.push_back("ALTER TABLE " + target + " ALTER COLUMN " + Q::QuoteIdent(name) + " TYPE " + type +
-                             " USING " + Q::QuoteIdent(name) + "::text::" + type);
+        statements.push_back("ALTER TABLE " + target + " ALTER COLUMN " + Q::QuoteIdent(name) + " TYPE " +
+                             type + " USING " + Q::QuoteIdent(name) + "::text::" + type);
       }
     }
     for (const std::string& statement : statements) {
@@ -322,7 +336,8 @@ class PostgresCdcDestination : public CdcDestination {
     const CdcTable& table = *run.front().table;
     std::string data;
     for (const ChangeEvent& event : run) AppendRow(batch, table, event.new_row, &data);
-    SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN"));
+    SLUICE_RETURN_IF_ERROR(
+        conn_->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN"));
     Status put = conn_->PutCopyData(data);
     if (!put.ok()) {
       conn_->CancelCopy("failed");
@@ -401,8 +416,7 @@ class PostgresCdcDestination : public CdcDestination {
     return Status::OK();
   }
 
-  static std::string KeyText(const ChangeBatch& batch, const std::vector<size_t>& keys,
-                             uint32_t first) {
+  static std::string KeyText(const ChangeBatch& batch, const std::vector<size_t>& keys, uint32_t first) {
     std::string out;
     const CdcCell* cells = batch.row(first);
     for (size_t k : keys) {
@@ -436,11 +450,14 @@ class PostgresCdcDestination : public CdcDestination {
       auto remember = [&](const ChangeEvent& event) {
         if (head.op == ChangeOp::kInsert) return true;
         bool fresh = true;
-        if (event.old_row != ChangeEvent::kNoRow) fresh = seen.insert(KeyText(batch, keys, event.old_row)).second;
+        if (event.old_row != ChangeEvent::kNoRow)
+          fresh = seen.insert(KeyText(batch, keys, event.old_row)).second;
         if (event.new_row != ChangeEvent::kNoRow) {
           std::string key = KeyText(batch, keys, event.new_row);
-          if (event.old_row == ChangeEvent::kNoRow) fresh = seen.insert(key).second && fresh;
-          else seen.insert(key);
+          if (event.old_row == ChangeEvent::kNoRow)
+            fresh = seen.insert(key).second && fresh;
+          else
+            seen.insert(key);
         }
         return fresh;
       };
@@ -452,10 +469,10 @@ class PostgresCdcDestination : public CdcDestination {
       auto run = events.subspan(i, j - i);
       Status applied = head.op == ChangeOp::kInsert ? ApplyInserts(batch, run)
                                                     : ApplyKeyed(batch, run, head.op == ChangeOp::kUpdate);
-      if (!applied.ok()) return applied.WithContext("applying " + std::to_string(run.size()) + " " +
-                                                    ChangeOpName(head.op) + "s to " + Target(table) + " (from " +
-                                                    table.QualifiedName() + ", transaction ending " +
-                                                    CdcLsnToString(run.front().commit_lsn) + ")");
+      if (!applied.ok())
+        return applied.WithContext("applying " + std::to_string(run.size()) + " " + ChangeOpName(head.op) +
+                                   "s to " + Target(table) + " (from " + table.QualifiedName() +
+                                   ", transaction ending " + CdcLsnToString(run.front().commit_lsn) + ")");
       i = j;
     }
     return Status::OK();
@@ -473,7 +490,8 @@ class PostgresCdcDestination : public CdcDestination {
 
 }  // namespace
 
-std::unique_ptr<CdcDestination> MakePostgresCdcDestination(const std::string& url, const std::string& schema) {
+std::unique_ptr<CdcDestination> MakePostgresCdcDestination(const std::string& url,
+                                                           const std::string& schema) {
   return std::make_unique<PostgresCdcDestination>(url, schema);
 }
 

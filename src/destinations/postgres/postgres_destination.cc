@@ -8,8 +8,8 @@
 #include <set>
 
 #include "destinations/postgres/copy_encoder.h"
-#include "io/postgres/pg_connection.h"
 #include "destinations/postgres/pg_types.h"
+#include "io/postgres/pg_connection.h"
 
 namespace sluice {
 namespace {
@@ -342,8 +342,9 @@ Status PostgresDestination::FinishLoad() {
       // Another run recorded the same checkpoint first: committing would
       // load its rows a second time.
       return Status(StatusCode::kDataError,
-                    "checkpoint already recorded by another run (statement affected " + std::to_string(affected) +
-                        " rows, expected " + std::to_string(statement.expect_rows) + "); load rolled back");
+                    "checkpoint already recorded by another run (statement affected " +
+                        std::to_string(affected) + " rows, expected " +
+                        std::to_string(statement.expect_rows) + "); load rolled back");
     }
   }
   commit_statements_.clear();

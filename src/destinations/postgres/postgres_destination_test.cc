@@ -6,9 +6,9 @@
 #include <future>
 #include <limits>
 
-#include "io/postgres/pg_connection.h"
 #include "destinations/postgres/test_arrow_arrays.h"
 #include "harness/pg_server.h"
+#include "io/postgres/pg_connection.h"
 
 namespace sluice {
 namespace {

@@ -80,8 +80,8 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
   // Keywords before "dbname" are defaults that the URL's own settings
   // override (expand_dbname processes parameters in order).
   // Overrides come after it and win.
-  std::vector<const char*> keys = {"connect_timeout",           "keepalives_idle", "keepalives_interval",
-                                   "keepalives_count",          "fallback_application_name", "dbname"};
+  std::vector<const char*> keys = {"connect_timeout",  "keepalives_idle",           "keepalives_interval",
+                                   "keepalives_count", "fallback_application_name", "dbname"};
   std::vector<const char*> values = {"10", "60", "10", "6", "sluice", url.c_str()};
   for (const auto& [key, value] : overrides) {
     keys.push_back(key.c_str());

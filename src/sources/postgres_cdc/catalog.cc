@@ -28,7 +28,8 @@ Status SourceCatalog::CheckServer() {
   if (rows.empty()) return Status::Internal("cannot read the current role from pg_roles");
   const auto& row = rows[0];
   if (row[0].value_or("") != "logical") {
-    return Status::InvalidArgument("PostgreSQL at " + conn_->where() + " has wal_level = " + row[0].value_or("?") +
+    return Status::InvalidArgument("PostgreSQL at " + conn_->where() +
+                                   " has wal_level = " + row[0].value_or("?") +
                                    "; logical replication needs wal_level = logical (set it in "
                                    "postgresql.conf and restart the server)");
   }
@@ -41,8 +42,8 @@ Status SourceCatalog::CheckServer() {
   return Status::OK();
 }
 
-Status SourceCatalog::EnsurePublication(const std::string& publication, const std::vector<std::string>& tables,
-                                        bool create) {
+Status SourceCatalog::EnsurePublication(const std::string& publication,
+                                        const std::vector<std::string>& tables, bool create) {
   std::vector<std::string> qualified;
   for (const std::string& table : tables) {
     SLUICE_ASSIGN_OR_RETURN(auto rows,
@@ -51,14 +52,16 @@ Status SourceCatalog::EnsurePublication(const std::string& publication, const st
                                          "n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
                                          {table}));
     if (rows.empty()) {
-      return Status::InvalidArgument("[source] tables: table " + table + " does not exist in " + conn_->where());
+      return Status::InvalidArgument("[source] tables: table " + table + " does not exist in " +
+                                     conn_->where());
     }
     if (rows[0][1].value_or("") != "r" && rows[0][1].value_or("") != "p") {
       return Status::InvalidArgument("[source] tables: " + table + " is not a table");
     }
     qualified.push_back(*rows[0][0]);
   }
-  SLUICE_ASSIGN_OR_RETURN(auto exists, conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
+  SLUICE_ASSIGN_OR_RETURN(auto exists,
+                          conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
   if (!exists.empty() || (!create && !qualified.empty())) return Status::OK();
   if (qualified.empty()) {
     return Status::InvalidArgument("publication " + publication + " does not exist in " + conn_->where() +
@@ -69,19 +72,21 @@ Status SourceCatalog::EnsurePublication(const std::string& publication, const st
 }
 
 Result<std::vector<PublishedTable>> SourceCatalog::PublicationTables(const std::string& publication) {
-  SLUICE_ASSIGN_OR_RETURN(auto exists, conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
+  SLUICE_ASSIGN_OR_RETURN(auto exists,
+                          conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
   if (exists.empty()) {
     return Status::NotFound("publication " + publication + " does not exist in " + conn_->where());
   }
-  SLUICE_ASSIGN_OR_RETURN(auto rows, conn_->Query("SELECT c.oid, p.schemaname, p.tablename FROM pg_publication_tables p "
-                                                  "JOIN pg_namespace n ON n.nspname = p.schemaname "
-                                                  "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = "
-                                                  "p.tablename WHERE p.pubname = $1 ORDER BY 2, 3",
-                                                  {publication}));
+  SLUICE_ASSIGN_OR_RETURN(auto rows,
+                          conn_->Query("SELECT c.oid, p.schemaname, p.tablename FROM pg_publication_tables p "
+                                       "JOIN pg_namespace n ON n.nspname = p.schemaname "
+                                       "JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = "
+                                       "p.tablename WHERE p.pubname = $1 ORDER BY 2, 3",
+                                       {publication}));
   std::vector<PublishedTable> tables;
   for (const auto& row : rows) {
-    tables.push_back(PublishedTable{static_cast<uint32_t>(std::stoul(row[0].value_or("0"))), row[1].value_or(""),
-                                    row[2].value_or("")});
+    tables.push_back(PublishedTable{static_cast<uint32_t>(std::stoul(row[0].value_or("0"))),
+                                    row[1].value_or(""), row[2].value_or("")});
   }
   return tables;
 }
@@ -94,18 +99,20 @@ Status SourceCatalog::NameColumnType(CdcColumn* column) {
     SLUICE_ASSIGN_OR_RETURN(
         auto rows,
         conn_->Query(
-            "SELECT format_type(t.oid, $2::int4), b.typtype::text, b.typnamespace = 'pg_catalog'::regnamespace, "
+            "SELECT format_type(t.oid, $2::int4), b.typtype::text, b.typnamespace = "
+            "'pg_catalog'::regnamespace, "
             "format_type(b.oid, NULL), format_type(b.typbasetype, b.typtypmod), b.typnotnull, "
             "(SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e "
             " WHERE e.enumtypid = b.oid), "
-            "(SELECT string_agg(pg_get_constraintdef(c.oid), ' ') FROM pg_constraint c WHERE c.contypid = b.oid), "
+            "(SELECT string_agg(pg_get_constraintdef(c.oid), ' ') FROM pg_constraint c WHERE c.contypid = "
+            "b.oid), "
             "quote_ident(nb.nspname), b.typbasetype "
             "FROM pg_type t JOIN pg_type b ON b.oid = CASE WHEN t.typelem <> 0 AND t.typlen = -1 "
             "THEN t.typelem ELSE t.oid END JOIN pg_namespace nb ON nb.oid = b.typnamespace WHERE t.oid = $1",
             {std::to_string(column->type_oid), std::to_string(column->type_modifier)}));
     if (rows.empty()) {
-      return Status::InvalidArgument("column " + column->name + ": type oid " + std::to_string(column->type_oid) +
-                                     " does not exist on the source");
+      return Status::InvalidArgument("column " + column->name + ": type oid " +
+                                     std::to_string(column->type_oid) + " does not exist on the source");
     }
     const auto& row = rows[0];
     std::string definition;
@@ -113,7 +120,8 @@ Status SourceCatalog::NameColumnType(CdcColumn* column) {
       std::string schema = "CREATE SCHEMA IF NOT EXISTS " + row[8].value_or("public") + ";";
       std::string kind = row[1].value_or("");
       if (kind == "e") {
-        definition = schema + "CREATE TYPE " + row[3].value_or("") + " AS ENUM (" + row[6].value_or("") + ");";
+        definition =
+            schema + "CREATE TYPE " + row[3].value_or("") + " AS ENUM (" + row[6].value_or("") + ");";
       } else if (kind == "d") {
         // A domain over a user-defined type needs that type first.
         CdcColumn base;
@@ -137,9 +145,10 @@ Status SourceCatalog::NameColumnType(CdcColumn* column) {
 
 Result<std::shared_ptr<const CdcTable>> SourceCatalog::DescribeTable(uint32_t table_id) {
   const std::string oid = std::to_string(table_id);
-  SLUICE_ASSIGN_OR_RETURN(auto info, conn_->Query("SELECT n.nspname, c.relname, c.relreplident::text FROM pg_class c "
-                                                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
-                                                  {oid}));
+  SLUICE_ASSIGN_OR_RETURN(auto info,
+                          conn_->Query("SELECT n.nspname, c.relname, c.relreplident::text FROM pg_class c "
+                                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+                                       {oid}));
   if (info.empty()) return Status::NotFound("table with oid " + oid + " no longer exists on the source");
   auto table = std::make_shared<CdcTable>();
   table->id = table_id;
@@ -154,13 +163,14 @@ Result<std::shared_ptr<const CdcTable>> SourceCatalog::DescribeTable(uint32_t ta
   // DEFAULT); every column for FULL, as pgoutput flags them.
   SLUICE_ASSIGN_OR_RETURN(
       auto columns,
-      conn_->Query("SELECT a.attname, a.atttypid, a.atttypmod, "
-                   "($2 = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND "
-                   " a.attnum = ANY (i.indkey) AND ((i.indisprimary AND $2 = 'd') OR (i.indisreplident AND $2 = "
-                   "'i')))) "
-                   "FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND "
-                   "a.attgenerated = '' ORDER BY a.attnum",
-                   {oid, ident}));
+      conn_->Query(
+          "SELECT a.attname, a.atttypid, a.atttypmod, "
+          "($2 = 'f' OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND "
+          " a.attnum = ANY (i.indkey) AND ((i.indisprimary AND $2 = 'd') OR (i.indisreplident AND $2 = "
+          "'i')))) "
+          "FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND "
+          "a.attgenerated = '' ORDER BY a.attnum",
+          {oid, ident}));
   for (const auto& row : columns) {
     CdcColumn column;
     column.name = row[0].value_or("");
@@ -172,9 +182,9 @@ Result<std::shared_ptr<const CdcTable>> SourceCatalog::DescribeTable(uint32_t ta
   }
   if (!table->has_key()) {
     return Status::InvalidArgument(
-        "table " + table->QualifiedName() +
-        " has no usable replica identity (REPLICA IDENTITY " +
-        (table->identity == CdcIdentity::kNothing ? std::string("NOTHING") : std::string("DEFAULT without a primary key")) +
+        "table " + table->QualifiedName() + " has no usable replica identity (REPLICA IDENTITY " +
+        (table->identity == CdcIdentity::kNothing ? std::string("NOTHING")
+                                                  : std::string("DEFAULT without a primary key")) +
         "), so its updates and deletes cannot be replicated: add a primary key or run ALTER TABLE " +
         PgConnection::QuoteIdent(table->schema) + "." + PgConnection::QuoteIdent(table->name) +
         " REPLICA IDENTITY FULL");

@@ -22,8 +22,8 @@ std::string OneLine(const char* text) {
 }  // namespace
 
 Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(const std::string& url) {
-  SLUICE_ASSIGN_OR_RETURN(auto conn,
-                          PgConnection::Connect(url, {{"replication", "database"}, {"options", kCdcSessionOptions}}));
+  SLUICE_ASSIGN_OR_RETURN(
+      auto conn, PgConnection::Connect(url, {{"replication", "database"}, {"options", kCdcSessionOptions}}));
   return std::unique_ptr<ReplicationConnection>(new ReplicationConnection(std::move(conn)));
 }
 
@@ -36,23 +36,24 @@ void ReplicationConnection::FreeBuffer() {
 
 Status ReplicationConnection::Error(const std::string& what) const {
   PGconn* raw = conn_->raw();
-  std::string message = "replication connection to " + conn_->where() + ": " + what + ": " +
-                        OneLine(PQerrorMessage(raw));
+  std::string message =
+      "replication connection to " + conn_->where() + ": " + what + ": " + OneLine(PQerrorMessage(raw));
   if (PQstatus(raw) != CONNECTION_OK) return Status::Unavailable(message);
   return Status::InvalidArgument(message);
 }
 
 Result<CreatedSlot> ReplicationConnection::CreateSlot(const std::string& name, bool temporary,
                                                       bool export_snapshot) {
-  std::string sql = "CREATE_REPLICATION_SLOT " + PgConnection::QuoteIdent(name) + (temporary ? " TEMPORARY" : "") +
-                    " LOGICAL pgoutput (SNAPSHOT '" + (export_snapshot ? "export" : "nothing") + "')";
+  std::string sql = "CREATE_REPLICATION_SLOT " + PgConnection::QuoteIdent(name) +
+                    (temporary ? " TEMPORARY" : "") + " LOGICAL pgoutput (SNAPSHOT '" +
+                    (export_snapshot ? "export" : "nothing") + "')";
   PgConnection::ResultPtr result(PQexec(conn_->raw(), sql.c_str()));
   if (!result || PQresultStatus(result.get()) != PGRES_TUPLES_OK || PQntuples(result.get()) != 1) {
     std::string detail = result ? OneLine(PQresultErrorMessage(result.get())) : "";
     Status status = Error("creating replication slot " + name);
     if (!detail.empty() && PQstatus(conn_->raw()) == CONNECTION_OK) {
-      return Status::InvalidArgument("replication connection to " + conn_->where() + ": creating replication slot " +
-                                     name + ": " + detail);
+      return Status::InvalidArgument("replication connection to " + conn_->where() +
+                                     ": creating replication slot " + name + ": " + detail);
     }
     return status;
   }
@@ -62,9 +63,10 @@ Result<CreatedSlot> ReplicationConnection::CreateSlot(const std::string& name, b
   return slot;
 }
 
-Status ReplicationConnection::StartStreaming(const std::string& slot, Lsn start, const std::string& publication) {
-  std::string sql = "START_REPLICATION SLOT " + PgConnection::QuoteIdent(slot) + " LOGICAL " + start.ToString() +
-                    " (proto_version '2', publication_names " +
+Status ReplicationConnection::StartStreaming(const std::string& slot, Lsn start,
+                                             const std::string& publication) {
+  std::string sql = "START_REPLICATION SLOT " + PgConnection::QuoteIdent(slot) + " LOGICAL " +
+                    start.ToString() + " (proto_version '2', publication_names " +
                     PgConnection::QuoteLiteral(PgConnection::QuoteIdent(publication)) +
                     ", streaming 'on', messages 'true')";
   PgConnection::ResultPtr result(PQexec(conn_->raw(), sql.c_str()));
@@ -76,8 +78,9 @@ Status ReplicationConnection::StartStreaming(const std::string& slot, Lsn start,
       hint = " (another process is streaming from this slot; stop it, or give this pipeline its own slot)";
     } else if (detail.find("can no longer get changes") != std::string::npos ||
                detail.find("invalidated") != std::string::npos) {
-      hint = " (the slot was invalidated because the WAL it needed was removed; drop the slot and the "
-             "pipeline's state to start over with a new initial copy)";
+      hint =
+          " (the slot was invalidated because the WAL it needed was removed; drop the slot and the "
+          "pipeline's state to start over with a new initial copy)";
     }
     return Status::InvalidArgument("replication connection to " + conn_->where() +
                                    ": starting replication from slot " + slot + ": " + detail + hint);
@@ -100,7 +103,8 @@ Result<std::optional<std::string_view>> ReplicationConnection::Receive(int timeo
                                  (detail.empty() ? std::string() : ": " + detail));
     }
     if (n == -2) return Error("reading the replication stream");
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::optional<std::string_view>();
     pollfd fd{PQsocket(raw), POLLIN, 0};
     int ready = poll(&fd, 1, static_cast<int>(left.count()));

@@ -19,12 +19,14 @@ namespace sluice::cdc {
 namespace {
 
 int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
 int64_t UnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -44,9 +46,7 @@ CdcCellKind CellKind(TupleValueKind kind) {
 class Replicator::Session {
  public:
   explicit Session(Replicator* owner)
-      : r_(*owner),
-        o_(owner->options_),
-        spill_(o_.spill_directory, o_.stream_memory_bytes) {}
+      : r_(*owner), o_(owner->options_), spill_(o_.spill_directory, o_.stream_memory_bytes) {}
 
   /// OK when cancelled or when a new session should start at once
   /// (restart() tells which); an error otherwise.
@@ -57,8 +57,8 @@ class Replicator::Session {
   bool cancelled() const { return o_.cancel != nullptr && o_.cancel->load(); }
   Status Prepare();
   Status WaitForSlot(bool* exists);
-  Status CopyWithSnapshot(const std::vector<std::shared_ptr<const CdcTable>>& tables, const std::string& snapshot,
-                          Lsn point);
+  Status CopyWithSnapshot(const std::vector<std::shared_ptr<const CdcTable>>& tables,
+                          const std::string& snapshot, Lsn point);
   Status SyncWithTemporarySlot(const std::vector<std::shared_ptr<const CdcTable>>& tables);
   Status SaveState(const TableSyncStatus& status);
   /// Puts a table into the errored state with its retry time.
@@ -123,9 +123,10 @@ Status Replicator::Session::MarkErrored(uint32_t table_id, const Status& error) 
                   status.table_name, status.attempts, o_.table_error_retry_max_attempts,
                   o_.table_error_retry_delay_ms, error.message());
   } else {
-    spdlog::error("pipeline {}: table {} errored after {} attempts; no more retries (set its state to 'init' in "
-                  "the state store to try again): {}",
-                  o_.pipeline, status.table_name, status.attempts, error.message());
+    spdlog::error(
+        "pipeline {}: table {} errored after {} attempts; no more retries (set its state to 'init' in "
+        "the state store to try again): {}",
+        o_.pipeline, status.table_name, status.attempts, error.message());
   }
   return SaveState(status);
 }
@@ -144,8 +145,10 @@ Status Replicator::Session::WaitForSlot(bool* exists) {
       return Status::OK();
     }
     const auto& row = rows[0];
-    if (row[4].value_or("") != "logical" || row[2].value_or("") != "pgoutput" || row[3].value_or("f") != "t") {
-      return Status::InvalidArgument("replication slot " + o_.slot + " exists but is not a pgoutput slot of this "
+    if (row[4].value_or("") != "logical" || row[2].value_or("") != "pgoutput" ||
+        row[3].value_or("f") != "t") {
+      return Status::InvalidArgument("replication slot " + o_.slot +
+                                     " exists but is not a pgoutput slot of this "
                                      "database; choose another [source] slot");
     }
     if (row[1].value_or("") == "lost") {
@@ -191,23 +194,27 @@ Status Replicator::Session::CopyWithSnapshot(const std::vector<std::shared_ptr<c
   std::mutex mu;
   auto started = SteadyMs();
   uint32_t failed_table = 0;
-  Status copied = CopyTables(copy, tables, r_.destination_, [&](const CdcTable& table, int64_t rows) -> Status {
-    std::lock_guard lock(mu);
-    r_.stats_.copied_rows += rows;
-    spdlog::info("pipeline {}: copied {} rows of {} (snapshot at {})", o_.pipeline, rows, table.QualifiedName(),
-                 point.ToString());
-    TableSyncStatus status = states_[table.id];
-    status.state = TableSyncState::kFinishedCopy;
-    SLUICE_RETURN_IF_ERROR(SaveState(status));
-    // The stream, which starts at or before `point`, catches the table up.
-    status.state = TableSyncState::kSyncDone;
-    status.lsn = point.value();
-    status.attempts = 0;
-    status.error.clear();
-    status.retry_at_unix_ms = 0;
-    return SaveState(status);
-  }, &failed_table);
-  if (!copied.ok() && !copied.retryable() && !cancelled() && failed_table != 0 && states_.contains(failed_table)) {
+  Status copied = CopyTables(
+      copy, tables, r_.destination_,
+      [&](const CdcTable& table, int64_t rows) -> Status {
+        std::lock_guard lock(mu);
+        r_.stats_.copied_rows += rows;
+        spdlog::info("pipeline {}: copied {} rows of {} (snapshot at {})", o_.pipeline, rows,
+                     table.QualifiedName(), point.ToString());
+        TableSyncStatus status = states_[table.id];
+        status.state = TableSyncState::kFinishedCopy;
+        SLUICE_RETURN_IF_ERROR(SaveState(status));
+        // The stream, which starts at or before `point`, catches the table up.
+        status.state = TableSyncState::kSyncDone;
+        status.lsn = point.value();
+        status.attempts = 0;
+        status.error.clear();
+        status.retry_at_unix_ms = 0;
+        return SaveState(status);
+      },
+      &failed_table);
+  if (!copied.ok() && !copied.retryable() && !cancelled() && failed_table != 0 &&
+      states_.contains(failed_table)) {
     // One table's problem (its destination cannot take it): that table
     // errors and waits for its retry; the others go on.
     restart_ = true;
@@ -220,7 +227,8 @@ Status Replicator::Session::CopyWithSnapshot(const std::vector<std::shared_ptr<c
   return copied;
 }
 
-Status Replicator::Session::SyncWithTemporarySlot(const std::vector<std::shared_ptr<const CdcTable>>& tables) {
+Status Replicator::Session::SyncWithTemporarySlot(
+    const std::vector<std::shared_ptr<const CdcTable>>& tables) {
   static std::atomic<int> counter{0};
   SLUICE_ASSIGN_OR_RETURN(auto sync_conn, ReplicationConnection::Connect(o_.url));
   std::string name = "sluice_sync_" + std::to_string(getpid()) + "_" + std::to_string(++counter);
@@ -235,8 +243,8 @@ Status Replicator::Session::SyncWithTemporarySlot(const std::vector<std::shared_
 void Replicator::Session::DueErrored(std::vector<uint32_t>* due) const {
   const int64_t now = UnixMs();
   for (const auto& [id, status] : states_) {
-    if (status.state == TableSyncState::kErrored && status.retry_at_unix_ms != 0 && status.retry_at_unix_ms <= now &&
-        status.attempts < o_.table_error_retry_max_attempts) {
+    if (status.state == TableSyncState::kErrored && status.retry_at_unix_ms != 0 &&
+        status.retry_at_unix_ms <= now && status.attempts < o_.table_error_retry_max_attempts) {
       due->push_back(id);
     }
   }
@@ -259,7 +267,8 @@ Status Replicator::Session::Prepare() {
   for (const auto& table : published) published_ids.insert(table.id);
   for (auto it = states_.begin(); it != states_.end();) {
     if (!published_ids.contains(it->first)) {
-      spdlog::info("pipeline {}: {} left the publication; no longer replicated", o_.pipeline, it->second.table_name);
+      spdlog::info("pipeline {}: {} left the publication; no longer replicated", o_.pipeline,
+                   it->second.table_name);
       SLUICE_RETURN_IF_ERROR(r_.store_->DropTable(it->first));
       it = states_.erase(it);
     } else {
@@ -296,9 +305,11 @@ Status Replicator::Session::Prepare() {
   }
 
   if (!exists) {
-    SLUICE_ASSIGN_OR_RETURN(CreatedSlot slot, repl_->CreateSlot(o_.slot, /*temporary=*/false, /*export=*/true));
+    SLUICE_ASSIGN_OR_RETURN(CreatedSlot slot,
+                            repl_->CreateSlot(o_.slot, /*temporary=*/false, /*export=*/true));
     spdlog::info("pipeline {}: created replication slot {} at {}; copying {} table(s) with {} worker(s)",
-                 o_.pipeline, o_.slot, slot.consistent_point.ToString(), to_copy.size(), o_.max_table_sync_workers);
+                 o_.pipeline, o_.slot, slot.consistent_point.ToString(), to_copy.size(),
+                 o_.max_table_sync_workers);
     SLUICE_RETURN_IF_ERROR(CopyWithSnapshot(to_copy, slot.snapshot_name, slot.consistent_point));
     if (restart_) return Status::OK();
     start_ = slot.consistent_point;
@@ -317,8 +328,8 @@ Status Replicator::Session::Run() {
   if (!prepared.ok()) return prepared;
   if (cancelled() || restart_) return Status::OK();
   SLUICE_RETURN_IF_ERROR(repl_->StartStreaming(o_.slot, start_, o_.publication));
-  spdlog::info("pipeline {}: streaming from slot {} at {} ({} table(s))", o_.pipeline, o_.slot, start_.ToString(),
-               states_.size());
+  spdlog::info("pipeline {}: streaming from slot {} at {} ({} table(s))", o_.pipeline, o_.slot,
+               start_.ToString(), states_.size());
   Status streamed = Stream();
   if (!streamed.ok() || restart_ || cancelled()) {
     // Whatever was not complete is streamed again by the next session.
@@ -420,7 +431,8 @@ Status Replicator::Session::CommitTxn(Lsn end_lsn) {
   if (batch_.transactions() == 0 && !wrote_incomplete_) batch_started_ms_ = SteadyMs();
   batch_.FinishTransaction(txn_first_event_, end_lsn.value());
   r_.stats_.transactions++;
-  r_.stats_.last_commit_time_us = PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
+  r_.stats_.last_commit_time_us =
+      PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
   if (static_cast<int64_t>(batch_.event_count()) >= o_.batch_max_rows ||
       static_cast<int64_t>(batch_.bytes()) >= o_.batch_max_bytes) {
     return Flush(true);
@@ -472,7 +484,8 @@ Status Replicator::Session::HandleMessage(std::string_view raw, const PgoutputMe
         message);
     return spill_.Append(*stream_xid_, subxid.value_or(*stream_xid_), raw);
   }
-  if (const auto* begin = std::get_if<BeginMessage>(&message)) return BeginTxn(begin->final_lsn, begin->commit_time, begin->xid);
+  if (const auto* begin = std::get_if<BeginMessage>(&message))
+    return BeginTxn(begin->final_lsn, begin->commit_time, begin->xid);
   if (const auto* commit = std::get_if<CommitMessage>(&message)) return CommitTxn(commit->end_lsn);
   if (const auto* relation = std::get_if<RelationMessage>(&message)) return HandleRelation(*relation);
   if (skip_txn_ || !in_txn_) return Status::OK();
@@ -538,8 +551,8 @@ bool Replicator::Session::Applies(uint32_t table_id) {
 
 Status Replicator::Session::AppendTuple(const TupleData& tuple, const CdcTable& table, uint32_t* first) {
   if (tuple.values.size() != table.columns.size()) {
-    return Status::DataError("change for " + table.QualifiedName() + " at " + txn_commit_.ToString() + " has " +
-                             std::to_string(tuple.values.size()) + " values but the table has " +
+    return Status::DataError("change for " + table.QualifiedName() + " at " + txn_commit_.ToString() +
+                             " has " + std::to_string(tuple.values.size()) + " values but the table has " +
                              std::to_string(table.columns.size()) + " columns");
   }
   *first = batch_.BeginRow();
@@ -559,7 +572,8 @@ Status Replicator::Session::AddChange(const PgoutputMessage& message) {
     event->table = it->second;
     event->xid = txn_xid_;
     event->commit_lsn = txn_commit_.value();
-    event->commit_time_us = PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
+    event->commit_time_us =
+        PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
     return true;
   };
   ChangeEvent event;
@@ -605,7 +619,8 @@ Status Replicator::Session::AddChange(const PgoutputMessage& message) {
 }
 
 Status Replicator::Session::Flush(bool complete) {
-  if (batch_.empty() && (!complete || (batch_.transactions() == 0 && !wrote_incomplete_))) return Status::OK();
+  if (batch_.empty() && (!complete || (batch_.transactions() == 0 && !wrote_incomplete_)))
+    return Status::OK();
   const Lsn end(batch_.end_lsn());
   if (complete && batch_.empty() && !wrote_incomplete_) {
     // Only transactions of filtered changes: nothing to write.
@@ -661,8 +676,8 @@ Status Replicator::Run() {
   const std::string dest_db = destination_->TransactionDatabase();
   exactly_once_ = !dest_db.empty() && dest_db == store_->TransactionDatabase();
   spdlog::info("pipeline {}: replicating publication {} into {} ({}; state in {})", options_.pipeline,
-               options_.publication, destination_->Describe(), exactly_once_ ? "exactly once" : "at least once",
-               store_->Describe());
+               options_.publication, destination_->Describe(),
+               exactly_once_ ? "exactly once" : "at least once", store_->Describe());
   std::mt19937_64 rng(std::random_device{}());
   int64_t delay = options_.reconnect_initial_ms;
   auto cancelled = [&] { return options_.cancel != nullptr && options_.cancel->load(); };
@@ -679,7 +694,8 @@ Status Replicator::Run() {
     if (!status.retryable()) return status;
     stats_.reconnects++;
     int64_t wait = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));
-    spdlog::warn("pipeline {}: {}; reconnecting in {:.1f} s", options_.pipeline, status.message(), wait / 1000.0);
+    spdlog::warn("pipeline {}: {}; reconnecting in {:.1f} s", options_.pipeline, status.message(),
+                 wait / 1000.0);
     for (int64_t waited = 0; waited < wait && !cancelled(); waited += 50) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

@@ -57,7 +57,8 @@ Status StreamSpill::SpillLargest() {
       return Status::IoError("cannot open a spill file in " + directory_);
     }
   }
-  if (std::fwrite(largest->memory.data(), 1, largest->memory.size(), largest->file) != largest->memory.size()) {
+  if (std::fwrite(largest->memory.data(), 1, largest->memory.size(), largest->file) !=
+      largest->memory.size()) {
     return Status::IoError("cannot write a streamed transaction to its spill file in " + directory_ +
                            " (disk full?)");
   }
@@ -110,7 +111,8 @@ Status StreamSpill::Replay(uint32_t xid, const std::function<Status(std::string_
       status = replay_records(carry, &consumed);
       carry.erase(0, consumed);
     }
-    if (status.ok() && !carry.empty()) status = Status::IoError("spill file of transaction " + std::to_string(xid) + " is truncated");
+    if (status.ok() && !carry.empty())
+      status = Status::IoError("spill file of transaction " + std::to_string(xid) + " is truncated");
   }
   if (status.ok()) {
     size_t consumed = 0;

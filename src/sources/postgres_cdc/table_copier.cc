@@ -55,7 +55,8 @@ int HexValue(char c) {
 
 class Worker {
  public:
-  Worker(const CopyOptions& options, CdcDestination* destination) : options_(options), destination_(destination) {}
+  Worker(const CopyOptions& options, CdcDestination* destination)
+      : options_(options), destination_(destination) {}
 
   Status Open() {
     SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url, {{"options", kCdcSessionOptions}}));
@@ -177,26 +178,41 @@ Status AppendCopyTextRow(std::string_view line, size_t columns, ChangeBatch* bat
       }
       char e = field[++i];
       switch (e) {
-        case 'b': scratch->push_back('\b'); break;
-        case 'f': scratch->push_back('\f'); break;
-        case 'n': scratch->push_back('\n'); break;
-        case 'r': scratch->push_back('\r'); break;
-        case 't': scratch->push_back('\t'); break;
-        case 'v': scratch->push_back('\v'); break;
+        case 'b':
+          scratch->push_back('\b');
+          break;
+        case 'f':
+          scratch->push_back('\f');
+          break;
+        case 'n':
+          scratch->push_back('\n');
+          break;
+        case 'r':
+          scratch->push_back('\r');
+          break;
+        case 't':
+          scratch->push_back('\t');
+          break;
+        case 'v':
+          scratch->push_back('\v');
+          break;
         case 'x': {
           int value = 0, digits = 0;
           while (digits < 2 && i + 1 < field.size() && HexValue(field[i + 1]) >= 0) {
             value = value * 16 + HexValue(field[++i]);
             ++digits;
           }
-          if (digits == 0) scratch->push_back('x');
-          else scratch->push_back(static_cast<char>(value));
+          if (digits == 0)
+            scratch->push_back('x');
+          else
+            scratch->push_back(static_cast<char>(value));
           break;
         }
         default:
           if (e >= '0' && e <= '7') {
             int value = e - '0';
-            for (int k = 0; k < 2 && i + 1 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '7'; ++k) {
+            for (int k = 0; k < 2 && i + 1 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '7';
+                 ++k) {
               value = value * 8 + (field[++i] - '0');
             }
             scratch->push_back(static_cast<char>(value));

@@ -35,7 +35,8 @@ using TableCopiedFn = std::function<Status(const CdcTable& table, int64_t rows)>
 /// error stops all workers and is returned naming the table.
 /// `failed_table`, when given, receives the id of the table whose copy failed.
 Status CopyTables(const CopyOptions& options, const std::vector<std::shared_ptr<const CdcTable>>& tables,
-                  CdcDestination* destination, const TableCopiedFn& on_copied, uint32_t* failed_table = nullptr);
+                  CdcDestination* destination, const TableCopiedFn& on_copied,
+                  uint32_t* failed_table = nullptr);
 
 /// Parses one line of COPY's text format (without the newline) into
 /// `columns` cells appended to *batch. DataError on a malformed line.
