@@ -33,6 +33,7 @@ class CdcJob {
   Status Run();
   /// Counters of the replicator; any thread.
   const cdc::ReplicatorStats& stats() const;
+  std::vector<TableSyncStatus> TableStates() const { return replicator_->TableStates(); }
   std::string DestinationDescription() const { return destination_->Describe(); }
 
  private:

@@ -360,6 +360,20 @@ class Worker {
                   {"last_commit", commit_us > 0 ? nlohmann::json(Iso8601(SystemClock::time_point(
                                                       std::chrono::microseconds(commit_us))))
                                                 : nlohmann::json(nullptr)}};
+      nlohmann::json tables = nlohmann::json::array();
+      for (const TableSyncStatus& t : cdc_job_->TableStates()) {
+        nlohmann::json table = {{"table", t.table_name}, {"state", TableSyncStateName(t.state)}};
+        if (t.lsn != 0) table["lsn"] = CdcLsnToString(t.lsn);
+        if (t.state == TableSyncState::kErrored) {
+          table["error"] = t.error;
+          table["attempts"] = t.attempts;
+          table["retry_at"] = t.retry_at_unix_ms != 0 ? nlohmann::json(Iso8601(SystemClock::time_point(
+                                                            std::chrono::milliseconds(t.retry_at_unix_ms))))
+                                                      : nlohmann::json(nullptr);
+        }
+        tables.push_back(std::move(table));
+      }
+      j["tables"] = std::move(tables);
     }
     return j;
   }

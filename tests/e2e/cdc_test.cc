@@ -535,6 +535,9 @@ TEST_F(CdcTest, ServeReportsReplicationInStatusAndMetrics) {
   EXPECT_EQ(pipeline["cdc"]["events"], 100) << pipeline.dump();
   EXPECT_EQ(pipeline["cdc"]["copied_rows"], 2) << pipeline.dump();
   EXPECT_NE(pipeline["cdc"]["confirmed_lsn"], "0/0") << pipeline.dump();
+  ASSERT_EQ(pipeline["tables"].size(), 1u) << pipeline.dump();
+  EXPECT_EQ(pipeline["tables"][0]["table"], "public.t") << pipeline.dump();
+  EXPECT_EQ(pipeline["tables"][0]["state"], "ready") << pipeline.dump();
   // Metrics follow the replicator's counters once a second.
   std::string body;
   for (int i = 0; i < 50 && body.find("sluice_cdc_events_total{pipeline=\"svc\"} 100\n") == std::string::npos;

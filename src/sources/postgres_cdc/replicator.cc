@@ -107,6 +107,7 @@ class Replicator::Session {
 
 Status Replicator::Session::SaveState(const TableSyncStatus& status) {
   states_[status.table_id] = status;
+  r_.PublishStates(states_);
   return r_.store_->SaveTableState(status);
 }
 
@@ -276,6 +277,7 @@ Status Replicator::Session::Prepare() {
     }
   }
 
+  r_.PublishStates(states_);
   std::vector<uint32_t> due;
   DueErrored(&due);
   std::vector<std::shared_ptr<const CdcTable>> to_copy;
@@ -661,6 +663,7 @@ Status Replicator::Session::Flush(bool complete) {
       ready.state = TableSyncState::kReady;
       SLUICE_RETURN_IF_ERROR(r_.store_->SaveTableState(ready));
       status = ready;
+      r_.PublishStates(states_);
     }
   }
   return SendStatus();
@@ -670,6 +673,17 @@ Replicator::Replicator(ReplicatorOptions options, CdcDestination* destination, C
     : options_(std::move(options)), destination_(destination), store_(store) {}
 
 Replicator::~Replicator() = default;
+
+void Replicator::PublishStates(const std::map<uint32_t, TableSyncStatus>& states) {
+  std::lock_guard lock(states_mu_);
+  states_.clear();
+  for (const auto& [id, status] : states) states_.push_back(status);
+}
+
+std::vector<TableSyncStatus> Replicator::TableStates() const {
+  std::lock_guard lock(states_mu_);
+  return states_;
+}
 
 Status Replicator::Run() {
   SLUICE_RETURN_IF_ERROR(destination_->Open());

@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -85,14 +86,19 @@ class Replicator {
   /// what was complete) or a non-retryable error.
   Status Run();
   const ReplicatorStats& stats() const { return stats_; }
+  /// The tables' sync states as the replicator last knew them; any thread.
+  std::vector<TableSyncStatus> TableStates() const;
 
  private:
   class Session;
+  void PublishStates(const std::map<uint32_t, TableSyncStatus>& states);
   ReplicatorOptions options_;
   CdcDestination* destination_;
   CdcStore* store_;
   ReplicatorStats stats_;
   bool exactly_once_ = false;
+  mutable std::mutex states_mu_;
+  std::vector<TableSyncStatus> states_;  // a copy for monitoring
 };
 
 }  // namespace sluice::cdc
