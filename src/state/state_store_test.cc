@@ -1,5 +1,5 @@
 #include "state/state_store.h"
-#include "state/test_checkpoint_client.h"
+#include "state/state_test_support.h"
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
@@ -65,40 +65,7 @@ bool EventuallyLocks(StateStore& store, const std::string& pipeline) {
   }
 }
 
-/// One PostgreSQL server for every test of this file that needs one,
-/// started on first use and stopped by the suites' TearDownTestSuite.
-class SharedPostgres {
- public:
-  static PgServer* Get(std::string* error) {
-    if (server_ == nullptr && error_.empty()) {
-      auto server = PgServer::Start();
-      if (server.ok()) {
-        server_ = std::move(server).value().release();
-      } else {
-        error_ = server.status().ToString();
-      }
-    }
-    *error = error_;
-    return server_;
-  }
-  static void Stop() {
-    delete server_;
-    server_ = nullptr;
-    error_.clear();
-  }
-  /// A new, empty database for one test.
-  static std::string FreshDatabase() {
-    static std::atomic<int> counter{0};
-    std::string name = "state_test_" + std::to_string(++counter);
-    Status st = server_->CreateDatabase(name);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return name;
-  }
-
- private:
-  static inline PgServer* server_ = nullptr;
-  static inline std::string error_;
-};
+using sluice::state::test_support::SharedPostgres;
 
 class StateStoreTest : public ::testing::TestWithParam<Kind> {
  protected:

@@ -1,17 +1,56 @@
-// Test helper for the state store tests: a plain libpq connection of the
-// test itself, playing the destination that runs a store's checkpoint
-// statements (CheckpointStatement, CommitStatement: anything with sql,
-// params and expect_rows) inside its own transaction.
+// Helpers shared by the state store tests: one PostgreSQL server for all
+// of them, and a plain libpq connection of the test itself playing the
+// destination that runs a store's checkpoint statements (CheckpointStatement,
+// CommitStatement: anything with sql, params and expect_rows) inside its own
+// transaction.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "harness/pg_server.h"
+
 namespace sluice::state::test_support {
+
+/// One PostgreSQL server for the state store tests, started on first use
+/// and stopped by the suites' TearDownTestSuite (the next Get starts it again).
+class SharedPostgres {
+ public:
+  static sluice::testing::PgServer* Get(std::string* error) {
+    if (server_ == nullptr && error_.empty()) {
+      auto server = sluice::testing::PgServer::Start();
+      if (server.ok()) {
+        server_ = std::move(server).value().release();
+      } else {
+        error_ = server.status().ToString();
+      }
+    }
+    *error = error_;
+    return server_;
+  }
+  static void Stop() {
+    delete server_;
+    server_ = nullptr;
+    error_.clear();
+  }
+  /// A new, empty database for one test.
+  static std::string FreshDatabase() {
+    static std::atomic<int> counter{0};
+    std::string name = "state_test_" + std::to_string(++counter);
+    Status st = server_->CreateDatabase(name);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return name;
+  }
+
+ private:
+  static inline sluice::testing::PgServer* server_ = nullptr;
+  static inline std::string error_;
+};
 
 class CheckpointClient {
  public:
