@@ -20,20 +20,8 @@ namespace {
 using testing::PgServer;
 using testing::TempDir;
 
-enum class Kind { kMemory, kSqlite, kPostgres };
-
-std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
-  switch (info.param) {
-    case Kind::kMemory:
-      return "Memory";
-    case Kind::kSqlite:
-      return "Sqlite";
-    case Kind::kPostgres:
-      return "Postgres";
-  }
-  return "Unknown";
-}
-
+using Kind = sluice::state::test_support::StoreKind;
+constexpr auto KindName = sluice::state::test_support::StoreKindName;
 using sluice::state::test_support::SharedPostgres;
 
 CdcColumn Column(std::string name, uint32_t oid, int32_t modifier, std::string type, bool key,
@@ -91,44 +79,13 @@ void ExpectSameStatus(const TableSyncStatus& got, const TableSyncStatus& want) {
   EXPECT_EQ(got.retry_at_unix_ms, want.retry_at_unix_ms);
 }
 
-class CdcStoreTest : public ::testing::TestWithParam<Kind> {
+class CdcStoreTest : public sluice::state::test_support::StoreTest {
  protected:
-  static void TearDownTestSuite() { SharedPostgres::Stop(); }
-
-  void SetUp() override {
-    if (GetParam() == Kind::kPostgres) {
-      std::string error;
-      server_ = SharedPostgres::Get(&error);
-      ASSERT_NE(server_, nullptr) << "PostgreSQL did not start: " << error;
-      db_ = SharedPostgres::FreshDatabase();
-    }
-  }
-
-  StateConfig Config() {
-    StateConfig config;
-    switch (GetParam()) {
-      case Kind::kMemory:
-        config.memory = true;
-        break;
-      case Kind::kSqlite:
-        config.path = dir_.Path("nested/dir/state.db");
-        break;
-      case Kind::kPostgres:
-        config.url = server_->Url(db_);
-        break;
-    }
-    return config;
-  }
-
   std::unique_ptr<CdcStore> Open(const std::string& pipeline = "orders-cdc") {
     auto store = OpenCdcStore(Config(), pipeline);
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return store.ok() ? std::move(store).value() : nullptr;
   }
-
-  PgServer* server_ = nullptr;
-  std::string db_;
-  TempDir dir_{"sluice-cdc-store-test"};
 };
 
 TEST_P(CdcStoreTest, SchemasRoundTripAndSavingAgainReplacesTheTable) {

@@ -28,20 +28,8 @@ namespace {
 using testing::PgServer;
 using testing::TempDir;
 
-enum class Kind { kMemory, kSqlite, kPostgres };
-
-std::string KindName(const ::testing::TestParamInfo<Kind>& info) {
-  switch (info.param) {
-    case Kind::kMemory:
-      return "Memory";
-    case Kind::kSqlite:
-      return "Sqlite";
-    case Kind::kPostgres:
-      return "Postgres";
-  }
-  return "Unknown";
-}
-
+using Kind = sluice::state::test_support::StoreKind;
+constexpr auto KindName = sluice::state::test_support::StoreKindName;
 ObjectInfo Obj(std::string key, std::string etag, int64_t size = 10, int64_t modified = 1700000000000) {
   return ObjectInfo{std::move(key), std::move(etag), size, modified};
 }
@@ -67,36 +55,8 @@ bool EventuallyLocks(StateStore& store, const std::string& pipeline) {
 
 using sluice::state::test_support::SharedPostgres;
 
-class StateStoreTest : public ::testing::TestWithParam<Kind> {
+class StateStoreTest : public sluice::state::test_support::StoreTest {
  protected:
-  static void TearDownTestSuite() { SharedPostgres::Stop(); }
-
-  void SetUp() override {
-    if (GetParam() == Kind::kPostgres) {
-      std::string error;
-      server_ = SharedPostgres::Get(&error);
-      ASSERT_NE(server_, nullptr) << "PostgreSQL did not start: " << error;
-      db_ = SharedPostgres::FreshDatabase();
-    }
-  }
-
-  /// A fresh location for a store of this test's kind.
-  StateConfig Config() {
-    StateConfig config;
-    switch (GetParam()) {
-      case Kind::kMemory:
-        config.memory = true;
-        break;
-      case Kind::kSqlite:
-        config.path = dir_.Path("nested/dir/state.db");
-        break;
-      case Kind::kPostgres:
-        config.url = server_->Url(db_);
-        break;
-    }
-    return config;
-  }
-
   std::unique_ptr<StateStore> Open() {
     auto store = OpenStateStore(Config());
     EXPECT_TRUE(store.ok()) << store.status().ToString();
@@ -137,10 +97,6 @@ class StateStoreTest : public ::testing::TestWithParam<Kind> {
   int LatestMigration() const {
     return LatestVersion(GetParam() == Kind::kPostgres ? PostgresMigrations() : SqliteMigrations());
   }
-
-  PgServer* server_ = nullptr;
-  std::string db_;
-  TempDir dir_{"sluice-state-test"};
 };
 
 TEST_P(StateStoreTest, FilterNewReturnsNewAndChangedObjectsInOrder) {

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "harness/pg_server.h"
+#include "harness/temp_dir.h"
+#include "state/state_store.h"
 
 namespace sluice::state::test_support {
 
@@ -50,6 +52,55 @@ class SharedPostgres {
  private:
   static inline sluice::testing::PgServer* server_ = nullptr;
   static inline std::string error_;
+};
+
+enum class StoreKind { kMemory, kSqlite, kPostgres };
+
+inline std::string StoreKindName(const ::testing::TestParamInfo<StoreKind>& info) {
+  switch (info.param) {
+    case StoreKind::kMemory:
+      return "Memory";
+    case StoreKind::kSqlite:
+      return "Sqlite";
+    case StoreKind::kPostgres:
+      return "Postgres";
+  }
+  return "Unknown";
+}
+
+/// A test run once per kind of store: Config() is a fresh location for it.
+class StoreTest : public ::testing::TestWithParam<StoreKind> {
+ protected:
+  static void TearDownTestSuite() { SharedPostgres::Stop(); }
+
+  void SetUp() override {
+    if (GetParam() == StoreKind::kPostgres) {
+      std::string error;
+      server_ = SharedPostgres::Get(&error);
+      ASSERT_NE(server_, nullptr) << "PostgreSQL did not start: " << error;
+      db_ = SharedPostgres::FreshDatabase();
+    }
+  }
+
+  StateConfig Config() {
+    StateConfig config;
+    switch (GetParam()) {
+      case StoreKind::kMemory:
+        config.memory = true;
+        break;
+      case StoreKind::kSqlite:
+        config.path = dir_.Path("nested/dir/state.db");
+        break;
+      case StoreKind::kPostgres:
+        config.url = server_->Url(db_);
+        break;
+    }
+    return config;
+  }
+
+  sluice::testing::PgServer* server_ = nullptr;
+  std::string db_;
+  sluice::testing::TempDir dir_{"sluice-state-test"};
 };
 
 class CheckpointClient {
