@@ -226,6 +226,12 @@ class CdcDestination {
   virtual Result<std::unique_ptr<CdcCopyWriter>> OpenCopyWriter(const CdcTable& /*table*/, bool /*binary*/) {
     return std::unique_ptr<CdcCopyWriter>();
   }
+  /// Called once before any write: whether sluice runs the checkpoint in
+  /// the destination's transaction (exactly once) or after it (at least
+  /// once, when the state store is elsewhere). In the second case a batch
+  /// may arrive again after a crash, and the destination should apply it
+  /// idempotently (the PostgreSQL destination then upserts inserts).
+  virtual void SetExactlyOnce(bool /*exactly_once*/) {}
   /// Forgets pieces of an incomplete transaction written since the last
   /// complete batch (the stream restarts and will send them again).
   virtual void DiscardIncomplete() {}

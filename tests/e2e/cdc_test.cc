@@ -377,6 +377,43 @@ TEST_F(CdcTest, KillNineDuringCopyAndStreamingLosesAndRepeatsNothing) {
   EXPECT_EQ(Scalar("SELECT count(*) - count(DISTINCT id) FROM replica.events"), "0");
 }
 
+TEST_F(CdcTest, AtLeastOnceWithAnotherStateStoreStillConvergesAfterKillNine) {
+  Exec(
+      "CREATE TABLE t(id bigint PRIMARY KEY, v int, note text);"
+      "INSERT INTO t SELECT g, 0, 'seed' FROM generate_series(1, 20000) g;");
+  // The state in a SQLite file: the destination cannot hold the checkpoint,
+  // so a batch may be applied again after a crash; it must do no harm.
+  std::string toml = Config("\"t\"");
+  toml = toml.substr(0, toml.find("[state]")) + "[state]\npath = '" + dir_.path() + "/state.db'\n";
+  std::mt19937 rng(std::random_device{}());
+  std::atomic<bool> stop{false};
+  std::thread workload([&] {
+    int64_t next_id = 100000;
+    while (!stop) {
+      (void)pg_->Exec(
+          db_, "BEGIN; INSERT INTO t SELECT g, 1, 'w' FROM generate_series(" + std::to_string(next_id) +
+                   ", " + std::to_string(next_id + 999) +
+                   ") g; UPDATE t SET v = v + 1 WHERE id % 101 = " + std::to_string(next_id % 101) +
+                   "; DELETE FROM t WHERE id = " + std::to_string(next_id / 1000) + "; COMMIT;");
+      next_id += 1000;
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    }
+  });
+  for (int round = 0; round < 3; ++round) {
+    CliProcess* proc = Start(toml);
+    ASSERT_NE(proc, nullptr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500 + rng() % 1500));
+    proc->Kill(SIGKILL);
+    (void)proc->Wait();
+  }
+  stop = true;
+  workload.join();
+  CliProcess* proc = Start(toml);
+  ASSERT_NE(proc, nullptr);
+  EXPECT_TRUE(WaitEqual({"t"}, proc, 120000));
+  EXPECT_NE(proc->StderrSoFar().find("at least once"), std::string::npos) << proc->StderrSoFar();
+}
+
 TEST_F(CdcTest, ReconnectsAfterPostgresRestart) {
   Exec("CREATE TABLE t(id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');");
   CliProcess* proc = Start(Config("\"t\""));

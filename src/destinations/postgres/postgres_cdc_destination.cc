@@ -84,6 +84,7 @@ class PostgresCdcDestination : public CdcDestination {
   }
   std::string TransactionDatabase() const override { return conn_ ? conn_->where() : ""; }
   std::optional<uint32_t> FailedTable() const override { return failed_table_; }
+  void SetExactlyOnce(bool exactly_once) override { exactly_once_ = exactly_once; }
 
   Status TruncateTable(const CdcTable& table) override {
     std::lock_guard lock(mu_);
@@ -334,10 +335,63 @@ class PostgresCdcDestination : public CdcDestination {
 
   Status ApplyInserts(const ChangeBatch& batch, std::span<const ChangeEvent> run) {
     const CdcTable& table = *run.front().table;
+    // At least once: a replayed insert must not fail on its own earlier copy.
+    if (!exactly_once_ && table.identity != CdcIdentity::kFull && !KeyColumns(table).empty()) {
+      return UpsertInserts(batch, run);
+    }
     std::string data;
     for (const ChangeEvent& event : run) AppendRow(batch, table, event.new_row, &data);
     SLUICE_RETURN_IF_ERROR(
         conn_->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN"));
+    Status put = conn_->PutCopyData(data);
+    if (!put.ok()) {
+      conn_->CancelCopy("failed");
+      return put;
+    }
+    return conn_->EndCopy();
+  }
+
+  /// Inserts through the staging table, updating rows whose key exists.
+  Status UpsertInserts(const ChangeBatch& batch, std::span<const ChangeEvent> run) {
+    const CdcTable& table = *run.front().table;
+    const std::vector<size_t> keys = KeyColumns(table);
+    SLUICE_ASSIGN_OR_RETURN(std::string stage, Staging(table));
+    std::string data;
+    int64_t seq = 0;
+    for (const ChangeEvent& event : run) {
+      data += std::to_string(seq++);
+      const CdcCell* cells = batch.row(event.new_row);
+      for (size_t i = 0; i < table.columns.size(); ++i) {
+        data.push_back('\t');
+        AppendCell(batch, cells[i], &data);
+      }
+      for (size_t k = 0; k < keys.size(); ++k) data += "\t\\N";
+      data += "\t\\N\n";
+    }
+    SLUICE_RETURN_IF_ERROR(FillStaging(stage, data));
+    std::string values, keys_sql, updates;
+    for (size_t i = 0; i < table.columns.size(); ++i) {
+      const CdcColumn& column = table.columns[i];
+      if (i) values += ", ";
+      values += "s.n" + std::to_string(i) + "::" + column.type_name;
+      if (column.key) {
+        keys_sql += (keys_sql.empty() ? "" : ", ") + Q::QuoteIdent(column.name);
+      } else {
+        updates += (updates.empty() ? "" : ", ") + Q::QuoteIdent(column.name) + " = EXCLUDED." +
+                   Q::QuoteIdent(column.name);
+      }
+    }
+    std::string sql = "INSERT INTO " + Target(table) + " (" + ColumnList(table) + ") SELECT " + values +
+                      " FROM " + stage + " s ORDER BY s.seq ON CONFLICT (" + keys_sql + ") DO " +
+                      (updates.empty() ? "NOTHING" : "UPDATE SET " + updates);
+    SLUICE_ASSIGN_OR_RETURN(int64_t affected, conn_->Execute(sql, {}));
+    (void)affected;
+    return Status::OK();
+  }
+
+  Status FillStaging(const std::string& stage, const std::string& data) {
+    SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE " + stage));
+    SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + stage + " FROM STDIN"));
     Status put = conn_->PutCopyData(data);
     if (!put.ok()) {
       conn_->CancelCopy("failed");
@@ -378,14 +432,7 @@ class PostgresCdcDestination : public CdcDestination {
       data += unchanged.empty() ? "\\N" : "{" + unchanged + "}";
       data.push_back('\n');
     }
-    SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE " + stage));
-    SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + stage + " FROM STDIN"));
-    Status put = conn_->PutCopyData(data);
-    if (!put.ok()) {
-      conn_->CancelCopy("failed");
-      return put;
-    }
-    SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
+    SLUICE_RETURN_IF_ERROR(FillStaging(stage, data));
     std::string match;
     for (size_t k : keys) {
       const CdcColumn& column = table.columns[k];
@@ -486,6 +533,7 @@ class PostgresCdcDestination : public CdcDestination {
   std::map<uint32_t, CdcTable> applied_;
   std::map<std::string, std::string> staging_;
   std::optional<uint32_t> failed_table_;
+  bool exactly_once_ = true;
 };
 
 }  // namespace

@@ -689,6 +689,7 @@ Status Replicator::Run() {
   SLUICE_RETURN_IF_ERROR(destination_->Open());
   const std::string dest_db = destination_->TransactionDatabase();
   exactly_once_ = !dest_db.empty() && dest_db == store_->TransactionDatabase();
+  destination_->SetExactlyOnce(exactly_once_);
   spdlog::info("pipeline {}: replicating publication {} into {} ({}; state in {})", options_.pipeline,
                options_.publication, destination_->Describe(),
                exactly_once_ ? "exactly once" : "at least once", store_->Describe());
