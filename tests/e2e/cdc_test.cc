@@ -356,7 +356,13 @@ TEST_F(CdcTest, KillNineDuringCopyAndStreamingLosesAndRepeatsNothing) {
                         "; DELETE FROM big WHERE id = " + std::to_string(next_id / 1000) + "; COMMIT;";
       (void)pg_->Exec(db_, sql);
       next_id += 500;
-      ++batches;
+      if (++batches % 8 == 0) {
+        // A transaction large enough to be streamed while in progress, and
+        // to reach the destination in several pieces.
+        (void)pg_->Exec(db_, "INSERT INTO events SELECT g, repeat('L', 100) FROM generate_series(" +
+                                 std::to_string(next_id) + ", " + std::to_string(next_id + 29999) + ") g");
+        next_id += 30000;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   });
