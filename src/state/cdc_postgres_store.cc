@@ -204,40 +204,19 @@ class PostgresCdcStore final : public CdcStore {
   }
 
  private:
-  template <typename R>
-  static const Status& StatusOf(const R& r) {
-    if constexpr (std::is_same_v<R, Status>) {
-      return r;
-    } else {
-      return r.status();
-    }
-  }
-
-  /// Runs fn on the session under the mutex. A connection that libpq knows
-  /// to be broken is reset first; one that breaks during fn is reset and fn
-  /// runs once more (every statement of this store is idempotent).
+  /// Runs fn on the session under the mutex; every statement of this store
+  /// is idempotent, so a connection that breaks during fn is reset and fn
+  /// runs once more.
   template <typename Fn>
   auto Locked(Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!session_->alive()) SLUICE_RETURN_IF_ERROR(session_->Reset());
-    // A transaction left open by a failure whose ROLLBACK could not be sent.
-    if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
-    auto result = fn(*session_);
-    if (StatusOf(result).ok() || session_->alive()) return result;
-    if (!session_->Reset().ok()) return result;
-    return fn(*session_);
+    return RunOnSession(
+        *session_, /*idempotent=*/true, [&] { return session_->Reset(); }, fn);
   }
 
-  /// BEGIN; fn; COMMIT, or ROLLBACK when fn fails.
   template <typename Fn>
   static Status Transaction(PgSession& s, Fn&& fn) {
-    SLUICE_RETURN_IF_ERROR(s.Exec("BEGIN"));
-    Status st = fn(s);
-    if (!st.ok()) {
-      if (s.alive()) (void)s.Exec("ROLLBACK");
-      return st;
-    }
-    return s.Exec("COMMIT");
+    return RunTransaction(s, "BEGIN", fn);
   }
 
   std::mutex mu_;

@@ -302,29 +302,12 @@ class PostgresStateStore final : public StateStore {
   static constexpr bool kIdempotent = true;
   static constexpr bool kOnce = false;
 
-  template <typename R>
-  static const Status& StatusOf(const R& r) {
-    if constexpr (std::is_same_v<R, Status>) {
-      return r;
-    } else {
-      return r.status();
-    }
-  }
-
-  /// Runs fn on the session under the mutex. A connection that libpq knows
-  /// to be broken is reset first; one that breaks during fn is reset and,
-  /// when `idempotent`, fn runs once more.
+  /// Runs fn on the session under the mutex (see RunOnSession).
   template <typename Fn>
   auto Locked(bool idempotent, Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!session_->alive()) SLUICE_RETURN_IF_ERROR(ResetSession());
-    // A transaction left open by a failure whose ROLLBACK could not be sent.
-    if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
-    auto result = fn(*session_);
-    if (StatusOf(result).ok() || session_->alive()) return result;
-    Status reset = ResetSession();
-    if (!idempotent || !reset.ok()) return result;
-    return fn(*session_);
+    return RunOnSession(
+        *session_, idempotent, [&] { return ResetSession(); }, fn);
   }
 
   /// Reconnects. The old session's run locks ended with it (the server
@@ -334,16 +317,9 @@ class PostgresStateStore final : public StateStore {
     return session_->Reset();
   }
 
-  /// begin; fn; COMMIT, or ROLLBACK when fn fails.
   template <typename Fn>
   static Status Transaction(PgSession& s, const char* begin, Fn&& fn) {
-    SLUICE_RETURN_IF_ERROR(s.Exec(begin));
-    Status st = fn(s);
-    if (!st.ok()) {
-      if (s.alive()) (void)s.Exec("ROLLBACK");
-      return st;
-    }
-    return s.Exec("COMMIT");
+    return RunTransaction(s, begin, fn);
   }
 
   std::mutex mu_;

@@ -122,6 +122,14 @@ class PostgresCdcDestination : public CdcDestination {
   Status WriteEvents(const ChangeBatch& batch, const std::vector<CommitStatement>& checkpoint) override {
     std::lock_guard lock(mu_);
     failed_table_.reset();
+    if (in_txn_ && (!conn_ || !conn_->alive())) {
+      // The server rolled back the pieces already written: continuing in a
+      // new transaction would apply half a source transaction.
+      in_txn_ = false;
+      applied_.clear();
+      return Status::Unavailable("lost the connection to " + Describe() +
+                                 " inside a transaction; it is streamed again");
+    }
     SLUICE_RETURN_IF_ERROR(EnsureConnected());
     if (!in_txn_) {
       SLUICE_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
