@@ -349,14 +349,7 @@ class PostgresCdcDestination : public CdcDestination {
     }
     std::string data;
     for (const ChangeEvent& event : run) AppendRow(batch, table, event.new_row, &data);
-    SLUICE_RETURN_IF_ERROR(
-        conn_->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN"));
-    Status put = conn_->PutCopyData(data);
-    if (!put.ok()) {
-      conn_->CancelCopy("failed");
-      return put;
-    }
-    return conn_->EndCopy();
+    return CopyRows("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN", data);
   }
 
   /// Inserts through the staging table, updating rows whose key exists.
@@ -399,7 +392,12 @@ class PostgresCdcDestination : public CdcDestination {
 
   Status FillStaging(const std::string& stage, const std::string& data) {
     SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE " + stage));
-    SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + stage + " FROM STDIN"));
+    return CopyRows("COPY " + stage + " FROM STDIN", data);
+  }
+
+  /// Runs `copy_sql` (COPY ... FROM STDIN) with `data` in COPY's text format.
+  Status CopyRows(const std::string& copy_sql, const std::string& data) {
+    SLUICE_RETURN_IF_ERROR(conn_->CopyIn(copy_sql));
     Status put = conn_->PutCopyData(data);
     if (!put.ok()) {
       conn_->CancelCopy("failed");
