@@ -165,7 +165,6 @@ class ChangeBatch {
     ++transactions_;
   }
   void set_complete(bool complete) { complete_ = complete; }
-  size_t event_count() const { return events_.size(); }
   void Clear() {
     values_.clear();
     cells_.clear();

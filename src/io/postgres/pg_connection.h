@@ -94,14 +94,19 @@ class PgConnection {
 
   PGconn* raw() { return conn_; }
 
+  /// Turns a failed result (or, with nullptr, a lost connection) into a
+  /// Status: the server's message on one line with SQLSTATE, detail and
+  /// hint, password scrubbed; Unavailable when the connection is gone. For
+  /// callers that drive libpq through raw() (replication, COPY TO STDOUT).
+  Status ErrorFrom(const PGresult* result, const char* what) const;
+  Status ConnectionError(const char* what) const;
+
  private:
   /// PQexecParams with text parameters; a failed result becomes a Status.
   Result<ResultPtr> ExecParams(const std::string& sql, const std::vector<std::optional<std::string>>& params,
                                const char* what);
   PgConnection() = default;
   /// Turns a failed result (or a lost connection) into a Status.
-  Status ErrorFrom(const PGresult* result, const char* what) const;
-  Status ConnectionError(const char* what) const;
   std::string Scrub(std::string text) const;
 
   PGconn* conn_ = nullptr;

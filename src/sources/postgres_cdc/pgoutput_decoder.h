@@ -210,6 +210,9 @@ class PgoutputDecoder {
   std::optional<Xid> stream_xid() const { return stream_xid_; }
   /// Forgets the stream state, e.g. after reconnecting.
   void Reset() { stream_xid_.reset(); }
+  /// Puts the decoder inside a stream block of `xid`, as a Stream Start
+  /// would: for replaying the stored messages of a streamed transaction.
+  void EnterStream(Xid xid) { stream_xid_ = xid; }
 
  private:
   std::optional<Xid> stream_xid_;

@@ -4,22 +4,11 @@
 #include <poll.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "sources/postgres_cdc/catalog.h"
 
 namespace sluice::cdc {
-namespace {
-
-std::string OneLine(const char* text) {
-  std::string out = text ? text : "";
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  for (char& c : out) {
-    if (c == '\n') c = ' ';
-  }
-  return out;
-}
-
-}  // namespace
 
 Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(const std::string& url) {
   SLUICE_ASSIGN_OR_RETURN(
@@ -34,11 +23,12 @@ void ReplicationConnection::FreeBuffer() {
   buffer_ = nullptr;
 }
 
-Status ReplicationConnection::Error(const std::string& what) const {
-  PGconn* raw = conn_->raw();
+Status ReplicationConnection::Failed(const PGresult* result, const std::string& what,
+                                     const std::string& hint) const {
+  Status server = conn_->ErrorFrom(result, what.c_str());
   std::string message =
-      "replication connection to " + conn_->where() + ": " + what + ": " + OneLine(PQerrorMessage(raw));
-  if (PQstatus(raw) != CONNECTION_OK) return Status::Unavailable(message);
+      "replication connection to " + conn_->where() + ": " + what + ": " + server.message() + hint;
+  if (server.retryable() || !conn_->alive()) return Status::Unavailable(message);
   return Status::InvalidArgument(message);
 }
 
@@ -49,13 +39,7 @@ Result<CreatedSlot> ReplicationConnection::CreateSlot(const std::string& name, b
                     (export_snapshot ? "export" : "nothing") + "')";
   PgConnection::ResultPtr result(PQexec(conn_->raw(), sql.c_str()));
   if (!result || PQresultStatus(result.get()) != PGRES_TUPLES_OK || PQntuples(result.get()) != 1) {
-    std::string detail = result ? OneLine(PQresultErrorMessage(result.get())) : "";
-    Status status = Error("creating replication slot " + name);
-    if (!detail.empty() && PQstatus(conn_->raw()) == CONNECTION_OK) {
-      return Status::InvalidArgument("replication connection to " + conn_->where() +
-                                     ": creating replication slot " + name + ": " + detail);
-    }
-    return status;
+    return Failed(result.get(), "creating replication slot " + name);
   }
   CreatedSlot slot;
   SLUICE_ASSIGN_OR_RETURN(slot.consistent_point, Lsn::Parse(PQgetvalue(result.get(), 0, 1)));
@@ -71,19 +55,17 @@ Status ReplicationConnection::StartStreaming(const std::string& slot, Lsn start,
                     ", streaming 'on', messages 'true')";
   PgConnection::ResultPtr result(PQexec(conn_->raw(), sql.c_str()));
   if (!result || PQresultStatus(result.get()) != PGRES_COPY_BOTH) {
-    std::string detail = result ? OneLine(PQresultErrorMessage(result.get())) : "";
-    if (PQstatus(conn_->raw()) != CONNECTION_OK) return Error("starting replication from slot " + slot);
+    const char* detail = result ? PQresultErrorMessage(result.get()) : "";
     std::string hint;
-    if (detail.find("is active for PID") != std::string::npos) {
+    if (std::strstr(detail, "is active for PID") != nullptr) {
       hint = " (another process is streaming from this slot; stop it, or give this pipeline its own slot)";
-    } else if (detail.find("can no longer get changes") != std::string::npos ||
-               detail.find("invalidated") != std::string::npos) {
+    } else if (std::strstr(detail, "can no longer get changes") != nullptr ||
+               std::strstr(detail, "invalidated") != nullptr) {
       hint =
           " (the slot was invalidated because the WAL it needed was removed; drop the slot and the "
           "pipeline's state to start over with a new initial copy)";
     }
-    return Status::InvalidArgument("replication connection to " + conn_->where() +
-                                   ": starting replication from slot " + slot + ": " + detail + hint);
+    return Failed(result.get(), "starting replication from slot " + slot, hint);
   }
   return Status::OK();
 }
@@ -98,18 +80,20 @@ Result<std::optional<std::string_view>> ReplicationConnection::Receive(int timeo
     if (n == -1) {
       // The server ended the stream (shutdown, or an error it reports).
       PgConnection::ResultPtr result(PQgetResult(raw));
-      std::string detail = result ? OneLine(PQresultErrorMessage(result.get())) : "";
-      return Status::Unavailable("replication stream from " + conn_->where() + " ended" +
-                                 (detail.empty() ? std::string() : ": " + detail));
+      std::string detail;
+      if (result && PQresultStatus(result.get()) == PGRES_FATAL_ERROR) {
+        detail = ": " + conn_->ErrorFrom(result.get(), "replication").message();
+      }
+      return Status::Unavailable("replication stream from " + conn_->where() + " ended" + detail);
     }
-    if (n == -2) return Error("reading the replication stream");
+    if (n == -2) return Failed(nullptr, "reading the replication stream");
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::optional<std::string_view>();
     pollfd fd{PQsocket(raw), POLLIN, 0};
     int ready = poll(&fd, 1, static_cast<int>(left.count()));
     if (ready < 0 && errno != EINTR) return Status::Unavailable("poll on the replication connection failed");
-    if (ready > 0 && PQconsumeInput(raw) == 0) return Error("reading the replication stream");
+    if (ready > 0 && PQconsumeInput(raw) == 0) return Failed(nullptr, "reading the replication stream");
   }
 }
 
@@ -123,7 +107,7 @@ Status ReplicationConnection::SendStatus(Lsn written, Lsn flushed, bool reply_re
   std::string payload = EncodeStandbyStatusUpdate(update);
   if (PQputCopyData(conn_->raw(), payload.data(), static_cast<int>(payload.size())) != 1 ||
       PQflush(conn_->raw()) != 0) {
-    return Error("sending a standby status update");
+    return Failed(nullptr, "sending a standby status update");
   }
   return Status::OK();
 }

@@ -42,7 +42,9 @@ class ReplicationConnection {
 
  private:
   explicit ReplicationConnection(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
-  Status Error(const std::string& what) const;
+  /// A failed command: Unavailable when the connection is gone, otherwise
+  /// InvalidArgument with the server's message and `hint`.
+  Status Failed(const PGresult* result, const std::string& what, const std::string& hint = "") const;
   void FreeBuffer();
 
   std::unique_ptr<PgConnection> conn_;

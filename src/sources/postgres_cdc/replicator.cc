@@ -422,7 +422,7 @@ Status Replicator::Session::BeginTxn(Lsn commit_lsn, PgTimestamp time, Xid xid) 
   txn_xid_ = xid;
   // Already applied before a restart: the destination has it.
   skip_txn_ = confirmed_.valid() && commit_lsn < confirmed_;
-  txn_first_event_ = batch_.event_count();
+  txn_first_event_ = batch_.events().size();
   return Status::OK();
 }
 
@@ -435,7 +435,7 @@ Status Replicator::Session::CommitTxn(Lsn end_lsn) {
   r_.stats_.transactions++;
   r_.stats_.last_commit_time_us =
       PgTimestampToTimePoint(txn_time_).time_since_epoch() / std::chrono::microseconds(1);
-  if (static_cast<int64_t>(batch_.event_count()) >= o_.batch_max_rows ||
+  if (static_cast<int64_t>(batch_.events().size()) >= o_.batch_max_rows ||
       static_cast<int64_t>(batch_.bytes()) >= o_.batch_max_bytes) {
     return Flush(true);
   }
@@ -458,11 +458,8 @@ Status Replicator::Session::HandleMessage(std::string_view raw, const PgoutputMe
   if (const auto* commit = std::get_if<StreamCommitMessage>(&message)) {
     SLUICE_RETURN_IF_ERROR(BeginTxn(commit->commit_lsn, commit->commit_time, commit->xid));
     PgoutputDecoder replay;
+    replay.EnterStream(commit->xid);
     PgoutputMessage replayed;
-    std::string start_message = "S";
-    AppendBigEndian32(&start_message, commit->xid);
-    start_message.push_back(0);
-    SLUICE_RETURN_IF_ERROR(replay.Decode(start_message, &replayed));
     Status status = spill_.Replay(commit->xid, [&](std::string_view stored) -> Status {
       // A long replay still stops promptly; the transaction is streamed again.
       if (cancelled()) return Status::Cancelled("stopped while applying a streamed transaction");

@@ -75,11 +75,9 @@ class Worker {
     const std::string sql = CopyQuery(task, writer != nullptr && binary);
     PgConnection::ResultPtr start(PQexec(conn_->raw(), sql.c_str()));
     if (!start || PQresultStatus(start.get()) != PGRES_COPY_OUT) {
-      std::string detail = start ? PQresultErrorMessage(start.get()) : PQerrorMessage(conn_->raw());
       if (writer) writer->Abort();
-      Status failure = Status::InvalidArgument("copying " + task.table->QualifiedName() + ": " + detail);
-      if (PQstatus(conn_->raw()) != CONNECTION_OK) return Status::Unavailable(failure.message());
-      return failure;
+      return conn_->ErrorFrom(start.get(), "COPY TO STDOUT")
+          .WithContext("copying " + task.table->QualifiedName());
     }
     int64_t rows = 0;
     std::string chunk;
@@ -122,9 +120,10 @@ class Worker {
     }
     PgConnection::ResultPtr end(PQgetResult(conn_->raw()));
     if (!end || PQresultStatus(end.get()) != PGRES_COMMAND_OK) {
-      std::string detail = end ? PQresultErrorMessage(end.get()) : PQerrorMessage(conn_->raw());
       if (writer) writer->Abort();
-      return Status::Unavailable("copying " + task.table->QualifiedName() + ": " + detail);
+      // Ended early (a cancelled backend, a lost connection): try again.
+      Status failed = conn_->ErrorFrom(end.get(), "COPY TO STDOUT");
+      return Status::Unavailable("copying " + task.table->QualifiedName() + ": " + failed.message());
     }
     while (PGresult* extra = PQgetResult(conn_->raw())) PQclear(extra);
     if (writer) {
