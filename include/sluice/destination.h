@@ -77,6 +77,9 @@ class Destination {
 
   /// What the destination is, for messages: "postgres table public.sales".
   virtual std::string Describe() const = 0;
+  /// After Commit: what the load did besides writing rows, worth telling
+  /// the user ("the table was emptied"), or empty. Optional.
+  virtual std::string Note() const { return ""; }
 };
 
 }  // namespace sluice

@@ -39,6 +39,20 @@ std::string FirstMatch(const std::string& text, const std::regex& re) {
 
 }  // namespace
 
+std::string CsvReason(const std::string& reason) {
+  static const std::regex kFields(R"(Expected Number of Columns: (\d+) Found: (\d+))");
+  static const std::regex kLineSize(R"(Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes)");
+  std::smatch m;
+  if (std::regex_search(reason, m, kFields)) {
+    return "expected " + m[1].str() + " fields, found " + m[2].str();
+  }
+  if (std::regex_search(reason, m, kLineSize)) {
+    return "the line is " + m[2].str() + " bytes, longer than max_line_size (" + m[1].str() +
+           " bytes); raise [source] max_line_size";
+  }
+  return reason;
+}
+
 Status DuckDbError(const std::string& message) {
   // CSV errors from DuckDB carry the line, the column and the file in a
   // long multi-line message; users need just those and the reason.
@@ -58,12 +72,14 @@ Status DuckDbError(const std::string& message) {
       // The first line after the "Original Line" echo is the reason.
       auto pos = message.find("Original Line:");
       auto next = pos == std::string::npos ? std::string::npos : message.find('\n', pos);
-      if (next != std::string::npos) {
+      while (next != std::string::npos && reason.empty()) {
         auto end = message.find('\n', next + 1);
         reason = message.substr(next + 1, end == std::string::npos ? std::string::npos : end - next - 1);
+        next = end;
       }
       if (reason.empty()) reason = message.substr(0, message.find('\n'));
     }
+    reason = CsvReason(reason);
     std::string out = (file.empty() ? std::string("input") : file) + " line " + line;
     if (!column.empty()) out += ", column " + column;
     out += ": " + reason;

@@ -97,6 +97,10 @@ ResultColumn MapDuckDbType(const std::string& name, const std::string& duckdb_ty
 /// CSV errors as "FILE line N, column C: reason".
 Status DuckDbError(const std::string& message);
 
+/// DuckDB's reason for a bad CSV row in the user's terms: "expected 3
+/// fields, found 2" for a ragged row, the limit to raise for a long line.
+std::string CsvReason(const std::string& reason);
+
 /// Removes trailing white space and semicolons so that the query can be
 /// wrapped in a subquery. Wrappers still close on a new line, in case the
 /// query ends in a -- comment.

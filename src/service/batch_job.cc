@@ -289,20 +289,108 @@ Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config,
   return io::S3Client::Make(std::move(o));
 }
 
+/// Where {file} names start: the directory part of the source path before
+/// any glob ("s3://b/in/" for "s3://b/in/*.csv", "/abs/d/" for "d" when it is
+/// a directory), so that a key's name relative to it tells the inputs apart.
+std::string InputBase(const std::string& source_path) {
+  std::string path = source_path;
+  bool s3 = path.starts_with("s3://");
+  if (!s3) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(path, ec);
+    if (!ec) path = abs.lexically_normal().string();
+  }
+  size_t glob = path.find_first_of("*?[");
+  if (glob != std::string::npos) {
+    size_t slash = path.rfind('/', glob);
+    return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+  }
+  if (!path.empty() && path.back() == '/') return path;
+  std::error_code ec;
+  if (!s3 && fs::is_directory(path, ec)) return path + "/";
+  // A single file, or (S3) a prefix written without its trailing slash: a
+  // key below "path/" is named relative to it.
+  return path + "/";
+}
+
+/// What {file} stands for: the key relative to `base` (or its base name),
+/// without the extensions that were read (".csv", ".csv.gz", ".parquet"):
+/// "d/2024.01.01.csv" -> "2024.01.01", "s3://b/in/x/2024.csv" -> "x/2024".
+std::string FileStem(const std::string& key, const std::string& base) {
+  std::string rel;
+  if (!base.empty() && key.starts_with(base) && key.size() > base.size()) {
+    rel = key.substr(base.size());
+  } else {
+    rel = key.substr(key.find_last_of('/') + 1);
+  }
+  auto strip = [&](std::initializer_list<const char*> suffixes) {
+    std::string lower = rel;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* suffix : suffixes) {
+      std::string_view sv(suffix);
+      size_t name_start = rel.find_last_of('/') + 1;
+      if (lower.ends_with(sv) && rel.size() - sv.size() > name_start) {
+        rel.resize(rel.size() - sv.size());
+        return;
+      }
+    }
+  };
+  strip({".gz", ".zst", ".zstd"});
+  strip({".csv", ".tsv", ".txt", ".parquet", ".pq", ".jsonl", ".ndjson", ".json"});
+  return rel;
+}
+
 /// The config of one load: {run} and {file} in a file destination's path
-/// become the run id and the loaded file's base name (without extension),
-/// so that each load writes its own output and a replay overwrites it.
-PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
-                             const std::vector<Fetched>& fetched) {
+/// become the run id and the loaded file's name (see FileStem), so that
+/// each load writes its own output and a replay overwrites it.
+PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id, const std::vector<std::string>& keys) {
   PipelineConfig c = config;
   std::string& path = c.destination.path;
   path = ReplaceAll(std::move(path), "{run}", std::to_string(run_id));
-  if (fetched.size() == 1) {
-    std::string key = fetched[0].object.key;
-    std::string base = key.substr(key.find_last_of('/') + 1);
-    path = ReplaceAll(std::move(path), "{file}", base.substr(0, base.find('.')));
+  if (keys.size() == 1) {
+    path = ReplaceAll(std::move(path), "{file}", FileStem(keys[0], InputBase(config.source.path)));
   }
   return c;
+}
+
+/// Whether loads write outputs of their own ({run} or {file} in a file
+/// destination's path), which must never replace each other.
+bool WritesPerLoadOutputs(const PipelineConfig& config) {
+  const std::string& path = config.destination.path;
+  return config.destination.type == "file" &&
+         (path.find("{file}") != std::string::npos || path.find("{run}") != std::string::npos);
+}
+
+/// Before a load writes `output`: refuses when another input wrote it (the
+/// state store remembers which input each output was written from) or when
+/// it exists and this pipeline did not write it, then claims it for `input`.
+Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const std::string& output,
+                   const std::string& input, int64_t run_id) {
+  SLUICE_ASSIGN_OR_RETURN(auto claim, store->OutputClaim(config.name, output));
+  if (claim && *claim != input) {
+    return Status::DataError("[destination] path: " + output + " was written from " + *claim +
+                             "; refusing to replace it with the output of " + input +
+                             " (make the path tell the inputs apart)");
+  }
+  if (!claim) {
+    std::error_code ec;
+    if (!output.starts_with("s3://") && fs::exists(output, ec)) {
+      return Status::DataError("[destination] path: " + output +
+                               " exists and this pipeline did not write it from " + input +
+                               "; refusing to replace it (move it away, or change the path)");
+    }
+    SLUICE_RETURN_IF_ERROR(store->ClaimOutput(config.name, output, input, run_id));
+  }
+  // {file} may name a sub-directory (an S3 key below the source prefix):
+  // created below the directory the path names before {file}, when that exists.
+  const std::string& path = config.destination.path;
+  size_t at = path.find("{file}");
+  if (!output.starts_with("s3://") && at != std::string::npos) {
+    std::error_code ec;
+    fs::path fixed = fs::path(path.substr(0, at)).parent_path();
+    if (fixed.empty() || fs::is_directory(fixed, ec)) fs::create_directories(fs::path(output).parent_path(), ec);
+  }
+  return Status::OK();
 }
 
 /// Releases a pipeline's run lock when the run ends.
@@ -521,6 +609,21 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
                Thousands(report.files_found), Thousands(listed), config.source.path);
   if (todo.empty()) return finish(Status::OK());
 
+  // Two inputs of this run that would write one output: refuse before
+  // anything is written.
+  if (WritesPerLoadOutputs(config) && config.source.batch == "per_file") {
+    std::map<std::string, std::string> writer;
+    for (const auto& o : todo) {
+      std::string output = ConfigForLoad(config, report.run_id, {o.key}).destination.path;
+      auto [it, fresh] = writer.emplace(output, o.key);
+      if (!fresh) {
+        return finish(Status::InvalidArgument("[destination] path: " + it->second + " and " + o.key +
+                                              " would both be written to " + output +
+                                              "; nothing was loaded (make the path tell them apart)"));
+      }
+    }
+  }
+
   // 2. Fetch and load.
   std::unique_ptr<Spool> spool;
   if (client) {
@@ -604,8 +707,15 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
           run.checkpoint_database = ledger_db;
         }
       }
+      std::vector<std::string> keys;
+      for (const auto& f : fetched) keys.push_back(f.object.key);
+      PipelineConfig load_config = ConfigForLoad(config, report.run_id, keys);
+      if (status.ok() && WritesPerLoadOutputs(config)) {
+        std::string input = keys.size() == 1 ? keys[0] : "run " + std::to_string(report.run_id);
+        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id);
+      }
       if (status.ok()) {
-        auto result = RunPipelineOnce(ConfigForLoad(config, report.run_id, fetched), run);
+        auto result = RunPipelineOnce(load_config, run);
         if (result.ok()) {
           summary = std::move(result).value();
         } else {
@@ -652,6 +762,10 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       report.bytes_in += summary.bytes_in;
       report.destination = summary.destination;
       AddStages(&report.stages, summary.stage_totals);
+      for (const auto& note : summary.notes) {
+        spdlog::info("pipeline {}: {}", config.name, note);
+        report.notes.push_back(note);
+      }
       spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s{}", config.name,
                    Thousands(summary.rows),
                    fetched.size() == 1 ? fetched[0].object.key : std::to_string(fetched.size()) + " files",
@@ -712,6 +826,7 @@ Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& op
     report.destination = summary->destination;
     report.rejected = summary->rejected;
     report.stages_text = summary->stages;
+    report.notes = summary->notes;
   } else {
     report.status = summary.status().code() == StatusCode::kCancelled ? "cancelled" : "failed";
     report.error = summary.status().message();

@@ -48,6 +48,8 @@ struct JobReport {
   std::string error_kind;
   /// Whether the failure is worth running again (a server was unavailable).
   bool retryable = false;
+  /// What the user should know besides the counts (RunSummary::notes).
+  std::vector<std::string> notes;
 };
 
 struct JobOptions {

@@ -554,11 +554,28 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     return Status::InvalidArgument(
         "[source] incremental needs files; stdin cannot be remembered in a ledger");
   }
-  if (cfg.source.is_incremental() && cfg.destination.type == "file") {
-    bool per_load =
-        cfg.destination.path.find("{run}") != std::string::npos ||
-        (cfg.source.batch == "per_file" && cfg.destination.path.find("{file}") != std::string::npos);
-    if (!per_load) {
+  if (cfg.destination.type == "file") {
+    const std::string& out = cfg.destination.path;
+    bool has_run = out.find("{run}") != std::string::npos;
+    bool has_file = out.find("{file}") != std::string::npos;
+    bool batch_job = cfg.source.is_incremental() || cfg.source.is_s3();
+    if ((has_run || has_file) && !batch_job) {
+      return Status::InvalidArgument(
+          "[destination] path: {run} and {file} name the outputs of runs that remember their files; set [source] "
+          "incremental = true, or write a fixed path");
+    }
+    if (has_file && cfg.source.batch != "per_file") {
+      return Status::InvalidArgument(
+          "[destination] path: {file} names the output of one input file; it needs [source] batch = "
+          "\"per_file\" (with batch = \"all\" a run writes one output: use {run})");
+    }
+    if (cfg.source.batch == "per_file" && batch_job && !has_file) {
+      return Status::InvalidArgument(
+          "[destination] path: with batch = \"per_file\" every file is a load of its own and needs its own "
+          "output; put {file} (the input's name) in the path, e.g. \"out/{file}.parquet\" ({run} alone would give every "
+          "file of a run the same output)");
+    }
+    if (cfg.source.is_incremental() && !has_run && !has_file) {
       return Status::InvalidArgument(
           "[destination] path: an incremental source writes one output per load; put {run} (the run id) or, "
           "with batch = \"per_file\", {file} (the input's name) in the path, e.g. "

@@ -97,6 +97,9 @@ struct DestinationConfig {
   bool create_table = true;
   S3Config s3;                 // a copy of [s3], for an s3:// path
   std::string temp_directory;  // a copy of [engine] temp_directory
+  /// Set by the runner, not the file: the load has no rows and the types of
+  /// its columns are unknown (see FilesSource::untyped_empty).
+  bool untyped_empty = false;
 };
 
 struct EngineConfig {

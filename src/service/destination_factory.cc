@@ -34,6 +34,7 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config, const 
     SLUICE_ASSIGN_OR_RETURN(o.mode, ParsePostgresLoadMode(config.mode));
     o.key = config.key;
     o.create_table = config.create_table;
+    o.untyped_empty = config.untyped_empty;
     if (o.url.empty()) return Status::InvalidArgument("[destination] url is required for type postgres");
     if (o.table.empty()) return Status::InvalidArgument("[destination] table is required for type postgres");
     SLUICE_ASSIGN_OR_RETURN(out.batch, PostgresDestination::Make(std::move(o)));
@@ -43,6 +44,7 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config, const 
     o.table = config.table;
     SLUICE_ASSIGN_OR_RETURN(o.mode, destinations::ParseLoadMode(config.mode));
     o.key = config.key;
+    o.untyped_empty = config.untyped_empty;
     if (o.table.empty()) return Status::InvalidArgument("[destination] table is required for type duckdb");
     SLUICE_ASSIGN_OR_RETURN(out.native, destinations::MakeDuckDbDestination(std::move(o)));
   } else if (type == "file" || type == "stdout") {
@@ -50,6 +52,7 @@ Result<BuiltDestination> MakeDestination(const DestinationConfig& config, const 
     o.path = type == "stdout" ? "-" : config.path;
     o.format = config.format;
     o.temp_dir = config.temp_directory;
+    o.untyped_empty = config.untyped_empty;
     if (o.path.starts_with("s3://")) {
       auto s3 = S3OptionsFor(config.s3, cancel);
       if (!s3.ok()) return s3.status().WithContext("[s3]");

@@ -258,24 +258,67 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
 
 }  // namespace
 
+namespace {
+
+/// "a.csv is empty (0 bytes)" or "3 files are empty (a.csv, b.csv, ...)".
+std::string EmptyFilesNote(const std::vector<std::string>& files) {
+  if (files.size() == 1) return files[0] + " is empty: nothing to load from it";
+  std::string list;
+  for (size_t i = 0; i < files.size() && i < 5; ++i) list += (i ? ", " : "") + files[i];
+  if (files.size() > 5) list += ", ...";
+  return std::to_string(files.size()) + " files are empty (" + list + "): nothing to load from them";
+}
+
+/// An input without rows and with unknown column types must stay without
+/// rows: an aggregate over it (count(*)) would need types it does not have.
+Status CheckUntypedResultIsEmpty(const PipelineConfig& config, engine::DuckDbEngine* engine) {
+  SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT count(*) FROM (" + SelectSql(config) +
+                                                       "\n) AS sluice_untyped"));
+  if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
+    return Status::InvalidArgument(
+        "the input has a header line and no rows, so the types of its columns are unknown, yet [transform] "
+        "sql makes " +
+        *rows[0][0] + " rows of it; declare the column types in [source] columns");
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options) {
   auto start = Clock::now();
   RunSummary summary;
   SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel, options.files));
-  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination, options.cancel));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   summary.source = source->Describe();
+  SLUICE_RETURN_IF_ERROR(source->Explain(source->Attach(engine.get())));
+  if (!source->empty_files().empty()) summary.notes.push_back(EmptyFilesNote(source->empty_files()));
+  if (source->all_empty()) {
+    // Nothing to load and nothing to create: the destination is not touched.
+    SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination, options.cancel));
+    summary.destination = dest.Describe();
+    summary.notes.push_back(summary.destination + " was not touched");
+    summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    return summary;
+  }
+  DestinationConfig dest_config = config.destination;
+  dest_config.untyped_empty = source->untyped_empty();
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(dest_config, options.cancel));
   summary.destination = dest.Describe();
-  SLUICE_RETURN_IF_ERROR(source->Attach(engine.get()));
   if (config.destination.mode == "upsert") {
     // "The last row for a key wins" needs the input's order; other modes
     // let DuckDB's parallel scan deliver rows in any order, which is faster.
     SLUICE_RETURN_IF_ERROR(engine->Execute("SET preserve_insertion_order = true"));
   }
 
-  Status status =
-      dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
-                 : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+  Status status;
+  if (source->untyped_empty()) status = CheckUntypedResultIsEmpty(config, engine.get());
+  // Compressed inputs are checked for truncation while DuckDB reads them.
+  source->StartIntegrityChecks();
+  if (status.ok()) {
+    status = dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
+                        : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+  }
   if (status.ok()) {
     // Rejected rows are checked before the commit, so that too many of them
     // leave the destination untouched.
@@ -285,6 +328,16 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
     } else {
       status = rejected.status();
     }
+  }
+  if (status.ok()) {
+    status = source->FinishIntegrityChecks();
+  } else if (status.code() == StatusCode::kDataError || status.code() == StatusCode::kIoError) {
+    // A file cut short usually ends in a malformed last line, a damaged one
+    // in a decoding error: say why.
+    Status integrity = source->FinishIntegrityChecks();
+    if (!integrity.ok()) status = integrity;
+  } else {
+    source->StopIntegrityChecks();
   }
   if (status.ok() && options.before_commit) status = options.before_commit();
   if (status.ok()) {
@@ -303,6 +356,8 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
     }
     return status;
   }
+  std::string note = dest.batch ? dest.batch->Note() : dest.native->Note();
+  if (!note.empty()) summary.notes.push_back(summary.destination + ": " + note);
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
@@ -319,10 +374,17 @@ Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::ve
   if (source->is_stdin()) {
     report += "transform:   not compiled (stdin is only read by `sluice run`)\n";
   } else {
-    SLUICE_RETURN_IF_ERROR(source->Attach(engine.get()));
+    SLUICE_RETURN_IF_ERROR(source->Explain(source->Attach(engine.get())));
+    if (source->all_empty()) {
+      report += "transform:   not compiled (every input file is empty)\n";
+      return report;
+    }
     auto normalized = engine->Normalize(SelectSql(config), &schema);
     if (!normalized.ok()) return normalized.status().WithContext("[transform] sql");
     report += "result:      " + schema.ToString() + "\n";
+    if (source->untyped_empty()) {
+      report += "note:        the input has a header line and no rows; its column types are unknown\n";
+    }
   }
   SLUICE_ASSIGN_OR_RETURN(std::string checked, CheckDestination(config.destination, schema, engine.get()));
   report += "destination: " + checked + "\n";

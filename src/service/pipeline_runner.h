@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/cancellation.h"
 #include "io/local_files.h"
@@ -55,6 +56,9 @@ struct RunSummary {
   std::vector<StageTotals> stage_totals;
   /// The checkpoint of RunOptions committed with the rows.
   bool checkpoint_committed = false;
+  /// What the user should know besides the counts: empty input files left
+  /// out, a table emptied or not created for an input without rows.
+  std::vector<std::string> notes;
 };
 
 Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options);

@@ -441,6 +441,7 @@ class Worker {
         spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config_.name,
                      Thousands(report.rows), report.source, report.destination, report.seconds,
                      Thousands(static_cast<int64_t>(rate)), rejected);
+        for (const auto& note : report.notes) spdlog::info("pipeline {}: {}", config_.name, note);
         if (!report.stages_text.empty())
           spdlog::info("pipeline {}: stages: {}", config_.name, report.stages_text);
       }

@@ -107,6 +107,20 @@ class MemoryStateStore final : public StateStore {
     return Status::OK();
   }
 
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = outputs_.find({pipeline, output});
+    if (it == outputs_.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+
+  Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
+                     int64_t /*run_id*/) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    outputs_.emplace(std::make_pair(pipeline, output), input);
+    return Status::OK();
+  }
+
   Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<RunRecord> out;
@@ -149,6 +163,7 @@ class MemoryStateStore final : public StateStore {
   std::set<std::string> held_;           // run locks this store holds
   std::map<int64_t, RunRecord> runs_;
   std::vector<FileRecord> files_;
+  std::map<std::pair<std::string, std::string>, std::string> outputs_;  // (pipeline, output) -> input
   int64_t last_run_id_ = 0;
 };
 

@@ -159,14 +159,41 @@ CREATE TABLE cdc_progress (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 3: which input each per-load output file was written from, so a
+// load never replaces an output that another input wrote ({file} in a file
+// destination's path that maps two inputs to one name).
+constexpr std::string_view kPostgresV3 = R"sql(
+CREATE TABLE sluice.file_outputs (
+  pipeline   text        NOT NULL,
+  output     text        NOT NULL,
+  input      text        NOT NULL,
+  run_id     bigint,
+  claimed_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, output)
+);
+)sql";
+
+constexpr std::string_view kSqliteV3 = R"sql(
+CREATE TABLE file_outputs (
+  pipeline   TEXT    NOT NULL,
+  output     TEXT    NOT NULL,
+  input      TEXT    NOT NULL,
+  run_id     INTEGER,
+  claimed_at INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, output)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kPostgres[] = {
     {1, "file ledger and run log", kPostgresV1},
     {2, "cdc table states, schemas and progress", kPostgresV2},
+    {3, "inputs of per-load output files", kPostgresV3},
 };
 
 constexpr Migration kSqlite[] = {
     {1, "file ledger and run log", kSqliteV1},
     {2, "cdc table states, schemas and progress", kSqliteV2},
+    {3, "inputs of per-load output files", kSqliteV3},
 };
 
 }  // namespace

@@ -234,6 +234,27 @@ class PostgresStateStore final : public StateStore {
     });
   }
 
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+    auto r = Locked(kIdempotent, [&](PgSession& s) {
+      return s.Query("SELECT input FROM sluice.file_outputs WHERE pipeline = $1 AND output = $2",
+                     {pipeline, output});
+    });
+    if (!r.ok()) return r.status();
+    if (r->rows.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(Text(r->rows[0][0]));
+  }
+
+  Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
+                     int64_t run_id) override {
+    return Locked(kIdempotent, [&](PgSession& s) {
+      return s
+          .Query("INSERT INTO sluice.file_outputs (pipeline, output, input, run_id) "
+                 "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (pipeline, output) DO NOTHING",
+                 {pipeline, output, input, Int(run_id)})
+          .status();
+    });
+  }
+
   Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
     if (limit <= 0) return std::vector<RunRecord>{};
     auto r = Locked(kIdempotent, [&](PgSession& s) {

@@ -245,6 +245,34 @@ class SqliteStateStore final : public StateStore {
     return db_->StepDone(use, "record a file of a run");
   }
 
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
+                            db_->Prepare("SELECT input FROM file_outputs WHERE pipeline = ?1 AND output = ?2"));
+    SqliteStatement use(stmt);
+    use.Text(1, pipeline);
+    use.Text(2, output);
+    SLUICE_ASSIGN_OR_RETURN(bool row, db_->StepRowOrDone(use, "read an output's input"));
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(use.ColumnText(0));
+  }
+
+  Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
+                     int64_t run_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        db_->Prepare("INSERT INTO file_outputs (pipeline, output, input, run_id, claimed_at) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (pipeline, output) DO NOTHING"));
+    SqliteStatement use(stmt);
+    use.Text(1, pipeline);
+    use.Text(2, output);
+    use.Text(3, input);
+    use.Int(4, run_id);
+    use.Int(5, NowUnixMs());
+    return db_->StepDone(use, "claim an output file");
+  }
+
   Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
     std::vector<RunRecord> out;
     if (limit <= 0) return out;

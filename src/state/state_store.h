@@ -111,6 +111,17 @@ class StateStore {
   /// for other stores.
   virtual std::string PostgresDatabase() const { return ""; }
 
+  // --- outputs ---------------------------------------------------------------
+  /// The input that `output` (a file a load of `pipeline` writes, e.g.
+  /// "out/2024-01-01.csv") was claimed for, or nullopt when none was.
+  virtual Result<std::optional<std::string>> OutputClaim(const std::string& pipeline,
+                                                         const std::string& output) = 0;
+  /// Records that `output` is written from `input`, before it is written, so
+  /// that a load from another input never replaces it. Keeps an existing
+  /// claim (check OutputClaim first).
+  virtual Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
+                             int64_t run_id) = 0;
+
   // --- one run at a time -----------------------------------------------------
   /// Takes the pipeline's run lock, so that two processes (two `serve`s, a
   /// `serve` and a `run`) never run the same pipeline at once. Returns

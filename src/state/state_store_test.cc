@@ -338,6 +338,33 @@ TEST_P(StateStoreTest, RunLogRoundTripsNewestFirst) {
   EXPECT_EQ(missing.code(), StatusCode::kNotFound) << missing.ToString();
 }
 
+TEST_P(StateStoreTest, OutputClaimsKeepTheFirstInputPerPipelineAndSurviveReopening) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    auto none = store->OutputClaim("p", "out/2024.csv");
+    ASSERT_TRUE(none.ok()) << none.status().ToString();
+    EXPECT_FALSE(none->has_value());
+    ASSERT_TRUE(store->ClaimOutput("p", "out/2024.csv", "d/2024.01.01.csv", 1).ok());
+    // A second claim keeps the first input: the caller must check first.
+    ASSERT_TRUE(store->ClaimOutput("p", "out/2024.csv", "d/2024.01.02.csv", 2).ok());
+    ASSERT_TRUE(store->ClaimOutput("q", "out/2024.csv", "other.csv", 3).ok());
+    auto claim = store->OutputClaim("p", "out/2024.csv");
+    ASSERT_TRUE(claim.ok() && claim->has_value()) << claim.status().ToString();
+    EXPECT_EQ(**claim, "d/2024.01.01.csv");
+  }
+  if (GetParam() == Kind::kMemory) return;  // nothing to reopen
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto claim = store->OutputClaim("p", "out/2024.csv");
+  ASSERT_TRUE(claim.ok()) << claim.status().ToString();
+  ASSERT_TRUE(claim->has_value());
+  EXPECT_EQ(**claim, "d/2024.01.01.csv");
+  auto other = store->OutputClaim("q", "out/2024.csv");
+  ASSERT_TRUE(other.ok() && other->has_value());
+  EXPECT_EQ(**other, "other.csv");
+}
+
 TEST_P(StateStoreTest, CloseAbandonedRunsFailsOnlyRunningRunsOfThePipeline) {
   auto store = Open();
   ASSERT_NE(store, nullptr);

@@ -83,8 +83,17 @@ class DuckDbDestination : public NativeDestination {
     return Status::OK();
   }
 
+  std::string Note() const override { return note_; }
+
   Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>& columns) override {
     columns_ = columns;
+    skip_load_ = options_.untyped_empty;
+    note_.clear();
+    std::error_code exists_ec;
+    if (options_.untyped_empty && !std::filesystem::exists(options_.path, exists_ec)) {
+      note_ = kNotCreated;
+      return Status::OK();
+    }
     SLUICE_RETURN_IF_ERROR(Attach(engine));
     SLUICE_RETURN_IF_ERROR(engine->Execute("BEGIN TRANSACTION"));
     in_tx_ = true;
@@ -99,6 +108,10 @@ class DuckDbDestination : public NativeDestination {
             "SELECT lower(column_name) FROM duckdb_columns() WHERE database_name = " + QuoteLiteral(kAlias) +
             " AND lower(schema_name) = lower(" + QuoteLiteral(schema_name_.empty() ? "main" : schema_name_) +
             ") AND lower(table_name) = lower(" + QuoteLiteral(table_name_) + ")"));
+    if (existing.empty() && options_.untyped_empty) {
+      note_ = kNotCreated;
+      return Status::OK();
+    }
     if (existing.empty()) {
       std::string ddl = "CREATE TABLE " + Target() + " (";
       for (size_t i = 0; i < columns.size(); ++i) {
@@ -120,12 +133,16 @@ class DuckDbDestination : public NativeDestination {
       }
       if (options_.mode == LoadMode::kReplace) {
         SLUICE_RETURN_IF_ERROR(engine->Execute("DELETE FROM " + Target()));
+        if (options_.untyped_empty) note_ = "the input has no rows: the table was emptied (mode replace)";
+      } else if (options_.untyped_empty) {
+        note_ = "the input has no rows: the table is unchanged";
       }
     }
     return Status::OK();
   }
 
   Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+    if (skip_load_) return int64_t{0};  // nothing to load; the runner checked the result is empty
     std::string cols;
     for (const auto& field : columns_) {
       if (!cols.empty()) cols += ", ";
@@ -151,6 +168,7 @@ class DuckDbDestination : public NativeDestination {
   }
 
   Status Commit(engine::DuckDbEngine* engine) override {
+    if (!in_tx_) return Status::OK();  // untyped_empty without a database file
     Status status = engine->Execute("COMMIT");
     in_tx_ = !status.ok();
     if (!status.ok()) return status.WithContext(Describe());
@@ -212,7 +230,13 @@ class DuckDbDestination : public NativeDestination {
     attached_ = false;
   }
 
+  static constexpr const char* kNotCreated =
+      "the input has no rows and the types of its columns are unknown, so the table was not created "
+      "(declare the types in [source] columns to create it)";
+
   DuckDbDestinationOptions options_;
+  bool skip_load_ = false;
+  std::string note_;
   std::string schema_name_, table_name_;
   std::vector<engine::ResultColumn> columns_;
   bool attached_ = false;
@@ -385,8 +409,15 @@ class FileDestination : public NativeDestination {
     return Status::OK();
   }
 
+  std::string Note() const override {
+    return options_.untyped_empty ? "the input has no rows and the types of its columns are unknown, so no "
+                                    "output was written (declare the types in [source] columns to write one)"
+                                  : "";
+  }
+
   Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>&) override {
     SLUICE_RETURN_IF_ERROR(Check(engine));
+    if (options_.untyped_empty) return Status::OK();
     // Written beside the target and renamed at commit: readers never see a
     // partial file, and a crash leaves only a hidden temp file behind.
     if (s3_) {
@@ -412,6 +443,7 @@ class FileDestination : public NativeDestination {
   }
 
   Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+    if (options_.untyped_empty) return int64_t{0};
     std::fflush(stdout);
     auto rows = engine->QueryRows("COPY (" + select_sql + "\n) TO " +
                                   QuoteLiteral(stdout_ ? pump_->path() : tmp_) + " (" + copy_options_ + ")");
@@ -426,6 +458,7 @@ class FileDestination : public NativeDestination {
   }
 
   Status Commit(engine::DuckDbEngine*) override {
+    if (options_.untyped_empty) return Status::OK();
     if (stdout_) {
       Status status = pump_ ? pump_->Finish() : Status::OK();
       pump_.reset();

@@ -39,6 +39,8 @@ class NativeDestination {
   virtual std::string Describe() const = 0;
   /// Checks that the target can be opened, without changing it.
   virtual Status Check(engine::DuckDbEngine* engine) = 0;
+  /// After Commit: what the load did besides writing rows, or empty.
+  virtual std::string Note() const { return ""; }
 };
 
 struct DuckDbDestinationOptions {
@@ -46,6 +48,10 @@ struct DuckDbDestinationOptions {
   std::string table;  // "t" or "schema.t"
   LoadMode mode = LoadMode::kAppend;
   std::vector<std::string> key;  // upsert only
+  /// The load has no rows and its column types are unknown (a CSV file with
+  /// a header line only): a missing table (or database file) is not
+  /// created, replace empties an existing table.
+  bool untyped_empty = false;
 };
 Result<std::unique_ptr<NativeDestination>> MakeDuckDbDestination(DuckDbDestinationOptions options);
 
@@ -57,6 +63,8 @@ struct FileDestinationOptions {
   io::S3Options s3;
   /// Where an s3:// output is written before the upload; empty: the system's.
   std::string temp_dir;
+  /// The load has no rows and its column types are unknown: nothing is written.
+  bool untyped_empty = false;
 };
 Result<std::unique_ptr<NativeDestination>> MakeFileDestination(FileDestinationOptions options);
 

@@ -150,6 +150,7 @@ std::shared_ptr<const CopyEncoder> PostgresDestination::encoder() const {
 Status PostgresDestination::Begin(const Schema& schema) {
   Abort();  // whatever an earlier load left open
   rows_ = 0;
+  note_.clear();
   Status status = BeginLoad(schema);
   if (!status.ok()) {
     Abort();
@@ -192,6 +193,8 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
 
   const std::string target = name_.Quoted();
   SLUICE_ASSIGN_OR_RETURN(std::optional<PgTable> table, ReadPgTable(*conn_, target));
+  copying_ = false;
+  if (options_.untyped_empty) return BeginUntypedEmpty(table, schema);
   bool fresh = false;  // created or truncated in this transaction
   if (!table) {
     if (!options_.create_table) {
@@ -274,6 +277,30 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   SLUICE_RETURN_IF_ERROR(conn_->CopyIn("COPY " + copy_target + " (" + column_list +
                                        ") FROM STDIN (FORMAT binary" + (freeze ? ", FREEZE" : "") + ")"));
   SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Header()));
+  copying_ = true;
+  return Status::OK();
+}
+
+Status PostgresDestination::BeginUntypedEmpty(const std::optional<PgTable>& table, const Schema& schema) {
+  if (!table) {
+    note_ = "the input has no rows and the types of its columns are unknown, so the table was not created "
+            "(declare the types in [source] columns to create it)";
+    return Status::OK();
+  }
+  for (const auto& field : schema.fields()) {
+    bool found = false;
+    for (const auto& col : table->columns) found = found || col.name == field.name;
+    if (!found) {
+      return Status::SchemaMismatch("table " + name_.Display() + ": the table has no column \"" + field.name +
+                                    "\" that the input has");
+    }
+  }
+  if (options_.mode == PostgresLoadMode::kReplace) {
+    SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE TABLE " + name_.Quoted()));
+    note_ = "the input has no rows: the table was emptied (mode replace)";
+  } else {
+    note_ = "the input has no rows: the table is unchanged";
+  }
   return Status::OK();
 }
 
@@ -306,6 +333,7 @@ Status PostgresDestination::CheckUpsertKey(uint32_t table_oid) {
 
 Status PostgresDestination::Write(const Batch& batch) {
   if (!loading_) return Status::Internal(Describe() + ": Write without a successful Begin");
+  if (!copying_) return UntypedRowsError();
   buffer_.clear();
   Status status = encoder_->Encode(batch, &buffer_);
   if (status.ok()) status = conn_->PutCopyData(buffer_);
@@ -315,7 +343,14 @@ Status PostgresDestination::Write(const Batch& batch) {
   return Status::OK();
 }
 
+Status PostgresDestination::UntypedRowsError() const {
+  return Status::InvalidArgument(Describe() +
+                                 ": the input has no rows and the types of its columns are unknown, yet the "
+                                 "result has rows; declare the types in [source] columns");
+}
+
 Result<std::string> PostgresDestination::Encode(const Batch& batch) {
+  if (options_.untyped_empty) return UntypedRowsError();
   std::shared_ptr<const CopyEncoder> enc = encoder();
   if (!enc) return Status::Internal(Describe() + ": Encode before Begin");
   std::string out;
@@ -326,6 +361,7 @@ Result<std::string> PostgresDestination::Encode(const Batch& batch) {
 
 Status PostgresDestination::WriteEncoded(std::string bytes, int64_t rows) {
   if (!loading_) return Status::Internal(Describe() + ": WriteEncoded without a successful Begin");
+  if (!copying_) return UntypedRowsError();
   Status status = conn_->PutCopyData(bytes);
   if (!status.ok()) return status.WithContext(Describe());
   rows_ += rows;
@@ -333,8 +369,11 @@ Status PostgresDestination::WriteEncoded(std::string bytes, int64_t rows) {
 }
 
 Status PostgresDestination::FinishLoad() {
-  SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Trailer()));
-  SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
+  if (copying_) {
+    SLUICE_RETURN_IF_ERROR(conn_->PutCopyData(CopyEncoder::Trailer()));
+    SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
+    copying_ = false;
+  }
   if (!merge_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->Exec(merge_sql_).WithContext("upsert merge"));
   for (const auto& statement : commit_statements_) {
     SLUICE_ASSIGN_OR_RETURN(int64_t affected, conn_->Execute(statement.sql, statement.params));
@@ -392,6 +431,7 @@ void PostgresDestination::Interrupt() {
 
 void PostgresDestination::Abort() {
   loading_ = false;
+  copying_ = false;
   commit_statements_.clear();
   if (!conn_) return;
   try {

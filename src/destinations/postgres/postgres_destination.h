@@ -31,9 +31,11 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "destinations/postgres/pg_types.h"
 #include "sluice/destination.h"
 
 namespace sluice {
@@ -65,6 +67,11 @@ struct PostgresDestinationOptions {
   PostgresLoadMode mode = PostgresLoadMode::kAppend;
   std::vector<std::string> key;  // upsert: the result columns that identify a row
   bool create_table = true;
+  /// The load has no rows and the types of its columns are unknown (a CSV
+  /// file with a header line only): a missing table is not created, an
+  /// existing one is checked by column names only, replace empties it, and
+  /// rows written are an error.
+  bool untyped_empty = false;
 };
 
 class PostgresDestination : public Destination {
@@ -89,10 +96,14 @@ class PostgresDestination : public Destination {
 
   /// Rows sent in the current load (or the last committed one).
   int64_t rows_written() const { return rows_; }
+  /// What an untyped_empty load did ("the table was emptied"), or empty.
+  std::string Note() const override { return note_; }
 
  private:
   explicit PostgresDestination(PostgresDestinationOptions options, PgTableName name);
   Status BeginLoad(const Schema& schema);
+  Status BeginUntypedEmpty(const std::optional<PgTable>& table, const Schema& schema);
+  Status UntypedRowsError() const;
   Status CheckUpsertKey(uint32_t table_oid);
   Status FinishLoad();
   std::shared_ptr<const CopyEncoder> encoder() const;
@@ -101,10 +112,12 @@ class PostgresDestination : public Destination {
   PgTableName name_;
   std::unique_ptr<PgConnection> conn_;
   bool loading_ = false;   // between a successful Begin and Commit/Abort
+  bool copying_ = false;   // a COPY is open (not in untyped_empty mode)
   std::string merge_sql_;  // upsert: run at Commit
   std::vector<CommitStatement> commit_statements_;  // checkpoints: run just before COMMIT
   std::string buffer_;     // Write's encode buffer, reused across batches
   int64_t rows_ = 0;
+  std::string note_;
 
   std::mutex cancel_mu_;            // guards cancel_ against Interrupt() from another thread
   void* cancel_ = nullptr;          // PGcancel* for conn_ while it is open

@@ -1,6 +1,7 @@
 #include "sources/files/files_source.h"
 
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,8 +12,13 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 
+#include "core/human_format.h"
 #include "core/replace_all.h"
+#include "io/compressed_input.h"
 #include "io/csv_lines.h"
 
 namespace sluice::sources {
@@ -63,6 +69,10 @@ Result<FileFormat> ParseFileFormat(const std::string& name) {
 }
 
 FilesSource::~FilesSource() {
+  if (checker_.joinable()) {
+    stop_checks_.store(true);
+    checker_.join();
+  }
   if (feeder_.joinable()) {
     stop_feeding_.store(true);
     feeder_.join();
@@ -96,6 +106,9 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
         "input stop at the first bad row");
   }
   if (o.max_rejects < 0) return Status::InvalidArgument("[source] max_rejects must be >= 0");
+  if (o.max_line_size < 1024 || o.max_line_size > (int64_t{1} << 30)) {
+    return Status::InvalidArgument("[source] max_line_size must be between 1KB and 1GiB");
+  }
   if (source->format_ == FileFormat::kParquet && o.path == "-") {
     return Status::InvalidArgument(
         "[source] Parquet cannot be read from stdin (it needs seeking); "
@@ -109,7 +122,38 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
   } else if (o.path != "-") {
     SLUICE_ASSIGN_OR_RETURN(source->files_, io::ListLocalFiles(o.path));
   }
+  if (!o.rejects_path.empty()) SLUICE_RETURN_IF_ERROR(source->CheckRejectsPath());
   return source;
+}
+
+Status FilesSource::CheckRejectsPath() const {
+  // The rejects file replaces what is at its path: never an input, nor a
+  // file a later run would take for one.
+  namespace fs = std::filesystem;
+  auto normal = [](const std::string& p) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(p, ec);
+    return ec ? p : abs.lexically_normal().string();
+  };
+  const std::string rejects = normal(options_.rejects_path);
+  auto refuse = [&](const std::string& why) {
+    return Status::InvalidArgument("[source] rejects: " + options_.rejects_path + " " + why +
+                                   "; write the rejects elsewhere");
+  };
+  for (const auto& f : files_) {
+    if (normal(f.path) == rejects) return refuse("is one of the input files");
+  }
+  if (options_.path.empty() || options_.path == "-" || options_.path.starts_with("s3://")) return Status::OK();
+  std::string pattern = normal(options_.path);
+  std::error_code ec;
+  if (fs::is_directory(pattern, ec)) {
+    if (fs::path(rejects).parent_path() == fs::path(pattern)) {
+      return refuse("is in the input directory " + options_.path + ", so a later run would read it as input");
+    }
+  } else if (fnmatch(pattern.c_str(), rejects.c_str(), FNM_PATHNAME) == 0) {
+    return refuse("matches the input path " + options_.path + ", so a later run would read it as input");
+  }
+  return Status::OK();
 }
 
 int64_t FilesSource::total_bytes() const {
@@ -130,6 +174,7 @@ std::string FilesSource::CsvOptions() const {
   std::string out;
   if (o.header) out += std::string(", header=") + (*o.header ? "true" : "false");
   if (!o.delimiter.empty()) out += ", delim=" + QuoteLiteral(o.delimiter == "\\t" ? "\t" : o.delimiter);
+  out += ", max_line_size=" + std::to_string(o.max_line_size);
   if (!o.columns.empty()) {
     // Without a header, columns are positional and must all be given;
     // with one, types override the named columns and the rest is detected.
@@ -159,7 +204,7 @@ namespace {
 std::string CsvCommonTail(const FilesSourceOptions& o) {
   // PostgreSQL's CSV semantics: an unquoted empty field is NULL, a quoted
   // empty string ("") is an empty string.
-  std::string out = ", allow_quoted_nulls=false";
+  std::string out = ", allow_quoted_nulls=false, max_line_size=" + std::to_string(o.max_line_size);
   if (o.on_error == OnError::kSkip) {
     out += std::string(", store_rejects=true, rejects_table='") + kRejectsTable + "', rejects_scan='" +
            kRejectsScan + "', rejects_limit=" + std::to_string(o.max_rejects + 1);
@@ -171,18 +216,36 @@ std::string CsvCommonTail(const FilesSourceOptions& o) {
 
 Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
   if (is_stdin()) return StdinScanSql(engine);
+  if (format_ == FileFormat::kCsv) return CsvScanSql(engine);
+  // Parquet and JSON lines: a 0-byte file holds nothing (and is no valid
+  // Parquet file); a compressed file without content likewise.
+  for (const auto& f : files_) {
+    bool empty = f.size == 0;
+    io::Compression compression = io::CompressionOfPath(f.path);
+    if (!empty && compression != io::Compression::kNone) {
+      SLUICE_ASSIGN_OR_RETURN(std::string head, io::ReadContentHead(f.path, compression, 1));
+      if (head.empty()) {
+        // No content: a damaged stream must not pass for an empty file.
+        SLUICE_RETURN_IF_ERROR(io::VerifyCompressedFile(f.path, compression, f.path).status());
+        empty = true;
+      }
+    }
+    if (empty) {
+      empty_files_.push_back(f.path);
+    } else {
+      scanned_.push_back(f);
+    }
+  }
+  if (scanned_.empty()) return std::string();
   switch (format_) {
     case FileFormat::kCsv:
-      // Files of one glob may order or add columns differently: match them
-      // by name instead of silently using the first file's layout.
-      return "SELECT * FROM read_csv(" + FileList(files_) + CsvOptions() + CsvCommonTail(options_) +
-             (files_.size() > 1 ? ", union_by_name=true" : "") + ")";
+      break;
     case FileFormat::kParquet:
-      return ReplaceCasts("read_parquet(" + FileList(files_) +
-                          (files_.size() > 1 ? ", union_by_name=true" : "") + ")");
+      return ReplaceCasts("read_parquet(" + FileList(scanned_) +
+                          (scanned_.size() > 1 ? ", union_by_name=true" : "") + ")");
     case FileFormat::kJsonl: {
-      std::string args = FileList(files_) + ", format='newline_delimited'" +
-                         (files_.size() > 1 ? ", union_by_name=true" : "");
+      std::string args = FileList(scanned_) + ", format='newline_delimited'" +
+                         (scanned_.size() > 1 ? ", union_by_name=true" : "");
       if (options_.columns.empty()) return "SELECT * FROM read_json(" + args + ")";
       SLUICE_ASSIGN_OR_RETURN(auto columns, JsonColumns(engine, args));
       std::string spec;
@@ -193,6 +256,394 @@ Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
     }
   }
   return Status::Internal("unknown format");
+}
+
+namespace {
+
+constexpr size_t kSniffHead = size_t{1} << 16;
+/// Rows of a file looked at when checking inferred number types.
+constexpr int kExactnessSample = 20480;
+
+/// Fields of `line` split at `delimiter`, honouring double quotes.
+int CountFields(std::string_view line, char delimiter) {
+  int fields = 1;
+  bool quoted = false;
+  for (char c : line) {
+    if (c == '"') {
+      quoted = !quoted;
+    } else if (c == delimiter && !quoted) {
+      ++fields;
+    }
+  }
+  return fields;
+}
+
+std::string FirstLine(const std::string& head) {
+  std::string line = head.substr(0, head.find('\n'));
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+/// The delimiter among , ; tab | that splits the first line into the most
+/// fields (at least two), or 0.
+char LikelyDelimiter(const std::string& first_line, int* fields) {
+  char best = 0;
+  *fields = 1;
+  for (char d : {',', ';', '\t', '|'}) {
+    int n = CountFields(first_line, d);
+    if (n > *fields) {
+      *fields = n;
+      best = d;
+    }
+  }
+  return best;
+}
+
+std::string ShowDelimiter(char d) { return d == '\t' ? std::string("\\t") : std::string(1, d); }
+
+/// The index just past the '}' that closes the '{' before `from`, skipping
+/// '...' literals (with '' inside); npos when unbalanced.
+size_t ClosingBrace(const std::string& text, size_t from) {
+  bool quoted = false;
+  for (size_t i = from; i < text.size(); ++i) {
+    if (text[i] == '\'') {
+      if (quoted && i + 1 < text.size() && text[i + 1] == '\'') {
+        ++i;
+        continue;
+      }
+      quoted = !quoted;
+    } else if (!quoted && text[i] == '}') {
+      return i + 1;
+    }
+  }
+  return std::string::npos;
+}
+
+std::string ColumnSpec(const std::vector<std::pair<std::string, std::string>>& columns) {
+  std::string spec = "{";
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (i) spec += ", ";
+    spec += QuoteLiteral(columns[i].first) + ": " + QuoteLiteral(columns[i].second);
+  }
+  return spec + "}";
+}
+
+std::string NameList(const std::vector<std::pair<std::string, std::string>>& columns) {
+  std::string out;
+  for (size_t i = 0; i < columns.size() && i < 30; ++i) out += (i ? ", " : "") + columns[i].first;
+  if (columns.size() > 30) out += ", ...";
+  return out;
+}
+
+}  // namespace
+
+std::string FilesSource::DeclaredType(const std::string& name) const {
+  for (const auto& [n, t] : options_.columns) {
+    if (n == name) return t;
+  }
+  return {};
+}
+
+Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::DuckDbEngine* engine,
+                                                                    const std::string& path) {
+  const io::Compression compression = io::CompressionOfPath(path);
+  SLUICE_ASSIGN_OR_RETURN(std::string head, io::ReadContentHead(path, compression, kSniffHead));
+  const bool whole = head.size() < kSniffHead;
+  if (whole && head.find_first_not_of(" \t\r\n") == std::string::npos) {
+    // No content. For a compressed file that may be a stream cut short
+    // before its first byte of content: that is damage, not an empty file.
+    if (compression != io::Compression::kNone) {
+      SLUICE_RETURN_IF_ERROR(io::VerifyCompressedFile(path, compression, path).status());
+    }
+    return std::optional<CsvLayout>();
+  }
+  const auto& o = options_;
+  const bool positional = o.header.has_value() && !*o.header;
+  std::string user;
+  if (o.header) user += std::string(", header=") + (*o.header ? "true" : "false");
+  if (!o.delimiter.empty()) user += ", delim=" + QuoteLiteral(o.delimiter == "\\t" ? "\t" : o.delimiter);
+  user += ", max_line_size=" + std::to_string(o.max_line_size);
+
+  struct Sniffed {
+    std::string prompt;
+    int64_t skip = 0;
+    bool header = false;
+    std::string delimiter;
+    std::vector<std::pair<std::string, std::string>> columns;
+  };
+  auto sniff = [&](bool padded) -> Result<Sniffed> {
+    SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt, SkipRows, to_json(Columns), Delimiter "
+                                                         "FROM sniff_csv(" +
+                                                         QuoteLiteral(path) + user +
+                                                         (padded ? ", null_padding=true" : "") + ")"));
+    if (rows.empty() || !rows[0][0] || !rows[0][2]) return Status::DataError("no result from the CSV sniffer");
+    Sniffed out;
+    out.prompt = *rows[0][0];
+    out.skip = std::stoll(rows[0][1].value_or("0"));
+    out.header = out.prompt.find("header=true") != std::string::npos;
+    out.delimiter = rows[0][3].value_or("");
+    auto json = nlohmann::json::parse(*rows[0][2], nullptr, false);
+    if (!json.is_array()) return Status::Internal("unexpected sniff_csv columns: " + *rows[0][2]);
+    for (const auto& c : json) {
+      if (!c.is_object() || !c.contains("name") || !c.contains("type")) {
+        return Status::Internal("unexpected sniff_csv columns: " + *rows[0][2]);
+      }
+      out.columns.emplace_back(c["name"].get<std::string>(), c["type"].get<std::string>());
+    }
+    return out;
+  };
+  const std::string first_line = FirstLine(head);
+  int header_fields = 1;
+  const char likely = LikelyDelimiter(first_line, &header_fields);
+  // What contradicts the file's first line or the declared columns; empty
+  // when the layout is consistent.
+  auto contradiction = [&](const Sniffed& s) -> std::string {
+    if (s.skip > 0) {
+      return "the sniffer would skip the first " + std::to_string(s.skip) +
+             " lines as a preamble, which sluice never does silently";
+    }
+    if (s.columns.size() == 1 && o.delimiter.empty() && likely != 0) {
+      return "it found a single column, but the first line has " + std::to_string(header_fields) +
+             " fields separated by '" + ShowDelimiter(likely) + "'";
+    }
+    if (positional && !o.columns.empty() && s.columns.size() != o.columns.size()) {
+      return "[source] columns declares " + std::to_string(o.columns.size()) + " columns, but line 1 has " +
+             std::to_string(s.columns.size()) + " fields";
+    }
+    if (!positional && !o.columns.empty()) {
+      for (const auto& [name, type] : o.columns) {
+        bool found = false;
+        for (const auto& c : s.columns) found = found || c.first == name;
+        if (!found) {
+          return "[source] columns names \"" + name + "\", which is not a column of the file (its columns: " +
+                 NameList(s.columns) + ")";
+        }
+      }
+    }
+    return {};
+  };
+  // A line over the limit fails the sniffer at once, with a wrong line
+  // number: find the real one. OK for other errors.
+  auto long_line = [&](const Status& status) -> Status {
+    if (status.message().find("longer than max_line_size") == std::string::npos) return Status::OK();
+    auto found = io::FirstLineLongerThan(path, o.max_line_size);
+    if (!found.ok() || !found->has_value()) return status;
+    return Status::DataError(path + " line " + std::to_string((*found)->line) + ": the line is " +
+                             Thousands((*found)->length) + " bytes, longer than max_line_size (" +
+                             Thousands(o.max_line_size) + " bytes); raise [source] max_line_size");
+  };
+
+  Result<Sniffed> sniffed = sniff(false);
+  std::string why;
+  if (!sniffed.ok()) {
+    SLUICE_RETURN_IF_ERROR(long_line(sniffed.status()));
+    why = sniffed.status().message();
+  } else {
+    why = contradiction(*sniffed);
+  }
+  if (!why.empty()) {
+    // Rows with a different number of fields make the sniffer settle on a
+    // layout that fits every row (one text column, or a "preamble" to skip).
+    // Detect again letting short rows count as consistent; the rows that do
+    // not fit are reported with their line when the file is read.
+    Result<Sniffed> padded = sniff(true);
+    std::string padded_why = padded.ok() ? contradiction(*padded) : padded.status().message();
+    if (!padded.ok()) SLUICE_RETURN_IF_ERROR(long_line(padded.status()));
+    if (!padded_why.empty()) {
+      std::string first = why.substr(0, why.find('\n'));
+      std::string fix;
+      if (why.starts_with("[source] columns")) {
+        return Status::InvalidArgument(path + ": " + why);
+      }
+      if (likely != 0 && o.delimiter.empty()) {
+        fix = "set [source] delimiter = \"" + ShowDelimiter(likely) +
+              "\" (rows with another number of fields are then reported with their line)";
+      } else {
+        fix = "set [source] delimiter and header";
+      }
+      return Status::DataError(path + ": cannot detect the CSV layout: " + first + "; " + fix);
+    }
+    sniffed = std::move(padded);
+    // With short rows padded, the widest row sets the column count; the
+    // header says how many there are, and a wider row is reported.
+    if (sniffed->header && sniffed->delimiter.size() == 1) {
+      size_t fields = static_cast<size_t>(CountFields(first_line, sniffed->delimiter[0]));
+      if (fields >= 1 && fields < sniffed->columns.size()) sniffed->columns.resize(fields);
+    }
+  }
+
+  // The options that fix the dialect: the sniffer's prompt without its
+  // column list (re-made below) and without null padding.
+  const std::string& prompt = sniffed->prompt;
+  const std::string literal = QuoteLiteral(path);
+  size_t at = prompt.find(literal);
+  size_t cols = at == std::string::npos ? std::string::npos : prompt.find(", columns={", at + literal.size());
+  size_t cols_end = cols == std::string::npos ? std::string::npos : ClosingBrace(prompt, cols + 11);
+  size_t close = prompt.rfind(')');
+  if (cols_end == std::string::npos || close == std::string::npos || close < cols_end) {
+    return Status::Internal("unexpected sniff_csv prompt: " + prompt);
+  }
+  CsvLayout layout;
+  layout.options = prompt.substr(at + literal.size(), cols - at - literal.size()) +
+                   prompt.substr(cols_end, close - cols_end);
+  layout.options = ReplaceAll(std::move(layout.options), ", null_padding=true", "");
+  layout.options = std::regex_replace(layout.options, std::regex(R"(, max_line_size='?\d+'?)"), "");
+  if (layout.options.find(", quote='', escape=''") != std::string::npos && head.find('"') == std::string::npos) {
+    // No quotes in the sample: read with standard CSV quoting anyway, so a
+    // quoted field further down is one field and not split at its commas.
+    layout.options = ReplaceAll(std::move(layout.options), ", quote='', escape=''", ", quote='\"', escape='\"'");
+  }
+
+  // Columns: the sniffed ones, with the declared types.
+  if (positional && !o.columns.empty()) {
+    layout.columns = o.columns;
+  } else {
+    layout.columns = sniffed->columns;
+    for (auto& [name, type] : layout.columns) {
+      std::string declared = DeclaredType(name);
+      if (!declared.empty()) type = declared;
+    }
+  }
+  if (sniffed->header && whole) {
+    int lines = 0;
+    size_t pos = 0;
+    while (pos < head.size()) {
+      size_t nl = head.find('\n', pos);
+      std::string_view line(head.data() + pos, (nl == std::string::npos ? head.size() : nl) - pos);
+      if (line.find_first_not_of(" \t\r") != std::string_view::npos) ++lines;
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+    layout.header_only = lines <= 1;
+  }
+  if (layout.header_only) {
+    for (const auto& [name, type] : layout.columns) {
+      if (DeclaredType(name).empty()) layout.types_known = false;
+    }
+  } else {
+    SLUICE_RETURN_IF_ERROR(KeepInferredNumbersExact(engine, path, &layout));
+  }
+  return std::optional<CsvLayout>(std::move(layout));
+}
+
+Status FilesSource::KeepInferredNumbersExact(engine::DuckDbEngine* engine, const std::string& path,
+                                             CsvLayout* layout) {
+  // DuckDB infers DOUBLE for integers beyond BIGINT and for decimals of any
+  // length; a double keeps 15 significant digits. Look at the sample's text.
+  std::vector<size_t> doubles;
+  for (size_t i = 0; i < layout->columns.size(); ++i) {
+    const auto& [name, type] = layout->columns[i];
+    if (type == "DOUBLE" && DeclaredType(name).empty()) doubles.push_back(i);
+  }
+  if (doubles.empty()) return Status::OK();
+  std::vector<std::pair<std::string, std::string>> text = layout->columns;
+  for (auto& c : text) c.second = "VARCHAR";
+  std::string select;
+  for (size_t k = 0; k < doubles.size(); ++k) {
+    std::string v = "trim(" + QuoteIdent(layout->columns[doubles[k]].first) + ")";
+    std::string digits = "regexp_replace(" + v + ", '[^0-9]', '', 'g')";
+    std::string int_part = "ltrim(regexp_replace(split_part(" + v + ", '.', 1), '[^0-9]', '', 'g'), '0')";
+    if (k) select += ", ";
+    select += "coalesce(bool_and(regexp_full_match(" + v + ", '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)')), true), " +
+              "coalesce(max(length(rtrim(ltrim(" + digits + ", '0'), '0'))), 0), " +
+              "coalesce(max(length(" + int_part + ")), 0), " + "coalesce(max(length(split_part(" + v +
+              ", '.', 2))), 0)";
+  }
+  SLUICE_ASSIGN_OR_RETURN(
+      auto rows, engine->QueryRows("SELECT " + select + " FROM (SELECT * FROM read_csv(" + QuoteLiteral(path) +
+                                   layout->options + ", columns=" + ColumnSpec(text) + ", max_line_size=" +
+                                   std::to_string(options_.max_line_size) + ", ignore_errors=true) LIMIT " +
+                                   std::to_string(kExactnessSample) + ")"));
+  if (rows.size() != 1) return Status::Internal("unexpected result of the number check");
+  for (size_t k = 0; k < doubles.size(); ++k) {
+    const auto& row = rows[0];
+    bool plain = row[4 * k].value_or("true") == "true";
+    int64_t significant = std::stoll(row[4 * k + 1].value_or("0"));
+    int64_t integer_digits = std::stoll(row[4 * k + 2].value_or("0"));
+    int64_t scale = std::stoll(row[4 * k + 3].value_or("0"));
+    if (significant <= 15) continue;  // a double holds every value exactly enough to print it back
+    auto& type = layout->columns[doubles[k]].second;
+    if (plain && integer_digits + scale <= 38) {
+      type = "DECIMAL(38," + std::to_string(scale) + ")";
+    } else {
+      type = "VARCHAR";
+    }
+  }
+  return Status::OK();
+}
+
+Result<std::string> FilesSource::CsvScanSql(engine::DuckDbEngine* engine) {
+  std::vector<std::pair<io::LocalFile, CsvLayout>> layouts;
+  for (const auto& f : files_) {
+    SLUICE_ASSIGN_OR_RETURN(auto layout, SniffCsv(engine, f.path));
+    if (!layout) {
+      empty_files_.push_back(f.path);
+      continue;
+    }
+    scanned_.push_back(f);
+    layouts_[f.path] = *layout;
+    layouts.emplace_back(f, std::move(*layout));
+  }
+  if (layouts.empty()) return std::string();
+  untyped_empty_ = true;
+  for (const auto& [f, l] : layouts) untyped_empty_ = untyped_empty_ && l.header_only;
+  if (untyped_empty_) {
+    bool known = true;
+    for (const auto& [f, l] : layouts) known = known && l.types_known;
+    untyped_empty_ = !known;
+  }
+
+  // One type per column name over all files (files of one glob may differ:
+  // BIGINT in one and DOUBLE in another reads as DOUBLE, as DuckDB's
+  // union_by_name would). A header-only file's undeclared columns have no
+  // type of their own.
+  std::map<std::string, std::vector<std::string>> types_by_name;
+  for (const auto& [f, l] : layouts) {
+    for (const auto& [name, type] : l.columns) {
+      if (l.header_only && DeclaredType(name).empty()) continue;
+      auto& types = types_by_name[name];
+      if (std::find(types.begin(), types.end(), type) == types.end()) types.push_back(type);
+    }
+  }
+  std::map<std::string, std::string> unified;
+  for (const auto& [name, types] : types_by_name) {
+    if (types.size() == 1) {
+      unified[name] = types[0];
+      continue;
+    }
+    std::string sql;
+    for (const auto& t : types) sql += (sql.empty() ? "SELECT " : " UNION ALL SELECT ") + ("NULL::" + t + " AS c");
+    SLUICE_ASSIGN_OR_RETURN(auto described, engine->Describe(sql));
+    unified[name] = described.empty() ? "VARCHAR" : described[0].duckdb_type;
+  }
+
+  // Files with the same dialect and columns are read by one read_csv.
+  std::vector<std::pair<std::string, std::vector<size_t>>> groups;
+  for (size_t i = 0; i < layouts.size(); ++i) {
+    std::string key = layouts[i].second.options + '\x1f' + NameList(layouts[i].second.columns) + '\x1f' +
+                      std::to_string(layouts[i].second.columns.size());
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == key; });
+    if (it == groups.end()) {
+      groups.push_back({key, {i}});
+    } else {
+      it->second.push_back(i);
+    }
+  }
+  std::string sql;
+  for (const auto& [key, members] : groups) {
+    const CsvLayout& layout = layouts[members.front()].second;
+    std::vector<io::LocalFile> files;
+    for (size_t i : members) files.push_back(layouts[i].first);
+    auto columns = layout.columns;
+    for (auto& [name, type] : columns) {
+      auto u = unified.find(name);
+      type = u == unified.end() ? "VARCHAR" : u->second;
+    }
+    std::string scan = "SELECT * FROM read_csv(" + FileList(files) + layout.options +
+                       ", columns=" + ColumnSpec(columns) + CsvCommonTail(options_) + ")";
+    sql += sql.empty() ? scan : "\nUNION ALL BY NAME\n" + scan;
+  }
+  return sql;
 }
 
 Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
@@ -294,9 +745,17 @@ Result<std::vector<std::pair<std::string, std::string>>> FilesSource::JsonColumn
   return out;
 }
 
-bool FilesSource::IsCompressed(const std::string& path) const {
-  std::string p = Lower(path);
-  return p.ends_with(".gz") || p.ends_with(".zst") || p.ends_with(".zstd");
+std::string FilesSource::FieldCountDetail(const std::string& path, const std::string& reason) const {
+  // PostgreSQL's COPY says which column is missing; so do we.
+  static const std::regex kFields(R"(expected (\d+) fields, found (\d+))");
+  std::smatch m;
+  if (!std::regex_search(reason, m, kFields)) return {};
+  size_t expected = std::stoul(m[1].str());
+  size_t found = std::stoul(m[2].str());
+  if (found > expected) return " (extra data after the last expected column)";
+  auto it = layouts_.find(path);
+  if (it == layouts_.end() || found >= it->second.columns.size()) return {};
+  return " (missing data for column " + it->second.columns[found].first + ")";
 }
 
 Status FilesSource::Explain(const Status& status) const {
@@ -312,15 +771,16 @@ Status FilesSource::Explain(const Status& status) const {
   message = ReplaceAll(std::move(message), fifo_path_, "stdin");
   if (format_ == FileFormat::kCsv && status.code() == StatusCode::kDataError && !is_stdin()) {
     // "... FILE line N, column C: reason" from engine::DuckDbError, N counting records.
-    for (const auto& f : files_) {
+    for (const auto& f : scanned_) {
       std::string marker = f.path + " line ";
       size_t at = message.find(marker);
-      if (at == std::string::npos || IsCompressed(f.path)) continue;
+      if (at == std::string::npos) continue;
       size_t digits = at + marker.size();
       size_t end = message.find_first_not_of("0123456789", digits);
       if (end == digits) continue;
       auto line = io::PhysicalLineOfRecord(f.path, std::stoll(message.substr(digits, end - digits)));
       if (line.ok()) message.replace(digits, end - digits, std::to_string(*line));
+      message = message + FieldCountDetail(f.path, message);
       break;
     }
   }
@@ -329,7 +789,37 @@ Status FilesSource::Explain(const Status& status) const {
 
 Status FilesSource::Attach(engine::DuckDbEngine* engine) {
   SLUICE_ASSIGN_OR_RETURN(std::string scan, ScanSql(engine));
+  if (all_empty()) return Status::OK();
   return engine->Execute("CREATE OR REPLACE TEMP VIEW input AS " + scan);
+}
+
+void FilesSource::StartIntegrityChecks() {
+  if (checker_.joinable()) return;
+  std::vector<std::pair<std::string, io::Compression>> compressed;
+  for (const auto& f : scanned_) {
+    io::Compression c = io::CompressionOfPath(f.path);
+    if (c != io::Compression::kNone) compressed.emplace_back(f.path, c);
+  }
+  if (compressed.empty()) return;
+  checker_ = std::thread([this, compressed = std::move(compressed)] {
+    for (const auto& [path, compression] : compressed) {
+      auto checked = io::VerifyCompressedFile(path, compression, path, &stop_checks_);
+      if (!checked.ok()) {
+        checks_status_ = checked.status();
+        return;
+      }
+    }
+  });
+}
+
+Status FilesSource::FinishIntegrityChecks() {
+  if (checker_.joinable()) checker_.join();
+  return checks_status_;
+}
+
+void FilesSource::StopIntegrityChecks() {
+  stop_checks_.store(true);
+  if (checker_.joinable()) checker_.join();
 }
 
 void FilesSource::StartFeeding(const CancellationSource* cancel) {
@@ -451,8 +941,7 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
   std::map<std::string, std::vector<size_t>> by_file;
   for (size_t i = 0; i < rejects.size(); ++i) by_file[rejects[i].file].push_back(i);
   for (auto& [file, idx] : by_file) {
-    bool local = !is_stdin() && !IsCompressed(file);
-    if (!local) continue;
+    if (is_stdin()) continue;
     std::vector<int64_t> offsets;
     for (size_t i : idx) offsets.push_back(rejects[i].offset);
     auto lines = io::PhysicalLinesOfOffsets(file, offsets);
@@ -460,6 +949,8 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
     for (size_t k = 0; k < idx.size(); ++k) rejects[idx[k]].line = (*lines)[k];
   }
   for (auto& r : rejects) {
+    r.reason = engine::CsvReason(r.reason);
+    r.reason += FieldCountDetail(r.file, r.reason);
     if (is_stdin()) r.file = "stdin";
   }
   int64_t count = static_cast<int64_t>(rejects.size());

@@ -5,12 +5,26 @@
 // in a DuckDbEngine so that the user's SQL transform is pushed into
 // DuckDB's scan of the files. stdin is fed to DuckDB through a FIFO by a
 // feeder thread, after a sample of it has been used to detect the dialect
-// and column types. Used from the pipeline's control thread; counters may
-// be read from any thread.
+// and column types.
+//
+// CSV files are never read with a guessed layout that contradicts them:
+// each file's dialect and column types are detected on a sample (DuckDB's
+// sniffer), checked against the file's first line and the declared
+// `columns`/`delimiter`, and then read with that layout fixed, so a row with
+// too few or too many fields fails (or is rejected) with its line instead of
+// turning the file into one text column. Inferred types never lose
+// information on the sample (long integers become DECIMAL(38,0), numbers with
+// leading zeros stay text). Empty files (0 bytes) are left out; compressed
+// files are checked for truncation and corruption on a background thread
+// while DuckDB reads them (StartIntegrityChecks / FinishIntegrityChecks).
+//
+// Used from the pipeline's control thread; counters may be read from any
+// thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +61,10 @@ struct FilesSourceOptions {
   std::string temp_dir;
   /// Interrupts reading the stdin sample (Ctrl-C before any data arrived).
   const CancellationSource* cancel = nullptr;
+  /// CSV: the longest line accepted, in bytes.
+  int64_t max_line_size = kDefaultMaxLineSize;
+
+  static constexpr int64_t kDefaultMaxLineSize = 2'000'000;
 };
 
 Result<FileFormat> ParseFileFormat(const std::string& name);
@@ -59,8 +77,27 @@ class FilesSource {
   FilesSource& operator=(const FilesSource&) = delete;
 
   /// Defines the temp view `input` in `engine`. For stdin this reads the
-  /// sample; the rest flows once StartFeeding() is called.
+  /// sample; the rest flows once StartFeeding() is called. When every file
+  /// is empty (see all_empty()) no view is defined.
   Status Attach(engine::DuckDbEngine* engine);
+  /// After Attach: every input file is empty (0 bytes, or a compressed file
+  /// with no content), so there is nothing to load and nothing to create.
+  bool all_empty() const { return !is_stdin() && scanned_.empty(); }
+  /// After Attach: the input has no rows and the types of some of its
+  /// columns are unknown (CSV files with a header line only, whose columns
+  /// are not all declared): a destination must not create a table for it.
+  bool untyped_empty() const { return untyped_empty_; }
+  /// After Attach: files left out because they are empty, for messages.
+  const std::vector<std::string>& empty_files() const { return empty_files_; }
+
+  /// Starts checking the integrity of compressed inputs (.gz, .zst) on a
+  /// background thread. No-op when there are none.
+  void StartIntegrityChecks();
+  /// Waits for the checks started by StartIntegrityChecks; returns the first
+  /// damaged file's error (DataError naming it), or OK.
+  Status FinishIntegrityChecks();
+  /// Ends the checks without waiting for them (the load failed otherwise).
+  void StopIntegrityChecks();
   /// stdin only: starts the thread that feeds the FIFO. No-op for files.
   void StartFeeding(const CancellationSource* cancel);
   /// Waits for the feeder; returns its error, if any.
@@ -85,21 +122,49 @@ class FilesSource {
 
  private:
   explicit FilesSource(FilesSourceOptions options) : options_(std::move(options)) {}
+  /// One CSV file's layout: the read_csv options that fix its dialect, and
+  /// its columns with their DuckDB types.
+  struct CsvLayout {
+    std::string options;  // ", auto_detect=false, delim=..., header=..." without columns
+    std::vector<std::pair<std::string, std::string>> columns;
+    bool header_only = false;  // a header line and no rows
+    bool types_known = true;   // false: header_only with undeclared columns
+  };
+  /// Refuses a rejects path that is an input or would become one.
+  Status CheckRejectsPath() const;
   Result<std::string> ScanSql(engine::DuckDbEngine* engine);
+  Result<std::string> CsvScanSql(engine::DuckDbEngine* engine);
+  /// nullopt when the file has no content (0 bytes, or only blank lines).
+  Result<std::optional<CsvLayout>> SniffCsv(engine::DuckDbEngine* engine, const std::string& path);
+  /// Inferred DOUBLE columns whose sampled values would lose digits become
+  /// DECIMAL(38,s) or VARCHAR.
+  Status KeepInferredNumbersExact(engine::DuckDbEngine* engine, const std::string& path, CsvLayout* layout);
   Result<std::string> StdinScanSql(engine::DuckDbEngine* engine);
   std::string CsvOptions() const;
+  /// " (missing data for column x)" for a "expected N fields, found M"
+  /// reason in `path`; empty otherwise.
+  std::string FieldCountDetail(const std::string& path, const std::string& reason) const;
+  /// The declared type of `name` in [source] columns, or empty.
+  std::string DeclaredType(const std::string& name) const;
   std::string ReplaceCasts(const std::string& scan) const;
   /// JSON lines: the columns DuckDB infers from `read_json_args`, with the
   /// configured types replacing inferred ones, so values are parsed straight
   /// into the declared type instead of through an inferred one.
   Result<std::vector<std::pair<std::string, std::string>>> JsonColumns(engine::DuckDbEngine* engine,
                                                                        const std::string& read_json_args) const;
-  bool IsCompressed(const std::string& path) const;
   void Feed(const CancellationSource* cancel);
 
   FilesSourceOptions options_;
   FileFormat format_ = FileFormat::kCsv;
   std::vector<io::LocalFile> files_;
+  std::vector<io::LocalFile> scanned_;  // files_ without the empty ones
+  std::vector<std::string> empty_files_;
+  bool untyped_empty_ = false;
+  /// CSV layouts by file path, for messages (field counts, column names).
+  std::map<std::string, CsvLayout> layouts_;
+  std::thread checker_;
+  std::atomic<bool> stop_checks_{false};
+  Status checks_status_;
   std::string temp_dir_;
   std::string fifo_path_;
   std::string sample_;
