@@ -214,14 +214,24 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   engine->impl_ = std::make_unique<Impl>();
   duckdb_config config;
   if (duckdb_create_config(&config) == DuckDBError) return Status::Internal("duckdb_create_config failed");
+  // DuckDB keeps its default when it refuses a value: refuse it here.
+  Status config_status;
   auto set = [&](const char* key, const std::string& value) {
-    if (!value.empty()) duckdb_set_config(config, key, value.c_str());
+    if (value.empty() || !config_status.ok()) return;
+    if (duckdb_set_config(config, key, value.c_str()) == DuckDBError) {
+      config_status = Status::InvalidArgument(std::string("[engine] ") + key + ": DuckDB refused '" + value + "'");
+    }
   };
+  if (options.threads < 0) config_status = Status::InvalidArgument("[engine] threads must not be negative");
   if (options.threads > 0) set("threads", std::to_string(options.threads));
   set("memory_limit", options.memory_limit);
   set("temp_directory", options.temp_directory);
   // Order does not matter to loads and keeping it costs memory in parallel scans.
   set("preserve_insertion_order", "false");
+  if (!config_status.ok()) {
+    duckdb_destroy_config(&config);
+    return config_status;
+  }
   char* error = nullptr;
   duckdb_state state =
       duckdb_open_ext(path.empty() ? nullptr : path.c_str(), &engine->impl_->db, config, &error);

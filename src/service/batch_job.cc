@@ -850,9 +850,9 @@ Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options
     return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
   };
   RetryPolicy policy;
-  policy.initial = std::chrono::seconds(config.retry.initial_seconds);
-  policy.max_delay = std::chrono::seconds(config.retry.max_delay_seconds);
-  policy.max_elapsed = std::chrono::seconds(config.retry.max_elapsed_seconds);
+  policy.initial = std::chrono::milliseconds(config.retry.initial_ms);
+  policy.max_delay = std::chrono::milliseconds(config.retry.max_delay_ms);
+  policy.max_elapsed = std::chrono::milliseconds(config.retry.max_elapsed_ms);
   policy.max_attempts = static_cast<int>(config.retry.max_attempts);
   RetryState retry(policy);
   const CancellationSource* cancel = options.run.cancel;

@@ -1,5 +1,7 @@
 #include "service/config.h"
 
+#include "service/schedule.h"
+
 #include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
@@ -64,38 +66,47 @@ Result<std::string> Interpolate(const std::string& text, const EnvLookup& env, c
   return out;
 }
 
-Result<int64_t> ParseDurationSeconds(const std::string& text) {
-  size_t pos = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(text, &pos);
-  } catch (...) {
-    return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
-  }
-  std::string unit = text.substr(pos);
+Result<int64_t> ParseDurationMillis(const std::string& text) {
+  auto bad = [&] {
+    return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 250ms, 30s, 5m, 24h, 1d)");
+  };
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return bad();
+  int64_t n = std::stoll(text.substr(0, digits));
+  std::string unit = text.substr(digits);
   int64_t mult = 0;
-  if (unit == "s" || unit.empty())
+  if (unit == "ms")
     mult = 1;
+  else if (unit == "s" || unit.empty())
+    mult = 1000;
   else if (unit == "m")
-    mult = 60;
+    mult = 60'000;
   else if (unit == "h")
-    mult = 3600;
+    mult = 3'600'000;
   else if (unit == "d")
-    mult = 86400;
-  if (mult == 0 || n <= 0)
-    return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
+    mult = 86'400'000;
+  if (mult == 0 || n <= 0) return bad();
   return n * mult;
 }
 
+Result<int64_t> ParseDurationSeconds(const std::string& text) {
+  SLUICE_ASSIGN_OR_RETURN(int64_t ms, ParseDurationMillis(text));
+  return (ms + 999) / 1000;
+}
+
 Result<int64_t> ParseBytes(const std::string& text) {
-  size_t pos = 0;
-  double n = 0;
-  try {
-    n = std::stod(text, &pos);
-  } catch (...) {
-    return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
+  auto bad = [&] { return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB, 512KiB, 1GB)"); };
+  // A plain decimal number (no sign, exponent, inf or nan) and a unit.
+  size_t end = 0;
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+  std::string number = text.substr(0, end);
+  if (number.empty() || number.size() > 20 || std::count(number.begin(), number.end(), '.') > 1 ||
+      number == ".") {
+    return bad();
   }
-  std::string unit = text.substr(pos);
+  double n = std::stod(number);
+  std::string unit = text.substr(end);
   unit.erase(std::remove(unit.begin(), unit.end(), ' '), unit.end());
   for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
   double mult = 0;
@@ -107,14 +118,19 @@ Result<int64_t> ParseBytes(const std::string& text) {
     mult = 1e6;
   else if (unit == "GB")
     mult = 1e9;
+  else if (unit == "TB")
+    mult = 1e12;
   else if (unit == "KIB")
     mult = 1024;
   else if (unit == "MIB")
     mult = 1024.0 * 1024;
   else if (unit == "GIB")
     mult = 1024.0 * 1024 * 1024;
-  if (mult == 0 || n < 0) return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
-  return static_cast<int64_t>(n * mult);
+  else if (unit == "TIB")
+    mult = 1024.0 * 1024 * 1024 * 1024;
+  double bytes = n * mult;
+  if (mult == 0 || !(bytes < 9.0e18)) return bad();
+  return static_cast<int64_t>(bytes);
 }
 
 namespace {
@@ -194,6 +210,58 @@ class Reader {
       }
     } else {
       Fail(Status::InvalidArgument(Where(sec, key) + " must be a whole number"));
+    }
+  }
+
+  /// A size: "8MB", "512KiB", or a whole number of bytes.
+  void Bytes(const toml::table* t, const std::string& sec, const std::string& key, int64_t* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    if (n->is_integer()) {
+      *out = n->as_integer()->get();
+      return;
+    }
+    std::string text;
+    String(t, sec, key, &text);
+    auto bytes = ParseBytes(text);
+    if (!bytes.ok()) return Fail(bytes.status().WithContext(Where(sec, key)));
+    *out = *bytes;
+  }
+
+  /// A duration: "250ms", "30s", "5m", "24h", "1d"; stored in milliseconds.
+  void Millis(const toml::table* t, const std::string& sec, const std::string& key, int64_t* out) {
+    Mark(sec, key);
+    if (!t) return;
+    const toml::node* n = t->get(key);
+    if (!n) return;
+    std::string text;
+    if (n->is_integer()) {
+      text = std::to_string(n->as_integer()->get()) + "s";
+    } else {
+      String(t, sec, key, &text);
+    }
+    auto ms = ParseDurationMillis(text);
+    if (!ms.ok()) return Fail(ms.status().WithContext(Where(sec, key)));
+    *out = *ms;
+  }
+
+  /// Keys of `sec` that are not in `accepted`: they belong to another
+  /// component type (a CDC key on a files source) and are errors.
+  void OnlyKeys(const toml::table* t, const std::string& sec, const std::string& type,
+                std::initializer_list<const char*> accepted) {
+    if (!t) return;
+    std::set<std::string> ok(accepted.begin(), accepted.end());
+    ok.insert("type");
+    for (const auto& [k, v] : *t) {
+      std::string key(k.str());
+      if (ok.count(key) || !known_.count(sec + "." + key)) continue;  // unknown keys are reported elsewhere
+      std::string list;
+      for (const auto& a : ok) list += (list.empty() ? "" : ", ") + a;
+      Fail(Status::InvalidArgument("[" + sec + "] key '" + key + "' does not apply to type \"" + type +
+                                   "\" (its keys: " + list + ")"));
+      return;
     }
   }
 
@@ -324,6 +392,25 @@ Status ValidateCdcConfig(PipelineConfig* cfg) {
     return Status::InvalidArgument(
         "[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
   }
+  const std::string& type = cfg->destination.type;
+  if (type == "file" || type == "stdout") {
+    // Change events are written as JSON lines, uncompressed, whatever a name says.
+    const std::string& format = cfg->destination.format;
+    if (!format.empty() && format != "jsonl" && format != "json") {
+      return Status::InvalidArgument("[destination] format = \"" + format + "\": a " + type +
+                                     " destination of a postgres_cdc pipeline writes change events as JSON "
+                                     "lines only (format = \"jsonl\")");
+    }
+    std::string lower = cfg->destination.path;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* ext : {".parquet", ".pq", ".csv", ".tsv", ".gz", ".zst", ".zstd"}) {
+      if (lower.ends_with(ext)) {
+        return Status::InvalidArgument("[destination] path " + cfg->destination.path +
+                                       ": change events are written as plain JSON lines; name the file "
+                                       ".jsonl");
+      }
+    }
+  }
   if (!cfg->transform_sql.empty()) {
     return Status::InvalidArgument(
         "[transform] is not supported for postgres_cdc sources (changes are applied as "
@@ -332,7 +419,6 @@ Status ValidateCdcConfig(PipelineConfig* cfg) {
   if (cfg->schedule) {
     return Status::InvalidArgument("[schedule] does not apply to postgres_cdc: it replicates continuously");
   }
-  const std::string& type = cfg->destination.type;
   if (type == "postgres") {
     if (cfg->destination.url.empty())
       return Status::InvalidArgument("[destination] url is required for postgres");
@@ -376,6 +462,7 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(src, "source", "batch", &cfg.source.batch);
   r.Bool(src, "source", "incremental", &cfg.source.incremental);
   r.Int(src, "source", "concurrency", &cfg.source.concurrency);
+  r.Bytes(src, "source", "max_line_size", &cfg.source.max_line_size);
   r.String(src, "source", "url", &cfg.source.url);
   r.String(src, "source", "publication", &cfg.source.publication);
   r.StringList(src, "source", "tables", &cfg.source.tables);
@@ -393,15 +480,9 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     else
       cfg.source.stream_memory_bytes = *bytes;
   }
-  std::string modified_within;
-  r.String(src, "source", "modified_within", &modified_within);
-  if (!modified_within.empty()) {
-    auto secs = ParseDurationSeconds(modified_within);
-    if (!secs.ok())
-      r.Fail(secs.status().WithContext("[source] modified_within"));
-    else
-      cfg.source.modified_within_seconds = *secs;
-  }
+  int64_t modified_within_ms = 0;
+  r.Millis(src, "source", "modified_within", &modified_within_ms);
+  cfg.source.modified_within_seconds = (modified_within_ms + 999) / 1000;
 
   const toml::table* s3 = r.Section("s3", false);
   r.String(s3, "s3", "endpoint", &cfg.s3.endpoint);
@@ -410,15 +491,11 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(s3, "s3", "secret_access_key", &cfg.s3.secret_access_key);
   r.String(s3, "s3", "session_token", &cfg.s3.session_token);
   r.String(s3, "s3", "addressing", &cfg.s3.addressing);
-  std::string stall;
-  r.String(s3, "s3", "stall_timeout", &stall);
-  if (!stall.empty()) {
-    auto secs = ParseDurationSeconds(stall);
-    if (!secs.ok() || *secs < 1)
-      r.Fail(Status::InvalidArgument("[s3] stall_timeout must be a duration of at least 1s"));
-    else
-      cfg.s3.stall_timeout_seconds = *secs;
+  r.Millis(s3, "s3", "stall_timeout", &cfg.s3.stall_timeout_ms);
+  if (cfg.s3.stall_timeout_ms < 1000) {
+    r.Fail(Status::InvalidArgument("[s3] stall_timeout must be a duration of at least 1s"));
   }
+  r.Millis(s3, "s3", "retry_max_elapsed", &cfg.s3.retry_max_elapsed_ms);
   if (!cfg.s3.addressing.empty() && cfg.s3.addressing != "path" && cfg.s3.addressing != "virtual") {
     r.Fail(Status::InvalidArgument("[s3] addressing must be \"path\" or \"virtual\""));
   }
@@ -469,37 +546,37 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   int64_t threads = 0, encode_threads = 0;
   r.Int(eng, "engine", "threads", &threads);
   r.Int(eng, "engine", "encode_threads", &encode_threads);
+  if (threads < 0 || threads > 1024) {
+    r.Fail(Status::InvalidArgument("[engine] threads must be between 0 (one per core) and 1024, got " +
+                                   std::to_string(threads)));
+  }
+  if (encode_threads < 0 || encode_threads > 256) {
+    r.Fail(Status::InvalidArgument("[engine] encode_threads must be between 0 (chosen from the core count) and "
+                                   "256, got " +
+                                   std::to_string(encode_threads)));
+  }
   cfg.engine.threads = static_cast<int>(threads);
   cfg.engine.encode_threads = static_cast<int>(encode_threads);
-  r.String(eng, "engine", "memory_limit", &cfg.engine.memory_limit);
-  r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
-  r.String(eng, "engine", "stream_buffer", &cfg.engine.stream_buffer);
-  if (auto b = ParseBytes(cfg.engine.stream_buffer); !b.ok())
-    r.Fail(b.status().WithContext("[engine] stream_buffer"));
-  std::string buffer;
-  r.String(eng, "engine", "buffer", &buffer);
-  if (!buffer.empty()) {
-    auto b = ParseBytes(buffer);
-    if (!b.ok())
-      r.Fail(b.status().WithContext("[engine] buffer"));
-    else
-      cfg.engine.buffer_bytes = *b;
+  // DuckDB is given sizes in bytes that were checked here, never the text.
+  int64_t memory_limit = 256 << 20;
+  r.Bytes(eng, "engine", "memory_limit", &memory_limit);
+  if (memory_limit < (16 << 20)) {
+    r.Fail(Status::InvalidArgument("[engine] memory_limit must be at least 16MB (e.g. \"256MB\", \"2GiB\")"));
   }
+  cfg.engine.memory_limit = std::to_string(memory_limit) + "B";
+  r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
+  int64_t stream_buffer = 16'000'000;
+  r.Bytes(eng, "engine", "stream_buffer", &stream_buffer);
+  if (stream_buffer < (64 << 10)) r.Fail(Status::InvalidArgument("[engine] stream_buffer must be at least 64KB"));
+  cfg.engine.stream_buffer = std::to_string(stream_buffer) + "B";
+  r.Bytes(eng, "engine", "buffer", &cfg.engine.buffer_bytes);
+  if (cfg.engine.buffer_bytes < (1 << 20)) r.Fail(Status::InvalidArgument("[engine] buffer must be at least 1MB"));
 
   const toml::table* retry = r.Section("retry", false);
   r.Int(retry, "retry", "max_attempts", &cfg.retry.max_attempts);
-  for (auto [key, target] : {std::pair{"initial", &cfg.retry.initial_seconds},
-                             std::pair{"max_delay", &cfg.retry.max_delay_seconds},
-                             std::pair{"max_elapsed", &cfg.retry.max_elapsed_seconds}}) {
-    std::string text;
-    r.String(retry, "retry", key, &text);
-    if (text.empty()) continue;
-    auto secs = ParseDurationSeconds(text);
-    if (!secs.ok())
-      r.Fail(secs.status().WithContext(std::string("[retry] ") + key));
-    else
-      *target = *secs;
-  }
+  r.Millis(retry, "retry", "initial", &cfg.retry.initial_ms);
+  r.Millis(retry, "retry", "max_delay", &cfg.retry.max_delay_ms);
+  r.Millis(retry, "retry", "max_elapsed", &cfg.retry.max_elapsed_ms);
   if (cfg.retry.max_attempts < 1) r.Fail(Status::InvalidArgument("[retry] max_attempts must be at least 1"));
 
   const toml::table* sched = r.Section("schedule", false);
@@ -515,16 +592,54 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
       r.Fail(Status::InvalidArgument("[schedule] set either every or cron, not both"));
     }
     if (!s.every.empty()) {
-      auto secs = ParseDurationSeconds(s.every);
-      if (!secs.ok())
-        r.Fail(secs.status().WithContext("[schedule] every"));
-      else
-        s.every_seconds = *secs;
+      auto ms = ParseDurationMillis(s.every);
+      if (!ms.ok()) {
+        r.Fail(ms.status().WithContext("[schedule] every"));
+      } else if (*ms < 1000 || *ms % 1000 != 0) {
+        r.Fail(Status::InvalidArgument("[schedule] every must be whole seconds, at least 1s"));
+      } else {
+        s.every_seconds = *ms / 1000;
+      }
     }
     if (s.every.empty() && s.cron.empty()) r.Fail(Status::InvalidArgument("[schedule] needs every or cron"));
+    if (r.status().ok()) {
+      // The same checks `serve` makes: a bad cron field or time zone fails
+      // `validate` too, not only a run.
+      auto made = MakeSchedule(s.every_seconds, s.cron, s.timezone);
+      if (!made.ok()) r.Fail(made.status().WithContext("[schedule]"));
+    }
     cfg.schedule = s;
   }
   r.CheckUnknown();
+  // Keys of another component type are errors, not silently ignored.
+  const std::string& stype = cfg.source.type;
+  const bool cdc = stype == "postgres_cdc";
+  if (stype == "files") {
+    r.OnlyKeys(src, "source", stype,
+               {"path", "format", "header", "delimiter", "columns", "on_error", "rejects", "max_rejects", "batch",
+                "incremental", "modified_within", "concurrency", "max_line_size"});
+  } else if (cdc) {
+    r.OnlyKeys(src, "source", stype,
+               {"url", "publication", "tables", "slot", "max_table_sync_workers", "table_error_retry_delay_ms",
+                "table_error_retry_max_attempts", "publication_refresh_ms", "stream_memory"});
+  }
+  const std::string& dtype = cfg.destination.type;
+  if (cdc) {
+    if (dtype == "postgres") r.OnlyKeys(dst, "destination", "postgres (changes)", {"url", "schema"});
+    if (dtype == "file") r.OnlyKeys(dst, "destination", "file (change events)", {"path", "format"});
+    if (dtype == "stdout") r.OnlyKeys(dst, "destination", "stdout (change events)", {"format"});
+    if (dtype == "null" || dtype == "memory") r.OnlyKeys(dst, "destination", dtype, {});
+  } else {
+    if (dtype == "postgres") {
+      r.OnlyKeys(dst, "destination", dtype, {"url", "table", "mode", "key", "create_table"});
+    }
+    if (dtype == "duckdb") r.OnlyKeys(dst, "destination", dtype, {"path", "table", "mode", "key"});
+    if (dtype == "file") r.OnlyKeys(dst, "destination", dtype, {"path", "format"});
+    if (dtype == "stdout") r.OnlyKeys(dst, "destination", dtype, {"format"});
+    if (dtype == "null") r.OnlyKeys(dst, "destination", dtype, {});
+    if (batch) r.Fail(Status::InvalidArgument("[batch] applies to postgres_cdc pipelines only"));
+  }
+  if (cdc && s3) r.Fail(Status::InvalidArgument("[s3] does not apply to postgres_cdc pipelines"));
   SLUICE_RETURN_IF_ERROR(r.status());
   cfg.destination.s3 = cfg.s3;
   cfg.destination.temp_directory = cfg.engine.temp_directory;

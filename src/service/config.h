@@ -34,6 +34,8 @@ struct SourceConfig {
   int64_t modified_within_seconds = 0;
   /// S3 downloads in flight at once.
   int64_t concurrency = 4;
+  /// CSV: the longest line accepted, in bytes.
+  int64_t max_line_size = 2'000'000;
 
   // type = "postgres_cdc"
   std::string url;
@@ -75,7 +77,10 @@ struct S3Config {
   std::string secret_access_key;
   std::string session_token;
   std::string addressing;              // "path" | "virtual" | "" (path with a custom endpoint)
-  int64_t stall_timeout_seconds = 30;  // a transfer without progress this long is retried
+  int64_t stall_timeout_ms = 30000;  // a transfer without progress this long is retried
+  /// How long one S3 request is retried before the load fails (and is not
+  /// run again by [retry]: the client already spent the retry budget).
+  int64_t retry_max_elapsed_ms = 300000;
 };
 
 /// [batch]: how CDC changes are grouped into destination transactions.
@@ -123,9 +128,9 @@ struct ScheduleConfig {
 /// unavailable): the failed load was rolled back, so running it again is safe.
 struct RetryConfig {
   int64_t max_attempts = 5;  // including the first; 1 disables retries
-  int64_t initial_seconds = 1;
-  int64_t max_delay_seconds = 30;
-  int64_t max_elapsed_seconds = 300;
+  int64_t initial_ms = 1000;
+  int64_t max_delay_ms = 30000;
+  int64_t max_elapsed_ms = 300000;
 };
 
 struct PipelineConfig {
@@ -157,7 +162,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
                                            const EnvLookup& env = GetEnv);
 Result<PipelineConfig> LoadPipelineConfig(const std::string& path, const EnvLookup& env = GetEnv);
 
-/// Parses "90s", "5m", "24h", "1d", "500ms" (whole units) into seconds.
+/// Parses "250ms", "90s", "5m", "24h", "1d" (a whole number and a unit; a
+/// bare number is seconds) into milliseconds. Zero and negative are errors.
+Result<int64_t> ParseDurationMillis(const std::string& text);
+/// ParseDurationMillis, in whole seconds (rounded up: "1500ms" is 2).
 Result<int64_t> ParseDurationSeconds(const std::string& text);
 /// Parses "8MB", "512KiB", "1GB", "1024" into bytes.
 Result<int64_t> ParseBytes(const std::string& text);

@@ -19,7 +19,8 @@ Result<io::S3Options> S3OptionsFor(const S3Config& config, const CancellationSou
   o.secret_access_key = config.secret_access_key;
   o.session_token = config.session_token;
   if (!config.addressing.empty()) o.path_style = config.addressing == "path";
-  o.stall_timeout_ms = config.stall_timeout_seconds * 1000;
+  o.stall_timeout_ms = config.stall_timeout_ms;
+  o.retry.max_elapsed = std::chrono::milliseconds(config.retry_max_elapsed_ms);
   o.cancel = cancel;
   return io::ResolveS3Options(std::move(o), GetEnv);
 }

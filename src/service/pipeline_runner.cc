@@ -32,6 +32,7 @@ Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& c
   o.header = config.source.header;
   o.delimiter = config.source.delimiter;
   o.columns = config.source.columns;
+  o.max_line_size = config.source.max_line_size;
   o.on_error = config.source.on_error == "skip" ? sources::OnError::kSkip : sources::OnError::kFail;
   o.rejects_path = config.source.rejects;
   o.max_rejects = config.source.max_rejects;

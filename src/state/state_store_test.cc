@@ -873,7 +873,7 @@ TEST_F(PostgresStateStoreTest, TablesArePlainAndTimesAreTimestamptz) {
             "timestamp with time zone 1600000000789");
   EXPECT_EQ(
       Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
-      "1:file ledger and run log,2:cdc table states, schemas and progress");
+      "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files");
   EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'sluice' AND indexname = "
                    "'runs_pipeline_started_idx'"),
             "1");

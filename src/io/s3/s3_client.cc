@@ -548,9 +548,12 @@ class S3Client::Impl {
         }
       }
       if (delay.count() < 0) {
-        return Status::Unavailable(v.status.message() + " (gave up after " + std::to_string(attempt) +
-                                   (attempt == 1 ? " attempt" : " attempts") + " in " +
-                                   FormatSeconds(elapsed) + ")");
+        // The retry budget is spent: not retryable by callers (a whole-load
+        // [retry] would multiply the time the user was promised).
+        return Status(StatusCode::kUnavailable,
+                      v.status.message() + " (gave up after " + std::to_string(attempt) +
+                          (attempt == 1 ? " attempt" : " attempts") + " in " + FormatSeconds(elapsed) + ")",
+                      /*retryable=*/false);
       }
       retries_.fetch_add(1, std::memory_order_relaxed);
       if (!SleepUnlessCancelled(delay, cancel)) return Status::Cancelled(Where(*req) + ": cancelled");

@@ -401,7 +401,8 @@ TEST_F(S3ClientTest, ConnectionRefusedIsUnavailableAfterTheRetryBudget) {
   auto head = client->Head("bucket", "key");
   ASSERT_FALSE(head.ok());
   EXPECT_EQ(head.status().code(), StatusCode::kUnavailable);
-  EXPECT_TRUE(head.status().retryable());
+  // The client spent the retry budget: callers must not retry on top of it.
+  EXPECT_FALSE(head.status().retryable());
   EXPECT_NE(head.status().message().find("s3://bucket/key: HEAD failed"), std::string::npos)
       << head.status().message();
   EXPECT_NE(head.status().message().find("gave up after 3 attempts"), std::string::npos)
@@ -628,7 +629,7 @@ TEST_F(S3ClientTest, PersistentServerErrorsEndUnavailableSayingHowOften) {
   Status s = proxied->PutObject(bucket, "k", "v");
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kUnavailable);
-  EXPECT_TRUE(s.retryable());
+  EXPECT_FALSE(s.retryable());
   EXPECT_EQ(s.message().rfind("s3://" + bucket + "/k: 500 InternalError", 0), 0u) << s.message();
   EXPECT_NE(s.message().find("gave up after 3 attempts"), std::string::npos) << s.message();
   EXPECT_EQ(proxy->faults(FaultKind::kInternalError), 3);

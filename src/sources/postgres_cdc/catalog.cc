@@ -43,12 +43,14 @@ Status SourceCatalog::CheckServer() {
 }
 
 Status SourceCatalog::EnsurePublication(const std::string& publication,
-                                        const std::vector<std::string>& tables, bool create) {
+                                        const std::vector<std::string>& tables, bool create, bool* created) {
+  if (created) *created = false;
   std::vector<std::string> qualified;
+  std::vector<uint32_t> ids;
   for (const std::string& table : tables) {
     SLUICE_ASSIGN_OR_RETURN(auto rows,
                             conn_->Query("SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
-                                         "c.relkind::text FROM pg_class c JOIN pg_namespace n ON "
+                                         "c.relkind::text, c.oid FROM pg_class c JOIN pg_namespace n ON "
                                          "n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
                                          {table}));
     if (rows.empty()) {
@@ -59,16 +61,28 @@ Status SourceCatalog::EnsurePublication(const std::string& publication,
       return Status::InvalidArgument("[source] tables: " + table + " is not a table");
     }
     qualified.push_back(*rows[0][0]);
+    ids.push_back(static_cast<uint32_t>(std::stoul(rows[0][2].value_or("0"))));
   }
   SLUICE_ASSIGN_OR_RETURN(auto exists,
                           conn_->Query("SELECT 1 FROM pg_publication WHERE pubname = $1", {publication}));
-  if (!exists.empty() || (!create && !qualified.empty())) return Status::OK();
+  if (!exists.empty()) return Status::OK();
   if (qualified.empty()) {
     return Status::InvalidArgument("publication " + publication + " does not exist in " + conn_->where() +
                                    "; create it or list the tables to publish in [source] tables");
   }
-  return conn_->Exec("CREATE PUBLICATION " + PgConnection::QuoteIdent(publication) + " FOR TABLE " +
-                     Join(qualified, ", "));
+  // The tables the publication would be made for must be replicable
+  // (a usable replica identity) before anything is created; validate checks
+  // the same.
+  for (uint32_t id : ids) SLUICE_RETURN_IF_ERROR(DescribeTable(id).status());
+  if (!create) return Status::OK();
+  SLUICE_RETURN_IF_ERROR(conn_->Exec("CREATE PUBLICATION " + PgConnection::QuoteIdent(publication) +
+                                     " FOR TABLE " + Join(qualified, ", ")));
+  if (created) *created = true;
+  return Status::OK();
+}
+
+Status SourceCatalog::DropPublication(const std::string& publication) {
+  return conn_->Exec("DROP PUBLICATION IF EXISTS " + PgConnection::QuoteIdent(publication));
 }
 
 Result<std::vector<PublishedTable>> SourceCatalog::PublicationTables(const std::string& publication) {

@@ -37,10 +37,14 @@ class SourceCatalog {
   /// wal_level = logical and a user with REPLICATION (or superuser).
   Status CheckServer();
   /// Creates `publication` FOR `tables` ("schema.table" or "table") when it
-  /// does not exist; checks that every listed table exists either way.
-  /// With create false (validate), only checks.
+  /// does not exist, after checking that each of them can be replicated (a
+  /// usable replica identity); checks that every listed table exists either
+  /// way. With create false (validate), only checks. `created` says whether
+  /// this call created the publication.
   Status EnsurePublication(const std::string& publication, const std::vector<std::string>& tables,
-                           bool create = true);
+                           bool create = true, bool* created = nullptr);
+  /// Drops a publication that a start which then failed had created.
+  Status DropPublication(const std::string& publication);
   /// The tables of the publication now; NotFound when it does not exist.
   Result<std::vector<PublishedTable>> PublicationTables(const std::string& publication);
   /// Columns (without generated ones) and replica identity, as pgoutput's

@@ -254,7 +254,20 @@ void Replicator::Session::DueErrored(std::vector<uint32_t>* due) const {
 Status Replicator::Session::Prepare() {
   SLUICE_ASSIGN_OR_RETURN(catalog_, SourceCatalog::Connect(o_.url));
   SLUICE_RETURN_IF_ERROR(catalog_->CheckServer());
-  SLUICE_RETURN_IF_ERROR(catalog_->EnsurePublication(o_.publication, o_.tables));
+  bool created_publication = false;
+  SLUICE_RETURN_IF_ERROR(catalog_->EnsurePublication(o_.publication, o_.tables, true, &created_publication));
+  // A start that fails before its slot exists leaves nothing behind: the
+  // publication it created goes again.
+  bool slot_exists = false;
+  struct DropUnlessStarted {
+    SourceCatalog* catalog;
+    const std::string& publication;
+    const bool& created;
+    const bool& slot_exists;
+    ~DropUnlessStarted() {
+      if (created && !slot_exists) (void)catalog->DropPublication(publication);
+    }
+  } cleanup{catalog_.get(), o_.publication, created_publication, slot_exists};
   SLUICE_ASSIGN_OR_RETURN(auto stored_states, r_.store_->LoadTableStates());
   for (auto& status : stored_states) states_[status.table_id] = std::move(status);
   SLUICE_ASSIGN_OR_RETURN(CdcLsn stored, r_.store_->LoadConfirmedLsn());
@@ -262,6 +275,7 @@ Status Replicator::Session::Prepare() {
 
   bool exists = false;
   SLUICE_RETURN_IF_ERROR(WaitForSlot(&exists));
+  slot_exists = exists;
   SLUICE_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(o_.url));
   SLUICE_ASSIGN_OR_RETURN(auto published, catalog_->PublicationTables(o_.publication));
   std::set<uint32_t> published_ids;
@@ -309,6 +323,7 @@ Status Replicator::Session::Prepare() {
   if (!exists) {
     SLUICE_ASSIGN_OR_RETURN(CreatedSlot slot,
                             repl_->CreateSlot(o_.slot, /*temporary=*/false, /*export=*/true));
+    slot_exists = true;
     spdlog::info("pipeline {}: created replication slot {} at {}; copying {} table(s) with {} worker(s)",
                  o_.pipeline, o_.slot, slot.consistent_point.ToString(), to_copy.size(),
                  o_.max_table_sync_workers);
