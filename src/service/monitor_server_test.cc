@@ -260,7 +260,10 @@ TEST(MonitorServer, SlowClientsDoNotDelayOthersAndAreCutOffAtTheHeadDeadline) {
     Clock::time_point start = Clock::now();
     auto res = c.Get("/health");
     std::chrono::milliseconds took = Since(start);
-    ASSERT_TRUE(res) << "request " << i << ": " << httplib::to_string(res.error());
+    if (!res) {
+      ADD_FAILURE() << "request " << i << ": " << httplib::to_string(res.error());
+      break;  // and still check the slow clients
+    }
     EXPECT_EQ(res->status, 200);
     EXPECT_LT(took, 500ms) << "request " << i;
     std::this_thread::sleep_for(200ms);
@@ -289,7 +292,8 @@ TEST(MonitorServer, StopIsPromptWhileSlowClientsAreConnected) {
     slow.push_back(std::move(c).value());
   }
   std::this_thread::sleep_for(1500ms);  // each has sent a header line; the head deadline is 5 s away
-  ASSERT_EQ(f.Client().Get("/health")->status, 200);
+  auto health = f.Client().Get("/health");
+  EXPECT_TRUE(health && health->status == 200) << "/health while slow clients are connected";
 
   Clock::time_point start = Clock::now();
   auto stopped = std::async(std::launch::async, [&f] { f.server->Stop(); });
