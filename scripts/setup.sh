@@ -15,8 +15,8 @@ want_tests=0
 declare -A commands=([npm]=npm [cmake]=cmake [git]=git [python3]=python3 [pkg-config]=pkg-config)
 packages=(build-essential ca-certificates openssl
   libpq-dev libcurl4-openssl-dev libssl-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsqlite3-dev libzstd-dev zlib1g-dev
-  libgtest-dev libgmock-dev libbenchmark-dev)
+  libcli11-dev nlohmann-json3-dev libsqlite3-dev libzstd-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)  # the last four: tests and benchmarks
 if (( want_tests )); then
   packages+=(postgresql-15 postgresql-client-15 util-linux procps gzip zstd)
 fi

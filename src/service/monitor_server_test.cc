@@ -1,17 +1,67 @@
 #include "service/monitor_server.h"
 
-#include <atomic>
-#include <chrono>
-#include <stdexcept>
-#include <thread>
-
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "harness/slow_peers.h"
 
 namespace sluice::service {
 namespace {
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using sluice::testing::SlowLorisClient;
+
+std::chrono::milliseconds Since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
+
+/// Sends `request` on a new connection to 127.0.0.1:port and returns what
+/// the server sent until it closed the connection or `timeout` passed.
+std::string RawExchange(int port, const std::string& request, std::chrono::milliseconds timeout = 3s) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "<connect failed>";
+  }
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out;
+  Clock::time_point deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+int CountOf(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
 
 struct Fixture {
   std::atomic<bool> ready{true};
@@ -68,7 +118,12 @@ TEST(MonitorServer, ServesEachEndpoint) {
   auto ready = c.Get("/ready");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
-  EXPECT_EQ(ready->body, "{\"ready\":true}\n");
+  EXPECT_EQ(ready->get_header_value("Content-Type"), "application/json");
+  nlohmann::json ready_body = nlohmann::json::parse(ready->body);
+  EXPECT_EQ(ready_body["ready"], true);
+  EXPECT_FALSE(ready_body.contains("detail")) << ready->body;
+  ASSERT_TRUE(ready_body["checked_ms_ago"].is_number_integer()) << ready->body;
+  EXPECT_LT(ready_body["checked_ms_ago"].get<int64_t>(), 1000) << "the check ran for this request";
 
   auto status = c.Get("/status");
   ASSERT_TRUE(status);
@@ -98,7 +153,10 @@ TEST(MonitorServer, NotReadyIs503WithTheReason) {
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 503);
   EXPECT_EQ(ready->get_header_value("Content-Type"), "application/json");
-  EXPECT_EQ(ready->body, "{\"detail\":\"state store: connection refused\",\"ready\":false}\n");
+  nlohmann::json body = nlohmann::json::parse(ready->body);
+  EXPECT_EQ(body["ready"], false);
+  EXPECT_EQ(body["detail"], "state store: connection refused");
+  EXPECT_TRUE(body["checked_ms_ago"].is_number_integer()) << ready->body;
   // Alive all the same.
   EXPECT_EQ(c.Get("/health")->status, 200);
   f.ready = true;
@@ -182,30 +240,268 @@ TEST(MonitorServer, TokenIsRequiredOnEveryEndpoint) {
   EXPECT_EQ(c.Post("/health", good, "x", "text/plain")->status, 405);
 }
 
-TEST(MonitorServer, SlowReadinessCheckDoesNotBlockHealth) {
-  std::atomic<bool> release{false};
+TEST(MonitorServer, SlowClientsDoNotDelayOthersAndAreCutOffAtTheHeadDeadline) {
+  Fixture f;
+  MonitorOptions options = AnyPort();
+  options.head_timeout = 2s;
+  f.server = MustStart(options, f.Handlers());
+  ASSERT_NE(f.server, nullptr);
+  // More slow clients than the old server had threads, each sending a
+  // header line every second and never finishing its request head.
+  std::vector<std::unique_ptr<SlowLorisClient>> slow;
+  for (int i = 0; i < 6; ++i) {
+    auto c = SlowLorisClient::Start(f.server->port(), 1s);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    slow.push_back(std::move(c).value());
+  }
+  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 8; ++i) {
+    httplib::Client c = f.Client();
+    Clock::time_point start = Clock::now();
+    auto res = c.Get("/health");
+    std::chrono::milliseconds took = Since(start);
+    if (!res) {
+      ADD_FAILURE() << "request " << i << ": " << httplib::to_string(res.error());
+      break;  // and still check the slow clients
+    }
+    EXPECT_EQ(res->status, 200);
+    EXPECT_LT(took, 500ms) << "request " << i;
+    std::this_thread::sleep_for(200ms);
+  }
+  Clock::time_point deadline = Clock::now() + 4s;
+  for (auto& c : slow) {
+    while (!c->closed_after() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(c->closed_after()) << "still connected after sending " << c->lines_sent() << " lines";
+    // Cut off at the deadline for the whole head, although every line
+    // arrived within a second of the previous one.
+    EXPECT_GE(*c->closed_after(), 1900ms);
+    EXPECT_LT(*c->closed_after(), 3500ms);
+    EXPECT_GE(c->lines_sent(), 1);
+    EXPECT_EQ(c->received().rfind("HTTP/1.1 408 ", 0), 0u) << c->received();
+  }
+}
+
+TEST(MonitorServer, StopIsPromptWhileSlowClientsAreConnected) {
+  Fixture f;
+  f.server = MustStart(AnyPort(), f.Handlers());
+  ASSERT_NE(f.server, nullptr);
+  std::vector<std::unique_ptr<SlowLorisClient>> slow;
+  for (int i = 0; i < 4; ++i) {
+    auto c = SlowLorisClient::Start(f.server->port(), 1s);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    slow.push_back(std::move(c).value());
+  }
+  std::this_thread::sleep_for(1500ms);  // each has sent a header line; the head deadline is 5 s away
+  auto health = f.Client().Get("/health");
+  EXPECT_TRUE(health && health->status == 200) << "/health while slow clients are connected";
+
+  Clock::time_point start = Clock::now();
+  auto stopped = std::async(std::launch::async, [&f] { f.server->Stop(); });
+  bool prompt = stopped.wait_for(5s) == std::future_status::ready;
+  std::chrono::milliseconds took = Since(start);
+  std::this_thread::sleep_for(100ms);
+  for (auto& c : slow) {
+    EXPECT_TRUE(c->closed_after()) << "Stop() left a slow client connected";
+  }
+  slow.clear();  // lets a server that waits for its clients finish
+  stopped.wait();
+  ASSERT_TRUE(prompt) << "Stop() waited for the slow clients";
+  EXPECT_LT(took, 1s);
+}
+
+TEST(MonitorServer, HangingReadinessCheckDelaysNeitherReadyNorHealth) {
+  // Shared: Stop() abandons the hanging check, whose thread outlives the test.
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto calls = std::make_shared<std::atomic<int>>(0);
   MonitorHandlers handlers;
-  handlers.ready = [&release](std::string*) {
-    while (!release) std::this_thread::sleep_for(5ms);
+  handlers.ready = [release, calls](std::string*) {
+    ++*calls;
+    Clock::time_point until = Clock::now() + 10s;
+    while (!*release && Clock::now() < until) std::this_thread::sleep_for(5ms);
     return true;
   };
-  std::unique_ptr<MonitorServer> server = MustStart(AnyPort(), handlers);
+  std::unique_ptr<MonitorServer> server = MustStart(AnyPort(), handlers);  // ready_wait 1 s
   ASSERT_NE(server, nullptr);
   int port = server->port();
-  std::thread slow([port] {
-    httplib::Client c("127.0.0.1", port);
-    auto res = c.Get("/ready");
-    EXPECT_TRUE(res && res->status == 200);
-  });
-  std::this_thread::sleep_for(100ms);
+
+  struct Answer {
+    int status = 0;
+    std::string body;
+    std::chrono::milliseconds took{};
+  };
+  std::vector<std::future<Answer>> readies;
+  for (int i = 0; i < 6; ++i) {
+    readies.push_back(std::async(std::launch::async, [port] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_read_timeout(15s);
+      Clock::time_point start = Clock::now();
+      auto res = c.Get("/ready");
+      return Answer{res ? res->status : 0, res ? res->body : httplib::to_string(res.error()), Since(start)};
+    }));
+  }
   httplib::Client c("127.0.0.1", port);
-  auto start = std::chrono::steady_clock::now();
-  auto health = c.Get("/health");
-  ASSERT_TRUE(health);
-  EXPECT_EQ(health->status, 200);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
-  release = true;
-  slow.join();
+  c.set_read_timeout(15s);
+  for (int i = 0; i < 6; ++i) {
+    Clock::time_point start = Clock::now();
+    auto health = c.Get("/health");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    EXPECT_LT(Since(start), 500ms) << "/health " << i << " waited for the readiness check";
+    std::this_thread::sleep_for(100ms);
+  }
+  for (auto& r : readies) {
+    Answer a = r.get();
+    EXPECT_EQ(a.status, 503) << a.body;
+    EXPECT_LT(a.took, 1500ms) << a.body;
+    nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << a.body;
+    EXPECT_EQ(body["ready"], false);
+    EXPECT_NE(body["detail"].get<std::string>().find("not known yet"), std::string::npos) << a.body;
+    EXPECT_TRUE(body["checked_ms_ago"].is_null()) << a.body;
+  }
+  EXPECT_EQ(calls->load(), 1) << "concurrent requests share one check";
+
+  // Stop() does not wait for the hanging check longer than stop_grace (1 s).
+  Clock::time_point start = Clock::now();
+  server->Stop();
+  EXPECT_LT(Since(start), 2s);
+  release->store(true);
+}
+
+TEST(MonitorServer, ReadyAnswersFromTheLastResultWithItsAgeUntilTheCheckTimesOut) {
+  auto hang = std::make_shared<std::atomic<bool>>(false);
+  MonitorHandlers handlers;
+  handlers.ready = [hang](std::string*) {
+    Clock::time_point until = Clock::now() + 10s;
+    while (*hang && Clock::now() < until) std::this_thread::sleep_for(5ms);
+    return true;
+  };
+  MonitorOptions options = AnyPort();
+  options.ready_wait = 200ms;
+  options.ready_timeout = 1s;
+  std::unique_ptr<MonitorServer> server = MustStart(options, handlers);
+  ASSERT_NE(server, nullptr);
+  httplib::Client c("127.0.0.1", server->port());
+  c.set_read_timeout(15s);
+  auto get_ready = [&c](std::chrono::milliseconds* took) {
+    Clock::time_point start = Clock::now();
+    auto res = c.Get("/ready");
+    *took = Since(start);
+    EXPECT_TRUE(res);
+    return std::make_pair(res ? res->status : 0, res ? nlohmann::json::parse(res->body) : nlohmann::json());
+  };
+  std::chrono::milliseconds took;
+  auto [fresh_status, fresh] = get_ready(&took);
+  EXPECT_EQ(fresh_status, 200) << fresh;
+  EXPECT_LT(fresh["checked_ms_ago"].get<int64_t>(), 200) << fresh;
+
+  hang->store(true);  // the database stops answering
+  std::this_thread::sleep_for(300ms);
+  auto [stale_status, stale] = get_ready(&took);
+  EXPECT_LT(took, 700ms);
+  EXPECT_EQ(stale_status, 200) << "the last result, with its age: " << stale;
+  EXPECT_GE(stale["checked_ms_ago"].get<int64_t>(), 450) << stale;
+
+  std::this_thread::sleep_for(1s);  // the hanging check is past ready_timeout
+  auto [late_status, late] = get_ready(&took);
+  EXPECT_LT(took, 700ms);
+  EXPECT_EQ(late_status, 503) << late;
+  EXPECT_EQ(late["ready"], false);
+  const std::string detail = late["detail"].get<std::string>();
+  EXPECT_NE(detail.find("readiness check has not answered for"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("said ready"), std::string::npos) << detail;
+  EXPECT_GE(late["checked_ms_ago"].get<int64_t>(), 1400) << late;
+  EXPECT_EQ(c.Get("/health")->status, 200);
+
+  hang->store(false);  // it answers again: the hung check returns, the next one is fresh
+  std::this_thread::sleep_for(50ms);
+  auto [back_status, back] = get_ready(&took);
+  EXPECT_EQ(back_status, 200) << back;
+  EXPECT_LT(back["checked_ms_ago"].get<int64_t>(), 200) << back;
+}
+
+TEST(MonitorServer, OversizedMalformedAndTooLargeRequestsAreRejected) {
+  Fixture f;
+  f.server = MustStart(AnyPort(), f.Handlers());  // max_head_bytes 8192
+  ASSERT_NE(f.server, nullptr);
+  int port = f.server->port();
+  const std::string big(10000, 'a');
+  EXPECT_EQ(RawExchange(port, "GET /health HTTP/1.1\r\nX-Big: " + big + "\r\n\r\n").rfind("HTTP/1.1 431 ", 0),
+            0u);
+  EXPECT_EQ(RawExchange(port, "GET /health HTTP/1.1\r\nX-Big: " + big).rfind("HTTP/1.1 431 ", 0), 0u)
+      << "an unfinished head is cut off once it is too large";
+  for (const char* bad :
+       {"NONSENSE\r\n\r\n", "GET /health HTTP/2.0\r\n\r\n", "GET /health\r\n\r\n",
+        "GET /health HTTP/1.1\r\nNo colon here\r\n\r\n", "GET /health HTTP/1.1\r\n folded: header\r\n\r\n",
+        "GET /health HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+        "POST /health HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"}) {
+    std::string answer = RawExchange(port, bad);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400 ", 0), 0u) << bad << "\n" << answer;
+    EXPECT_NE(answer.find("Connection: close"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(
+      RawExchange(port, "POST /health HTTP/1.1\r\nContent-Length: 100000\r\n\r\n").rfind("HTTP/1.1 413 ", 0),
+      0u);
+  EXPECT_EQ(f.Client().Get("/health")->status, 200);
+}
+
+TEST(MonitorServer, PipelinedRequestsAreAnsweredInOrderOnOneConnection) {
+  Fixture f;
+  f.server = MustStart(AnyPort(), f.Handlers());
+  ASSERT_NE(f.server, nullptr);
+  Clock::time_point start = Clock::now();
+  std::string answer = RawExchange(f.server->port(),
+                                   "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                   "POST /ready HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+                                   "HEAD /status HTTP/1.1\r\n\r\n"
+                                   "GET /metrics?x=1 HTTP/1.1\r\nConnection: close\r\n\r\n",
+                                   5s);
+  EXPECT_LT(Since(start), 2s) << "the server closes after the request that asked for it";
+  size_t health = answer.find("HTTP/1.1 200 OK\r\n");
+  size_t post = answer.find("HTTP/1.1 405 ");
+  size_t head = answer.find("HTTP/1.1 200 OK\r\n", post);
+  size_t metrics = answer.find("# TYPE sluice_runs_total counter");
+  ASSERT_NE(health, std::string::npos) << answer;
+  ASSERT_NE(post, std::string::npos) << answer;
+  ASSERT_NE(head, std::string::npos) << answer;
+  ASSERT_NE(metrics, std::string::npos) << answer;
+  EXPECT_LT(health, post);
+  EXPECT_LT(post, head);
+  EXPECT_LT(head, metrics);
+  EXPECT_EQ(CountOf(answer, "\"pipelines\""), 0) << "HEAD sends no body: " << answer;
+  EXPECT_EQ(CountOf(answer, "HTTP/1.1 "), 4) << answer;
+}
+
+TEST(MonitorServer, ConnectionLimitClosesTheConnectionThatWaitedLongest) {
+  Fixture f;
+  MonitorOptions options = AnyPort();
+  options.max_connections = 3;
+  f.server = MustStart(options, f.Handlers());
+  ASSERT_NE(f.server, nullptr);
+  std::vector<std::unique_ptr<SlowLorisClient>> idle;
+  for (int i = 0; i < 3; ++i) {
+    auto c = SlowLorisClient::Start(f.server->port(), 10s);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    idle.push_back(std::move(c).value());
+    std::this_thread::sleep_for(50ms);
+  }
+  Clock::time_point start = Clock::now();
+  auto res = f.Client().Get("/health");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_LT(Since(start), 500ms);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(idle[0]->closed_after()) << "the oldest waiting connection made room";
+  EXPECT_FALSE(idle[1]->closed_after());
+  EXPECT_FALSE(idle[2]->closed_after());
+}
+
+TEST(MonitorServer, IsLoopbackHost) {
+  for (const char* host : {"localhost", "LocalHost", "127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"})
+    EXPECT_TRUE(IsLoopbackHost(host)) << host;
+  for (const char* host : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "example.com", "128.0.0.1", "::2",
+                           "localhost.example.com"})
+    EXPECT_FALSE(IsLoopbackHost(host)) << host;
 }
 
 TEST(MonitorServer, PortInUseIsAnErrorNamingTheAddress) {

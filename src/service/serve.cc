@@ -547,9 +547,11 @@ int ServePipelines(const std::vector<std::string>& files, const ServeOptions& op
   InstallSignalHandlers();
   const CancellationSource* cancel = &ProcessCancellation();
   MetricsRegistry metrics;
-  std::vector<std::unique_ptr<Worker>> workers;
+  // Shared: a readiness check that outlives the server's Stop() (a hanging
+  // database) keeps the workers it checks alive.
+  std::vector<std::shared_ptr<Worker>> workers;
   for (auto& c : configs) {
-    auto worker = std::make_unique<Worker>(c, &metrics);
+    auto worker = std::make_shared<Worker>(c, &metrics);
     Status opened = worker->Open();
     if (!opened.ok()) {
       spdlog::error("pipeline {}: {}", c.name, opened.message());
@@ -561,8 +563,8 @@ int ServePipelines(const std::vector<std::string>& files, const ServeOptions& op
   std::unique_ptr<MonitorServer> server;
   if (listen != "off") {
     MonitorHandlers handlers;
-    handlers.ready = [&workers](std::string* detail) {
-      for (auto& w : workers) {
+    handlers.ready = [workers](std::string* detail) {
+      for (const auto& w : workers) {
         if (!w->Ready(detail)) return false;
       }
       return true;
@@ -583,9 +585,15 @@ int ServePipelines(const std::vector<std::string>& files, const ServeOptions& op
       return ExitCodeFor(started.status());
     }
     server = std::move(started).value();
-    std::string host = listen.substr(0, listen.rfind(':'));
-    spdlog::info("monitoring on http://{}:{} (/health /ready /status /metrics{})", host, server->port(),
+    spdlog::info("monitoring on http://{} (/health /ready /status /metrics{})", server->address(),
                  token.empty() ? "" : ", bearer token required");
+    Result<ListenAddress> address = ParseListenAddress(listen);
+    if (token.empty() && address.ok() && !IsLoopbackHost(address->host)) {
+      spdlog::warn(
+          "monitoring on {} without a token: anyone who can reach this address can read /status and "
+          "/metrics; set [server] token, or listen on 127.0.0.1",
+          server->address());
+    }
   }
 
   std::vector<Status> results(workers.size());

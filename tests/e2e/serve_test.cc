@@ -4,15 +4,25 @@
 #include <httplib.h>
 #include <signal.h>
 
+#include <functional>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <regex>
 
 #include "e2e_support.h"
+#include "harness/slow_peers.h"
 
 namespace sluice::e2e {
 namespace {
 
 using sluice::testing::CliProcess;
+using sluice::testing::SilentListener;
+using sluice::testing::SlowLorisClient;
+using Clock = std::chrono::steady_clock;
+
+std::chrono::milliseconds Since(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+}
 
 class ServeTest : public PgTest {
  protected:
@@ -23,16 +33,17 @@ class ServeTest : public PgTest {
     }
   }
 
-  /// A pipeline over a local directory with two CSV files, on `schedule`.
+  /// A pipeline over a local directory with two CSV files, on `schedule`,
+  /// into PostgreSQL at `destination_url` (default: the test's database).
   std::string WritePipeline(const std::string& schedule, const std::string& state,
-                            const std::string& extra = "") {
+                            const std::string& extra = "", const std::string& destination_url = "") {
     std::string in = dir_.Path("in");
     std::filesystem::create_directories(in);
     WriteSimpleCsv(in + "/a.csv", 0, 100);
     WriteSimpleCsv(in + "/b.csv", 1000, 50);
     std::string toml = "name = \"svc\"\n" + SimpleCsvSource(in, "incremental = true") + state +
-                       PgDestination(url_, "public.items") + "[schedule]\n" + schedule + "\n" +
-                       "[retry]\nmax_attempts = 1\n" + extra;
+                       PgDestination(destination_url.empty() ? url_ : destination_url, "public.items") +
+                       "[schedule]\n" + schedule + "\n" + "[retry]\nmax_attempts = 1\n" + extra;
     return dir_.Write("svc.toml", toml);
   }
 
@@ -50,7 +61,7 @@ class ServeTest : public PgTest {
     }
     std::smatch m;
     std::string err = proc_->StderrSoFar();
-    if (!std::regex_search(err, m, std::regex("monitoring on http://127\\.0\\.0\\.1:([0-9]+)"))) {
+    if (!std::regex_search(err, m, std::regex("monitoring on http://[^ ]+:([0-9]+)"))) {
       ADD_FAILURE() << err;
       return 0;
     }
@@ -75,6 +86,24 @@ class ServeTest : public PgTest {
                   << last.dump(2) << "\n"
                   << proc_->StderrSoFar();
     return last;
+  }
+
+  /// Sends SIGTERM and returns how long the process took to exit (0), or
+  /// fails the test after `limit`; `unblock` runs after the limit or the
+  /// exit, so that a process that waits for something still ends.
+  std::chrono::milliseconds TerminateWithin(std::chrono::milliseconds limit,
+                                            const std::function<void()>& unblock) {
+    Clock::time_point start = Clock::now();
+    proc_->Kill(SIGTERM);
+    auto waited = std::async(std::launch::async, [this] { return proc_->Wait(); });
+    bool exited = waited.wait_for(limit) == std::future_status::ready;
+    std::chrono::milliseconds took = Since(start);
+    unblock();
+    auto r = waited.get();
+    EXPECT_TRUE(exited) << "SIGTERM: still running after " << limit.count() << " ms\n"
+                        << proc_->StderrSoFar();
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    return took;
   }
 
   std::unique_ptr<CliProcess> proc_;
@@ -219,6 +248,121 @@ TEST_F(ServeTest, StartsWhileTheStateStoreIsDownAndCatchesUpWhenItComesBack) {
   proc_->Kill(SIGTERM);
   auto r = proc_->Wait();
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
+}  // namespace
+}  // namespace sluice::e2e
+
+namespace sluice::e2e {
+namespace {
+
+TEST_F(ServeTest, SlowClientsDelayNeitherHealthNorSigterm) {
+  std::string file =
+      WritePipeline("every = \"1h\"\nrun_on_start = false", "[state]\npath = '" + dir_.Path("s.db") + "'\n");
+  int port = Start({"serve", file, "--listen", "127.0.0.1:0"});
+  ASSERT_GT(port, 0);
+  // Slow clients: each sends one header line a second and never finishes.
+  std::vector<std::unique_ptr<SlowLorisClient>> slow;
+  for (int i = 0; i < 5; ++i) {
+    auto c = SlowLorisClient::Start(port, std::chrono::seconds(1));
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    slow.push_back(std::move(c).value());
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(3, 0);
+  for (int i = 0; i < 6; ++i) {
+    Clock::time_point start = Clock::now();
+    auto health = http.Get("/health");
+    std::chrono::milliseconds took = Since(start);
+    if (!health) {
+      ADD_FAILURE() << "/health " << i << ": " << httplib::to_string(health.error());
+      break;  // and still check SIGTERM
+    }
+    EXPECT_EQ(health->status, 200);
+    EXPECT_LT(took.count(), 500) << "/health " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  // SIGTERM while they are still connected and sending.
+  for (auto& c : slow) EXPECT_FALSE(c->closed_after()) << "the head deadline (5 s) is not reached yet";
+  std::chrono::milliseconds took = TerminateWithin(std::chrono::seconds(5), [&slow] { slow.clear(); });
+  EXPECT_LT(took.count(), 5000);
+}
+
+TEST_F(ServeTest, HangingDestinationDelaysNeitherReadyNorHealth) {
+  // A "database" that accepts TCP connections and never says a word: each
+  // connection attempt hangs until libpq's connect_timeout (10 s).
+  auto hole = SilentListener::Start();
+  ASSERT_TRUE(hole.ok()) << hole.status().ToString();
+  std::string file =
+      WritePipeline("every = \"1h\"\nrun_on_start = false", "[state]\npath = '" + dir_.Path("s.db") + "'\n",
+                    "", "postgresql://postgres@127.0.0.1:" + std::to_string((*hole)->port()) + "/nowhere");
+  int port = Start({"serve", file, "--listen", "127.0.0.1:0"});
+  ASSERT_GT(port, 0);
+
+  struct Answer {
+    int status = 0;
+    std::string body;
+    std::chrono::milliseconds took{};
+  };
+  std::vector<std::future<Answer>> readies;
+  for (int i = 0; i < 6; ++i) {
+    readies.push_back(std::async(std::launch::async, [port] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_read_timeout(20, 0);
+      Clock::time_point start = Clock::now();
+      auto res = c.Get("/ready");
+      return Answer{res ? res->status : 0, res ? res->body : httplib::to_string(res.error()), Since(start)};
+    }));
+  }
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+  for (int i = 0; i < 6; ++i) {
+    Clock::time_point start = Clock::now();
+    auto health = http.Get("/health");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    EXPECT_LT(Since(start).count(), 500) << "/health " << i << " waited for the readiness check";
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  for (auto& r : readies) {
+    Answer a = r.get();
+    EXPECT_EQ(a.status, 503) << a.body;
+    EXPECT_LT(a.took.count(), 2000) << a.body;
+    nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << a.body;
+    EXPECT_EQ(body["ready"], false) << a.body;
+    EXPECT_TRUE(body.contains("detail")) << a.body;
+    EXPECT_TRUE(body.contains("checked_ms_ago")) << a.body;
+  }
+  // Loopback without a token is fine: no warning.
+  EXPECT_EQ(proc_->StderrSoFar().find("without a token"), std::string::npos) << proc_->StderrSoFar();
+  // SIGTERM does not wait for the hanging check.
+  std::chrono::milliseconds took = TerminateWithin(std::chrono::seconds(5), [] {});
+  EXPECT_LT(took.count(), 5000);
+}
+
+TEST_F(ServeTest, WarnsWhenListeningBeyondLoopbackWithoutAToken) {
+  std::string state = "[state]\npath = '" + dir_.Path("s.db") + "'\n";
+  std::string file = WritePipeline("every = \"1h\"\nrun_on_start = false", state);
+  int port = Start({"serve", file, "--listen", "0.0.0.0:0"});
+  ASSERT_GT(port, 0);
+  ASSERT_TRUE(proc_->WaitForOutput("without a token", 5000)) << proc_->StderrSoFar();
+  std::string err = proc_->StderrSoFar();
+  EXPECT_NE(err.find("monitoring on 0.0.0.0:" + std::to_string(port) + " without a token"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("[server] token"), std::string::npos) << err;
+  TerminateWithin(std::chrono::seconds(5), [] {});
+
+  // With a token: no warning.
+  std::string with_token = WritePipeline("every = \"1h\"\nrun_on_start = false", state,
+                                         "[server]\nlisten = \"0.0.0.0:0\"\ntoken = \"s3cret-token\"\n");
+  port = Start({"serve", with_token});
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  EXPECT_EQ(http.Get("/health", {{"Authorization", "Bearer s3cret-token"}})->status, 200);
+  EXPECT_EQ(proc_->StderrSoFar().find("without a token"), std::string::npos) << proc_->StderrSoFar();
+  TerminateWithin(std::chrono::seconds(5), [] {});
 }
 
 }  // namespace
