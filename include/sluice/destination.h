@@ -31,6 +31,16 @@ struct CommitStatement {
   int64_t expect_rows = -1;
 };
 
+/// A row a destination refused before sending it, because one of its values
+/// cannot be stored in its target column (a NUL byte in text, a date beyond
+/// the target's range, a number too large for its column).
+struct RejectedRow {
+  int64_t result_row = 0;  // 1-based, in the order the result produced rows
+  std::string column;
+  std::string value;  // the value as text, "" when it cannot be shown
+  std::string reason;
+};
+
 class Destination {
  public:
   Destination() = default;
@@ -80,6 +90,16 @@ class Destination {
   /// After Commit: what the load did besides writing rows, worth telling
   /// the user ("the table was emptied"), or empty. Optional.
   virtual std::string Note() const { return ""; }
+
+  /// Before Begin: whether rows with a value the destination cannot store
+  /// are left out (true, on_error = "skip") or fail the load (false, the
+  /// default). Either way the destination checks such values before it
+  /// sends them, so that the failure names the row. Optional.
+  virtual void SetSkipBadRows(bool skip) { (void)skip; }
+  /// Thread-safe: the rows left out so far (skip), or the row that failed
+  /// the load; the caller takes them, so a second call returns the newer
+  /// ones only. Optional.
+  virtual std::vector<RejectedRow> TakeRejectedRows() { return {}; }
 };
 
 }  // namespace sluice

@@ -313,6 +313,7 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   }
 
   Status status;
+  if (dest.batch) dest.batch->SetSkipBadRows(config.source.on_error == "skip");
   if (source->untyped_empty()) status = CheckUntypedResultIsEmpty(config, engine.get());
   // Compressed inputs are checked for truncation while DuckDB reads them.
   source->StartIntegrityChecks();
@@ -322,12 +323,29 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   }
   if (status.ok()) {
     // Rejected rows are checked before the commit, so that too many of them
-    // leave the destination untouched.
-    auto rejected = source->FinishRejects(engine.get());
+    // leave the destination untouched. Rows the destination refused (values
+    // it cannot store) count as rejected too.
+    std::vector<RejectedRow> refused;
+    if (dest.batch) refused = dest.batch->TakeRejectedRows();
+    summary.rows -= static_cast<int64_t>(refused.size());
+    auto rejected = source->FinishRejects(engine.get(), refused);
     if (rejected.ok()) {
       summary.rejected = *rejected;
     } else {
       status = rejected.status();
+    }
+  } else if (status.code() == StatusCode::kDataError && dest.batch) {
+    // A value the destination cannot store: name the input line it came
+    // from when the transform kept input rows.
+    auto refused = dest.batch->TakeRejectedRows();
+    if (!refused.empty()) {
+      const RejectedRow& bad = refused.front();
+      auto found = source->LocateValues({{bad.column, bad.value}});
+      if (found[0]) {
+        status = Status::DataError(summary.destination + ": " + found[0]->file + " line " +
+                                   std::to_string(found[0]->line) + ", column " + bad.column + ": " + bad.reason +
+                                   " (row " + std::to_string(bad.result_row) + " of the result)");
+      }
     }
   }
   if (status.ok()) {

@@ -43,6 +43,13 @@ enum class Enc : uint8_t {
 // Days and microseconds between 1970-01-01 and PostgreSQL's 2000-01-01.
 constexpr int32_t kPgEpochDays = 10957;
 constexpr int64_t kPgEpochMicros = 946684800000000LL;
+// PostgreSQL's ranges (IS_VALID_DATE, IS_VALID_TIMESTAMP), from its epoch:
+// 4714-11-24 BC up to 5874897-12-31 for dates, up to 294276-12-31 for
+// timestamps. Its receive functions refuse anything outside.
+constexpr int32_t kPgMinDate = -2451545;
+constexpr int32_t kPgEndDate = 2145031949;  // exclusive
+constexpr int64_t kPgMinTimestamp = -211813488000000000LL;
+constexpr int64_t kPgEndTimestamp = 9223371331200000000LL;  // exclusive
 // Base-10000 groups of a 128-bit magnitude (39 digits) plus one group for
 // aligning the scale: at most 11.
 constexpr int kMaxNumericGroups = 12;
@@ -98,6 +105,16 @@ struct Cursor {
   int scale = 0;
   uint32_t element_oid = 0;
   const Cursor* child = nullptr;
+  // Limits of the target column, checked before a value is written:
+  // magnitudes (in units of the value's own scale) at or above
+  // numeric_limit overflow a numeric(p,s) target (0: no limit); text longer
+  // than max_chars characters does not fit varchar(n)/char(n) (0: no limit);
+  // check_nul: text targets refuse NUL bytes.
+  unsigned __int128 numeric_limit = 0;
+  int target_precision = 0;
+  int target_scale = 0;
+  int max_chars = 0;
+  bool check_nul = false;
   // Whether any value is NULL. Checked first in the row loop: IsNull itself
   // reloads the array's buffers after every store to the output.
   bool has_nulls = true;
@@ -188,11 +205,19 @@ char* WriteDecimal(const Cursor& c, int64_t i, char* p) {
   const uint8_t* v = c.values + 16 * i;
   auto lo = Load<uint64_t>(v);
   auto hi = Load<int64_t>(v + 8);
-  if (hi == 0) return Numeric64<R>(p, false, lo, c.scale);
-  if (hi == -1 && lo != 0) return Numeric64<R>(p, true, 0 - lo, c.scale);
+  if (hi == 0) {
+    if (__builtin_expect(c.numeric_limit != 0 && lo >= c.numeric_limit, 0)) return nullptr;
+    return Numeric64<R>(p, false, lo, c.scale);
+  }
+  if (hi == -1 && lo != 0) {
+    if (__builtin_expect(c.numeric_limit != 0 && (0 - lo) >= c.numeric_limit, 0)) return nullptr;
+    return Numeric64<R>(p, true, 0 - lo, c.scale);
+  }
   unsigned __int128 u = (static_cast<unsigned __int128>(static_cast<uint64_t>(hi)) << 64) | lo;
   bool negative = hi < 0;
-  return Numeric128(p, negative, negative ? 0 - u : u, c.scale);
+  unsigned __int128 mag = negative ? 0 - u : u;
+  if (c.numeric_limit != 0 && mag >= c.numeric_limit) return nullptr;
+  return Numeric128(p, negative, mag, c.scale);
 }
 
 template <typename From>
@@ -200,7 +225,27 @@ char* WriteIntNumeric(const Cursor& c, int64_t i, char* p) {
   int64_t v = Load<From>(c.values + sizeof(From) * i);
   bool negative = v < 0;
   uint64_t mag = negative ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  if (__builtin_expect(c.numeric_limit != 0 && mag >= c.numeric_limit, 0)) return nullptr;
   return Numeric64<0>(p, negative, mag, 0);
+}
+
+/// 10^n for n <= 38; 0 (no limit) beyond what 128 bits hold.
+unsigned __int128 Pow10_128(int n) {
+  if (n < 0 || n > 38) return 0;
+  unsigned __int128 v = 1;
+  for (int k = 0; k < n; ++k) v *= 10;
+  return v;
+}
+
+/// The smallest magnitude, in units of 10^-value_scale, that PostgreSQL
+/// rounds to more than numeric(precision, scale) holds; 0: none can.
+unsigned __int128 NumericLimit(int precision, int scale, int value_scale) {
+  if (precision <= 0) return 0;
+  unsigned __int128 limit = Pow10_128(precision - scale + value_scale);
+  if (limit == 0) return 0;
+  // A value with more decimals is rounded to the column's scale first.
+  if (value_scale > scale) limit -= 5 * Pow10_128(value_scale - scale - 1);
+  return limit;
 }
 
 // ---------------------------------------------------------------------------
@@ -243,18 +288,19 @@ char* WriteFloat64(const Cursor& c, int64_t i, char* p) {
   return Put64(p, Load<uint64_t>(c.values + 8 * i));
 }
 
-// DuckDB's infinite dates and timestamps (+-max) become PostgreSQL's.
+// DuckDB's infinite dates and timestamps (+-max) become PostgreSQL's; other
+// values outside PostgreSQL's range are refused (nullptr).
 char* WriteDate(const Cursor& c, int64_t i, char* p) {
   auto v = Load<int32_t>(c.values + 4 * i);
   int32_t out;
-  if (__builtin_expect(v >= INT32_MIN + kPgEpochDays && v != INT32_MAX, 1)) {
-    out = v - kPgEpochDays;
+  if (__builtin_expect(v > -INT32_MAX && v != INT32_MAX, 1)) {
+    int64_t d = static_cast<int64_t>(v) - kPgEpochDays;
+    if (__builtin_expect(d < kPgMinDate || d >= kPgEndDate, 0)) return nullptr;
+    out = static_cast<int32_t>(d);
   } else if (v == INT32_MAX) {
     out = INT32_MAX;
-  } else if (v <= -INT32_MAX) {
-    out = INT32_MIN;
   } else {
-    return nullptr;
+    out = INT32_MIN;
   }
   p = Put32(p, 4);
   return Put32(p, static_cast<uint32_t>(out));
@@ -268,14 +314,14 @@ char* WriteTime(const Cursor& c, int64_t i, char* p) {
 char* WriteTimestamp(const Cursor& c, int64_t i, char* p) {
   auto v = Load<int64_t>(c.values + 8 * i);
   int64_t out;
-  if (__builtin_expect(v >= INT64_MIN + kPgEpochMicros && v != INT64_MAX, 1)) {
+  if (__builtin_expect(v > -INT64_MAX && v != INT64_MAX, 1)) {
+    if (__builtin_expect(v < kPgMinTimestamp + kPgEpochMicros, 0)) return nullptr;
     out = v - kPgEpochMicros;
+    if (__builtin_expect(out >= kPgEndTimestamp, 0)) return nullptr;
   } else if (v == INT64_MAX) {
     out = INT64_MAX;
-  } else if (v <= -INT64_MAX) {
-    out = INT64_MIN;
   } else {
-    return nullptr;
+    out = INT64_MIN;
   }
   p = Put32(p, 8);
   return Put64(p, static_cast<uint64_t>(out));
@@ -335,6 +381,38 @@ char* WriteBytes32(const Cursor& c, int64_t i, char* p) {
 template <bool kJsonb>
 char* WriteBytesAny(const Cursor& c, int64_t i, char* p) {
   std::string_view v = c.view.BytesAt(i);
+  p = Put32(p, static_cast<uint32_t>(v.size() + (kJsonb ? 1 : 0)));
+  if constexpr (kJsonb) *p++ = 1;
+  CopyBytes(p, v.data(), v.size());
+  return p + v.size();
+}
+
+/// Characters of UTF-8 text (bytes that do not continue a sequence).
+int64_t Utf8Chars(std::string_view v) {
+  int64_t n = 0;
+  for (char ch : v) n += (static_cast<unsigned char>(ch) & 0xC0) != 0x80;
+  return n;
+}
+
+/// Whether text `v` fits a target whose values may hold no NUL byte
+/// (check_nul) and at most max_chars characters. Trailing spaces beyond the
+/// limit are dropped by PostgreSQL, as for varchar(n) and char(n).
+bool TextFits(const Cursor& c, std::string_view v) {
+  if (c.check_nul && std::memchr(v.data(), 0, v.size()) != nullptr) return false;
+  if (c.max_chars > 0 && static_cast<int64_t>(v.size()) > c.max_chars) {
+    size_t end = v.find_last_not_of(' ');
+    std::string_view kept = end == std::string_view::npos ? std::string_view() : v.substr(0, end + 1);
+    if (Utf8Chars(kept) > c.max_chars) return false;
+  }
+  return true;
+}
+
+// Text whose batch holds a NUL byte, or whose target has a length limit:
+// each value is checked before it is written.
+template <bool kJsonb>
+char* WriteBytesChecked(const Cursor& c, int64_t i, char* p) {
+  std::string_view v = c.view.BytesAt(i);
+  if (!TextFits(c, v)) return nullptr;
   p = Put32(p, static_cast<uint32_t>(v.size() + (kJsonb ? 1 : 0)));
   if constexpr (kJsonb) *p++ = 1;
   CopyBytes(p, v.data(), v.size());
@@ -521,6 +599,11 @@ struct CopyEncoder::Column {
   // Lists: how elements are written and the element type OID.
   Enc element_enc = Enc::kBytes;
   uint32_t element_oid = 0;
+  // The target column's limits (see Cursor).
+  int target_precision = 0;
+  int target_scale = 0;
+  int max_chars = 0;
+  bool check_nul = false;
 };
 
 namespace {
@@ -654,11 +737,12 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       if (std::strcmp(f, "b") != 0) return false;
       c->fn = &WriteBool;
       return true;
-#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN)    \
-  case Enc::E:                                     \
-    if (std::strcmp(f, FORMAT) != 0) return false; \
-    take(WIDTH);                                   \
-    c->fn = FN;                                    \
+#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN)                              \
+  case Enc::E:                                                               \
+    if (std::strcmp(f, FORMAT) != 0) return false;                           \
+    take(WIDTH);                                                             \
+    c->fn = FN;                                                              \
+    c->numeric_limit = NumericLimit(c->target_precision, c->target_scale, 0); \
     return true;
       SLUICE_FIXED_CASE(kInt16, "s", 2, (&WriteInt<int16_t, int16_t>))
       SLUICE_FIXED_CASE(kInt16To32, "s", 2, (&WriteInt<int16_t, int32_t>))
@@ -689,6 +773,7 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       }
       take(16);
       c->scale = scale;
+      c->numeric_limit = NumericLimit(c->target_precision, c->target_scale, scale);
       switch (scale & 3) {
         case 0:
           c->fn = &WriteDecimal<0>;
@@ -710,14 +795,24 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       if (!is_var()) return false;
       bool jsonb = enc == Enc::kJsonb;
       c->layout = VarLayout(f);
+      bool checked = c->max_chars > 0;
       if (c->layout == Layout::kOffsets32) {
         c->offsets = c->view.Values<int32_t>();
         // The data buffer is not exposed; recover its start from a value.
         c->data = c->view.length() > 0 ? c->view.BytesAt(0).data() - c->offsets[0] : nullptr;
         c->fn = jsonb ? &WriteBytes32<true> : &WriteBytes32<false>;
+        // One scan of the batch's characters finds a NUL byte; only then is
+        // every value checked on its own.
+        if (c->check_nul && c->data != nullptr) {
+          int64_t n = c->view.length();
+          checked = checked || std::memchr(c->data + c->offsets[0], 0,
+                                           static_cast<size_t>(c->offsets[n] - c->offsets[0])) != nullptr;
+        }
       } else {
         c->fn = jsonb ? &WriteBytesAny<true> : &WriteBytesAny<false>;
+        checked = checked || c->check_nul;
       }
+      if (checked) c->fn = jsonb ? &WriteBytesChecked<true> : &WriteBytesChecked<false>;
       return true;
     }
     case Enc::kUuid:
@@ -739,6 +834,10 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       c->element_oid = element_oid;
       Cursor& child = children->emplace_back(c->view.ListChild());
       child.has_nulls = AnyNull(child.view);
+      child.target_precision = c->target_precision;
+      child.target_scale = c->target_scale;
+      child.max_chars = c->max_chars;
+      child.check_nul = c->check_nul;
       if (!Resolve(element_enc, Enc::kBytes, 0, &child, children)) return false;
       c->child = &child;
       c->fn = &WriteList;
@@ -765,6 +864,98 @@ std::string Printable(std::string_view v) {
   return out;
 }
 
+// Proleptic Gregorian date of `days` since 1970-01-01, as PostgreSQL
+// prints it ("2024-01-31", "5874898-01-01", "4714-11-23 BC").
+std::string DateText(int64_t days) {
+  // Howard Hinnant's civil_from_days, in 64 bits.
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+  bool bc = y <= 0;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld%s", static_cast<long long>(bc ? 1 - y : y),
+                static_cast<long long>(m), static_cast<long long>(d), bc ? " BC" : "");
+  return buf;
+}
+
+std::string TimestampText(int64_t micros) {
+  int64_t days = micros / 86400000000LL;
+  int64_t rest = micros % 86400000000LL;
+  if (rest < 0) {
+    rest += 86400000000LL;
+    --days;
+  }
+  std::string date = DateText(days);
+  std::string bc;
+  if (date.ends_with(" BC")) {
+    bc = " BC";
+    date.resize(date.size() - 3);
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, " %02lld:%02lld:%02lld", static_cast<long long>(rest / 3600000000LL),
+                static_cast<long long>(rest / 60000000LL % 60), static_cast<long long>(rest / 1000000LL % 60));
+  std::string out = date + buf;
+  if (rest % 1000000 != 0) {
+    std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(rest % 1000000));
+    out += buf;
+  }
+  return out + bc;
+}
+
+std::string DecimalText(bool negative, unsigned __int128 mag, int scale) {
+  std::string digits;
+  do {
+    digits.insert(digits.begin(), static_cast<char>('0' + static_cast<int>(mag % 10)));
+    mag /= 10;
+  } while (mag != 0);
+  if (scale > 0) {
+    if (static_cast<int>(digits.size()) <= scale) digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
+    digits.insert(digits.size() - static_cast<size_t>(scale), ".");
+  }
+  return (negative ? "-" : "") + digits;
+}
+
+// Value i of a cursor as text, for rejects and messages ("" when not
+// rendered). Only called for values that were refused, so it may be slow.
+std::string ValueText(const Cursor& c, int64_t i) {
+  switch (c.enc) {
+    case Enc::kBytes:
+    case Enc::kJsonb:
+      return std::string(c.view.BytesAt(i));
+    case Enc::kDate:
+      return DateText(c.view.Values<int32_t>()[i]);
+    case Enc::kTimestamp:
+      return TimestampText(c.view.Values<int64_t>()[i]);
+    case Enc::kDecimal: {
+      const uint8_t* v = c.values + 16 * i;
+      auto lo = Load<uint64_t>(v);
+      auto hi = Load<int64_t>(v + 8);
+      unsigned __int128 u = (static_cast<unsigned __int128>(static_cast<uint64_t>(hi)) << 64) | lo;
+      bool negative = hi < 0;
+      return DecimalText(negative, negative ? 0 - u : u, c.scale);
+    }
+    case Enc::kInt16ToNumeric:
+      return std::to_string(c.view.Values<int16_t>()[i]);
+    case Enc::kInt32ToNumeric:
+      return std::to_string(c.view.Values<int32_t>()[i]);
+    case Enc::kInt64ToNumeric:
+      return std::to_string(c.view.Values<int64_t>()[i]);
+    case Enc::kUuid:
+    case Enc::kUuidText:
+      if (c.layout == Layout::kFixed16) return "";
+      return std::string(c.view.BytesAt(i));
+    default:
+      return "";
+  }
+}
+
 // Why value i of a cursor cannot be written, or nullopt if it can. Only
 // called after a writer failed, so it may be slow.
 std::optional<std::string> Problem(const Cursor& c, int64_t i) {
@@ -776,15 +967,40 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
       if (ParseUuid(v, scratch)) return std::nullopt;
       return "invalid UUID '" + Printable(v) + "'";
     }
+    case Enc::kBytes:
+    case Enc::kJsonb: {
+      std::string_view v = c.view.BytesAt(i);
+      if (c.check_nul && std::memchr(v.data(), 0, v.size()) != nullptr) {
+        return "the text contains a NUL byte (0x00), which PostgreSQL cannot store: '" + Printable(v) + "'";
+      }
+      if (!TextFits(c, v)) {
+        return "the text has " + std::to_string(Utf8Chars(v)) + " characters, more than the column's " +
+               std::to_string(c.max_chars) + ": '" + Printable(v) + "'";
+      }
+      return std::nullopt;
+    }
     case Enc::kDate: {
       auto v = c.view.Values<int32_t>()[i];
-      if (v >= INT32_MIN + kPgEpochDays || v <= -INT32_MAX) return std::nullopt;
-      return "date " + std::to_string(v) + " days from 1970-01-01 is out of range";
+      if (v <= -INT32_MAX || v == INT32_MAX) return std::nullopt;
+      int64_t d = static_cast<int64_t>(v) - kPgEpochDays;
+      if (d >= kPgMinDate && d < kPgEndDate) return std::nullopt;
+      return "date " + DateText(v) + " is outside PostgreSQL's range (4714-11-24 BC to 5874897-12-31)";
     }
     case Enc::kTimestamp: {
       auto v = c.view.Values<int64_t>()[i];
-      if (v >= INT64_MIN + kPgEpochMicros || v <= -INT64_MAX) return std::nullopt;
-      return "timestamp " + std::to_string(v) + " microseconds from 1970-01-01 is out of range";
+      if (v <= -INT64_MAX || v == INT64_MAX) return std::nullopt;
+      if (v >= kPgMinTimestamp + kPgEpochMicros && v - kPgEpochMicros < kPgEndTimestamp) return std::nullopt;
+      return "timestamp " + TimestampText(v) +
+             " is outside PostgreSQL's range (4714-11-24 00:00:00 BC to 294276-12-31 23:59:59.999999)";
+    }
+    case Enc::kDecimal:
+    case Enc::kInt16ToNumeric:
+    case Enc::kInt32ToNumeric:
+    case Enc::kInt64ToNumeric: {
+      if (c.numeric_limit == 0) return std::nullopt;
+      return "value " + ValueText(c, i) + " does not fit numeric(" + std::to_string(c.target_precision) + "," +
+             std::to_string(c.target_scale) + "), which holds " +
+             std::to_string(c.target_precision - c.target_scale) + " digits before the decimal point";
     }
     case Enc::kList: {
       auto [b, e] = c.view.ListRange(i);
@@ -804,6 +1020,36 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
 }  // namespace
 
 CopyEncoder::~CopyEncoder() = default;
+
+void CopyEncoder::SetTargetLimits(const PgType& target, Column* col) {
+  // The type modifier as format_type() prints it: numeric(12,2),
+  // character varying(20), character(5), possibly followed by [].
+  const std::string& name = target.name;
+  size_t open = name.find('(');
+  int a = 0, b = 0;
+  int parsed = open == std::string::npos ? 0 : std::sscanf(name.c_str() + open, "(%d,%d)", &a, &b);
+  switch (target.kind) {
+    case PgKind::kNumeric:
+      if (parsed >= 1 && a > 0) {
+        col->target_precision = a;
+        col->target_scale = parsed == 2 ? b : 0;
+      }
+      break;
+    case PgKind::kVarchar:
+    case PgKind::kChar:
+      if (parsed >= 1 && a > 0) col->max_chars = a;
+      col->check_nul = true;
+      break;
+    case PgKind::kText:
+    case PgKind::kJson:
+    case PgKind::kJsonb:
+    case PgKind::kEnum:
+      col->check_nul = true;
+      break;
+    default:
+      break;
+  }
+}
 
 Result<std::unique_ptr<CopyEncoder>> CopyEncoder::Make(const Schema& schema,
                                                        const std::vector<std::string>& target_types) {
@@ -846,6 +1092,7 @@ Result<std::unique_ptr<CopyEncoder>> CopyEncoder::MakeForTargets(const Schema& s
     Column col;
     col.name = field.name;
     col.type = field.type;
+    SetTargetLimits(target, &col);
     SLUICE_ASSIGN_OR_RETURN(col.enc, ChooseEnc(field.type, target.kind));
     if (field.type.id == TypeId::kList) {
       DataType element = field.type.element ? *field.type.element : DataType::Of(TypeId::kString);
@@ -857,7 +1104,7 @@ Result<std::unique_ptr<CopyEncoder>> CopyEncoder::MakeForTargets(const Schema& s
   return encoder;
 }
 
-Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
+Status CopyEncoder::Encode(const Batch& batch, std::string* out, std::vector<RejectedRow>* rejected) const {
   const int ncols = static_cast<int>(columns_.size());
   if (batch.num_columns() != ncols) {
     return Status::InvalidArgument("batch has " + std::to_string(batch.num_columns()) +
@@ -874,6 +1121,10 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
     const Column& col = columns_[static_cast<size_t>(c)];
     Cursor& cursor = cursors.emplace_back(batch.column(c));
     cursor.has_nulls = AnyNull(cursor.view);
+    cursor.target_precision = col.target_precision;
+    cursor.target_scale = col.target_scale;
+    cursor.max_chars = col.max_chars;
+    cursor.check_nul = col.check_nul;
     if (!Resolve(col.enc, col.element_enc, col.element_oid, &cursor, &children)) {
       return Status::InvalidArgument("column \"" + col.name + "\" (" + col.type.ToString() +
                                      ") arrived in Arrow format '" + cursor.view.format() +
@@ -898,6 +1149,7 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
     char* const begin = out->data() + used;
     char* p = begin;
     for (int64_t r = chunk_begin; r < chunk_end; ++r) {
+      char* const row_start = p;
       p = Put16(p, field_count);
       for (int c = 0; c < ncols; ++c) {
         const Cursor& cursor = cols[c];
@@ -907,10 +1159,17 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out) const {
         }
         char* next = cursor.fn(cursor, r, p);
         if (__builtin_expect(next == nullptr, 0)) {
-          out->resize(old_size);
-          std::string why = Problem(cursor, r).value_or("value cannot be encoded");
-          return Status::DataError("column \"" + columns_[static_cast<size_t>(c)].name + "\", row " +
-                                   std::to_string(batch.first_row() + r + 1) + " of the result: " + why);
+          RejectedRow bad{batch.first_row() + r + 1, columns_[static_cast<size_t>(c)].name, ValueText(cursor, r),
+                          Problem(cursor, r).value_or("the value cannot be encoded")};
+          if (rejected == nullptr) {
+            out->resize(old_size);
+            return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +
+                                     " of the result: " + bad.reason);
+          }
+          // The row is left out: what was written of it is overwritten.
+          rejected->push_back(std::move(bad));
+          p = row_start;
+          break;
         }
         p = next;
       }

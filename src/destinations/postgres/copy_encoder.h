@@ -19,6 +19,7 @@
 
 #include "destinations/postgres/pg_types.h"
 #include "sluice/batch.h"
+#include "sluice/destination.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
 
@@ -42,11 +43,15 @@ class CopyEncoder {
   CopyEncoder(const CopyEncoder&) = delete;
   CopyEncoder& operator=(const CopyEncoder&) = delete;
 
-  /// Appends the tuples of every row of `batch` to `*out`. On error `*out`
-  /// is left as it was and the Status names the column, the row of the
-  /// batch and the value (DataError for values PostgreSQL cannot hold, such
-  /// as a malformed UUID text).
-  Status Encode(const Batch& batch, std::string* out) const;
+  /// Appends the tuples of every row of `batch` to `*out`. Values the
+  /// target column cannot hold (a NUL byte in text, a date or timestamp
+  /// outside PostgreSQL's range, a number too large for numeric(p,s), text
+  /// too long for varchar(n), a malformed UUID) are found before they are
+  /// sent. Without `rejected`, the first one fails the call: `*out` is left
+  /// as it was and the DataError names the column, the row of the result,
+  /// the value and why. With `rejected`, such rows are left out and
+  /// appended there, and the call succeeds.
+  Status Encode(const Batch& batch, std::string* out, std::vector<RejectedRow>* rejected = nullptr) const;
 
   /// The binary COPY signature, flags and header extension.
   static std::string Header();
@@ -57,6 +62,7 @@ class CopyEncoder {
 
  private:
   CopyEncoder() = default;
+  static void SetTargetLimits(const PgType& target, Column* col);
   std::vector<Column> columns_;
 };
 

@@ -18,6 +18,7 @@ namespace {
 // pin its memory for the rest of the load.
 constexpr size_t kMaxKeptBuffer = size_t{64} << 20;
 constexpr const char* kStagingTable = "sluice_staging";
+constexpr size_t kMaxIdentifierBytes = 63;
 
 std::string Ident(const std::string& name) { return PgConnection::QuoteIdent(name); }
 
@@ -121,6 +122,13 @@ Result<std::unique_ptr<PostgresDestination>> PostgresDestination::Make(PostgresD
   if (options.url.empty()) return Status::InvalidArgument("postgres destination: url is required");
   if (options.table.empty()) return Status::InvalidArgument("postgres destination: table is required");
   SLUICE_ASSIGN_OR_RETURN(PgTableName name, ParsePgTableName(options.table));
+  for (const std::string* part : {&name.schema, &name.table}) {
+    if (part->size() > kMaxIdentifierBytes) {
+      return Status::InvalidArgument("postgres destination: table name part \"" + *part + "\" has " +
+                                     std::to_string(part->size()) +
+                                     " bytes, longer than PostgreSQL's limit of 63; choose a shorter name");
+    }
+  }
   if (options.mode == PostgresLoadMode::kUpsert && options.key.empty()) {
     return Status::InvalidArgument("postgres table " + name.Display() +
                                    ": mode upsert needs key (the columns that identify a row)");
@@ -151,6 +159,10 @@ Status PostgresDestination::Begin(const Schema& schema) {
   Abort();  // whatever an earlier load left open
   rows_ = 0;
   note_.clear();
+  {
+    std::lock_guard<std::mutex> lock(rejected_mu_);
+    rejected_.clear();
+  }
   Status status = BeginLoad(schema);
   if (!status.ok()) {
     Abort();
@@ -167,6 +179,18 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   std::vector<std::string> columns;
   std::set<std::string> seen;
   for (const auto& field : schema.fields()) {
+    // PostgreSQL cuts longer identifiers to 63 bytes (NAMEDATALEN - 1): the
+    // column it would create could not be found by its full name again.
+    if (field.name.size() > kMaxIdentifierBytes) {
+      std::string cut = field.name.substr(0, kMaxIdentifierBytes);
+      while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
+      if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
+      return Status::InvalidArgument(
+          "the result's column \"" + field.name + "\" has a name of " + std::to_string(field.name.size()) +
+          " bytes, longer than PostgreSQL's limit of 63 (it would become \"" + cut +
+          "\"); rename it in [transform] sql, e.g. SELECT " + Ident(field.name) + " AS " + Ident(cut) +
+          ", ... FROM input");
+    }
     if (!seen.insert(field.name).second) {
       return Status::InvalidArgument("the result has two columns named \"" + field.name + "\"");
     }
@@ -331,11 +355,33 @@ Status PostgresDestination::CheckUpsertKey(uint32_t table_oid) {
                                 name_.Quoted() + " ADD PRIMARY KEY (" + key_list + ")");
 }
 
+Status PostgresDestination::EncodeChecked(const CopyEncoder& encoder, const Batch& batch, std::string* out) {
+  std::vector<RejectedRow> refused;
+  Status status = encoder.Encode(batch, out, &refused);
+  if (!status.ok() || refused.empty()) return status;
+  std::lock_guard<std::mutex> lock(rejected_mu_);
+  if (skip_bad_rows_) {
+    for (auto& r : refused) rejected_.push_back(std::move(r));
+    return Status::OK();
+  }
+  const RejectedRow& bad = refused.front();
+  rejected_.push_back(bad);
+  return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +
+                           " of the result: " + bad.reason);
+}
+
+std::vector<RejectedRow> PostgresDestination::TakeRejectedRows() {
+  std::lock_guard<std::mutex> lock(rejected_mu_);
+  std::vector<RejectedRow> out;
+  out.swap(rejected_);
+  return out;
+}
+
 Status PostgresDestination::Write(const Batch& batch) {
   if (!loading_) return Status::Internal(Describe() + ": Write without a successful Begin");
   if (!copying_) return UntypedRowsError();
   buffer_.clear();
-  Status status = encoder_->Encode(batch, &buffer_);
+  Status status = EncodeChecked(*encoder_, batch, &buffer_);
   if (status.ok()) status = conn_->PutCopyData(buffer_);
   if (buffer_.capacity() > kMaxKeptBuffer) std::string().swap(buffer_);
   if (!status.ok()) return status.WithContext(Describe());
@@ -354,7 +400,7 @@ Result<std::string> PostgresDestination::Encode(const Batch& batch) {
   std::shared_ptr<const CopyEncoder> enc = encoder();
   if (!enc) return Status::Internal(Describe() + ": Encode before Begin");
   std::string out;
-  Status status = enc->Encode(batch, &out);
+  Status status = EncodeChecked(*enc, batch, &out);
   if (!status.ok()) return status.WithContext(Describe());
   return out;
 }

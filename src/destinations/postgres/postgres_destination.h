@@ -98,12 +98,17 @@ class PostgresDestination : public Destination {
   int64_t rows_written() const { return rows_; }
   /// What an untyped_empty load did ("the table was emptied"), or empty.
   std::string Note() const override { return note_; }
+  void SetSkipBadRows(bool skip) override { skip_bad_rows_ = skip; }
+  std::vector<RejectedRow> TakeRejectedRows() override;
 
  private:
   explicit PostgresDestination(PostgresDestinationOptions options, PgTableName name);
   Status BeginLoad(const Schema& schema);
   Status BeginUntypedEmpty(const std::optional<PgTable>& table, const Schema& schema);
   Status UntypedRowsError() const;
+  /// Encodes `batch` into `out`, keeping the rows it refused (skip) or
+  /// failing with the first of them.
+  Status EncodeChecked(const CopyEncoder& encoder, const Batch& batch, std::string* out);
   Status CheckUpsertKey(uint32_t table_oid);
   Status FinishLoad();
   std::shared_ptr<const CopyEncoder> encoder() const;
@@ -122,6 +127,10 @@ class PostgresDestination : public Destination {
   std::mutex cancel_mu_;            // guards cancel_ against Interrupt() from another thread
   void* cancel_ = nullptr;          // PGcancel* for conn_ while it is open
   std::atomic<bool> interrupted_{false};
+
+  bool skip_bad_rows_ = false;
+  std::mutex rejected_mu_;  // Encode runs on several threads
+  std::vector<RejectedRow> rejected_;
 
   mutable std::mutex encoder_mu_;  // guards the pointer, not the encoder
   std::shared_ptr<const CopyEncoder> encoder_;

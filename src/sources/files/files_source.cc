@@ -913,7 +913,7 @@ std::string CsvField(const std::string& v) {
 
 }  // namespace
 
-Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
+Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine, const std::vector<RejectedRow>& refused) {
   if (options_.on_error != OnError::kSkip) return int64_t{0};
   // One row per rejected input line (a line can fail in several columns).
   SLUICE_ASSIGN_OR_RETURN(
@@ -926,7 +926,7 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
                         "GROUP BY ALL ORDER BY s.file_path, e.line_byte_position"));
   struct Reject {
     std::string file;
-    int64_t line;
+    int64_t line;  // 0: not known (a row of the result that was not found in the input)
     int64_t offset;
     std::string column, reason, raw;
   };
@@ -937,7 +937,7 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
                              r[5].value_or("")});
   }
   // DuckDB numbers records; users need the physical line (quoted fields may
-  // span lines). Re-read each uncompressed file once to translate.
+  // span lines). Re-read each file once to translate.
   std::map<std::string, std::vector<size_t>> by_file;
   for (size_t i = 0; i < rejects.size(); ++i) by_file[rejects[i].file].push_back(i);
   for (auto& [file, idx] : by_file) {
@@ -953,22 +953,194 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine) {
     r.reason += FieldCountDetail(r.file, r.reason);
     if (is_stdin()) r.file = "stdin";
   }
+  // Rows the destination refused: where the transform kept input rows, the
+  // record they came from; else the row of the result.
+  std::vector<std::pair<std::string, std::string>> wanted;
+  for (const auto& r : refused) wanted.emplace_back(r.column, r.value);
+  auto found = LocateValues(wanted);
+  for (size_t i = 0; i < refused.size(); ++i) {
+    const RejectedRow& r = refused[i];
+    if (found[i]) {
+      rejects.push_back(Reject{found[i]->file, found[i]->line, 0, r.column, r.reason, found[i]->raw});
+    } else {
+      rejects.push_back(Reject{"", 0, 0, r.column,
+                               r.reason + " (row " + std::to_string(r.result_row) + " of the result)", r.value});
+    }
+  }
   int64_t count = static_cast<int64_t>(rejects.size());
   if (count > 0 && !options_.rejects_path.empty()) {
     std::string csv = "file,line,column,reason,raw\n";
     for (const auto& r : rejects) {
-      csv += CsvField(r.file) + "," + std::to_string(r.line) + "," + CsvField(r.column) + "," +
-             CsvField(r.reason) + "," + CsvField(r.raw) + "\n";
+      csv += CsvField(r.file) + "," + (r.line > 0 ? std::to_string(r.line) : std::string()) + "," +
+             CsvField(r.column) + "," + CsvField(r.reason) + "," + CsvField(r.raw) + "\n";
     }
     SLUICE_RETURN_IF_ERROR(io::WriteFileAtomically(options_.rejects_path, csv));
   }
   if (count > options_.max_rejects) {
     const Reject& first = rejects.front();
+    std::string where = first.line > 0 ? first.file + " line " + std::to_string(first.line) + ": " : "";
     return Status::DataError("more than max_rejects = " + std::to_string(options_.max_rejects) +
-                             " bad rows (first: " + first.file + " line " + std::to_string(first.line) +
-                             ": " + first.reason + ")");
+                             " bad rows (first: " + where + first.reason + ")");
   }
   return count;
+}
+
+namespace {
+
+/// The value of `key='...'` in read_csv options ('' doubled inside), or
+/// nullopt when the key is absent.
+std::optional<std::string> OptionValue(const std::string& options, const std::string& key) {
+  std::string marker = ", " + key + "='";
+  size_t at = options.find(marker);
+  if (at == std::string::npos) return std::nullopt;
+  std::string out;
+  for (size_t i = at + marker.size(); i < options.size(); ++i) {
+    if (options[i] == '\'') {
+      if (i + 1 < options.size() && options[i + 1] == '\'') {
+        out += '\'';
+        ++i;
+        continue;
+      }
+      return out;
+    }
+    out += options[i];
+  }
+  return std::nullopt;
+}
+
+/// A number's value as text: no sign for zero, no leading zeros, no
+/// trailing fractional zeros ("007.50" -> "7.5"); empty when not a number.
+std::string NumberKey(std::string_view text) {
+  size_t b = text.find_first_not_of(" \t");
+  size_t e = text.find_last_not_of(" \t");
+  if (b == std::string_view::npos) return {};
+  text = text.substr(b, e - b + 1);
+  bool negative = false;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    negative = text[0] == '-';
+    text.remove_prefix(1);
+  }
+  std::string int_part, frac;
+  bool dot = false;
+  for (char c : text) {
+    if (c == '.' && !dot) {
+      dot = true;
+    } else if (c >= '0' && c <= '9') {
+      (dot ? frac : int_part) += c;
+    } else {
+      return {};
+    }
+  }
+  if (int_part.empty() && frac.empty()) return {};
+  int_part.erase(0, std::min(int_part.find_first_not_of('0'), int_part.size()));
+  while (!frac.empty() && frac.back() == '0') frac.pop_back();
+  if (int_part.empty()) int_part = "0";
+  std::string key = int_part + (frac.empty() ? "" : "." + frac);
+  return (negative && key != "0" ? "-" : "") + key;
+}
+
+}  // namespace
+
+std::vector<std::optional<FilesSource::ValueSource>> FilesSource::LocateValues(
+    const std::vector<std::pair<std::string, std::string>>& wanted) const {
+  std::vector<std::optional<ValueSource>> found(wanted.size());
+  if (wanted.empty() || is_stdin() || format_ != FileFormat::kCsv) return found;
+  constexpr size_t kMaxRaw = 4096;
+  for (const auto& f : scanned_) {
+    auto it = layouts_.find(f.path);
+    if (it == layouts_.end()) continue;
+    const CsvLayout& layout = it->second;
+    // Pending values per column index of this file.
+    std::map<size_t, std::vector<size_t>> pending;
+    for (size_t w = 0; w < wanted.size(); ++w) {
+      if (found[w]) continue;
+      for (size_t k = 0; k < layout.columns.size(); ++k) {
+        if (layout.columns[k].first == wanted[w].first) pending[k].push_back(w);
+      }
+    }
+    if (pending.empty()) continue;
+    std::string delim = OptionValue(layout.options, "delim").value_or(",");
+    std::string quote = OptionValue(layout.options, "quote").value_or("\"");
+    std::string escape = OptionValue(layout.options, "escape").value_or(quote);
+    const char d = delim.empty() ? ',' : delim[0];
+    const int q = quote.empty() ? -1 : static_cast<unsigned char>(quote[0]);
+    const int esc = escape.empty() ? q : static_cast<unsigned char>(escape[0]);
+    bool skip_header = layout.options.find("header=true") != std::string::npos;
+    auto reader = io::ContentReader::Open(f.path, io::CompressionOfPath(f.path));
+    if (!reader.ok()) continue;
+
+    std::vector<std::string> fields(1);
+    std::string raw;
+    bool quoted = false;
+    int64_t line = 1, record_line = 1;
+    size_t open = 0;
+    for (const auto& [k, list] : pending) open += list.size();
+    auto finish_record = [&] {
+      if (skip_header) {
+        skip_header = false;
+      } else {
+        for (auto& [k, list] : pending) {
+          if (k >= fields.size() || list.empty()) continue;
+          const std::string& field = fields[k];
+          for (auto w = list.begin(); w != list.end(); ++w) {
+            const std::string& value = wanted[*w].second;
+            std::string number = NumberKey(value);
+            if (field == value || (!number.empty() && NumberKey(field) == number)) {
+              found[*w] = ValueSource{f.path, record_line, raw};
+              list.erase(w);
+              --open;
+              break;
+            }
+          }
+        }
+      }
+      fields.assign(1, std::string());
+      raw.clear();
+      record_line = line;
+    };
+    std::vector<char> buf(1 << 20);
+    char prev = 0;
+    bool done = false;
+    while (!done && open > 0) {
+      auto n = (*reader)->Read(buf.data(), buf.size());
+      if (!n.ok() || *n == 0) break;
+      for (size_t i = 0; i < *n; ++i) {
+        char c = buf[i];
+        if (c == '\n') ++line;
+        if (quoted) {
+          if (static_cast<unsigned char>(c) == esc && esc != q && i + 1 < *n) {
+            fields.back() += buf[++i];  // an escaped character (at a buffer edge: kept as is)
+            if (raw.size() < kMaxRaw) raw += c;
+            c = buf[i];
+          } else if (static_cast<unsigned char>(c) == q) {
+            quoted = false;  // a doubled quote reopens below
+          } else {
+            fields.back() += c;
+          }
+        } else if (static_cast<unsigned char>(c) == q) {
+          if (prev == static_cast<char>(q) && !fields.back().empty()) fields.back() += c;  // "" inside a field
+          quoted = true;
+        } else if (c == d) {
+          fields.emplace_back();
+        } else if (c == '\n') {
+          if (!fields.back().empty() && fields.back().back() == '\r') fields.back().pop_back();
+          finish_record();
+          prev = c;
+          if (open == 0) {
+            done = true;
+            break;
+          }
+          continue;
+        } else {
+          fields.back() += c;
+        }
+        if (raw.size() < kMaxRaw && c != '\n') raw += c;
+        prev = c;
+      }
+    }
+    if (!done && (fields.size() > 1 || !fields[0].empty())) finish_record();
+  }
+  return found;
 }
 
 }  // namespace sluice::sources

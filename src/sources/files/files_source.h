@@ -35,6 +35,7 @@
 #include "core/cancellation.h"
 #include "engine/duckdb_engine.h"
 #include "io/local_files.h"
+#include "sluice/destination.h"
 #include "sluice/status.h"
 
 namespace sluice::sources {
@@ -115,9 +116,24 @@ class FilesSource {
   /// of the FIFO's path, physical line numbers instead of CSV record numbers.
   Status Explain(const Status& status) const;
 
-  /// After the scan finished: writes the rejects file (skip mode) and fails
-  /// when more than max_rejects rows were rejected. Returns the count.
-  Result<int64_t> FinishRejects(engine::DuckDbEngine* engine);
+  /// After the scan finished: writes the rejects file (skip mode) with the
+  /// rows DuckDB rejected and the rows the destination refused (`refused`,
+  /// located in the input where LocateValues finds them), and fails when
+  /// more than max_rejects rows were rejected. Returns the count.
+  Result<int64_t> FinishRejects(engine::DuckDbEngine* engine, const std::vector<RejectedRow>& refused = {});
+
+  /// Where a value of the result came from in the input.
+  struct ValueSource {
+    std::string file;
+    int64_t line = 0;  // physical, 1-based
+    std::string raw;   // the input line(s) of the record
+  };
+  /// For each (column, value): the input record whose field `column` holds
+  /// exactly `value` (as text; numbers compared by value), or nullopt. Only
+  /// CSV files can be searched; distinct records are returned for equal
+  /// values. Reads the inputs once more; for error paths only.
+  std::vector<std::optional<ValueSource>> LocateValues(
+      const std::vector<std::pair<std::string, std::string>>& wanted) const;
   std::string Describe() const;
 
  private:
