@@ -73,7 +73,7 @@ Status CheckUrl(const std::string& url) {
     bool in_query = query != std::string::npos && next_at > query &&
                     (libpq_at == std::string::npos || HostListAt(url, libpq_at + 1));
     if (!in_query) {
-      std::string_view user_info = *info;
+      std::string_view user_info = info.value_or(std::string_view());
       size_t colon = user_info.find(':');
       size_t raw = user_info.find_first_of("@/");
       std::string part = colon != std::string_view::npos && raw > colon ? "password" : "user name";
