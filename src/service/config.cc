@@ -9,6 +9,9 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
+
+#include "io/postgres/pg_conninfo.h"
 
 namespace sluice::service {
 
@@ -50,7 +53,8 @@ Result<std::string> Interpolate(const std::string& text, const EnvLookup& env, c
     if (body.empty() || !std::all_of(body.begin(), body.end(), [](char ch) {
           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
         })) {
-      return Status::InvalidArgument(where + ": bad variable name '${" + body + "}'");
+      // Not echoed: this may be a password with "${" in it.
+      return Status::InvalidArgument(where + ": bad variable name after ${ (write a literal $ as $$)");
     }
     auto value = env(body);
     if (!value || (value->empty() && fallback)) {
@@ -641,6 +645,14 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   }
   if (cdc && s3) r.Fail(Status::InvalidArgument("[s3] does not apply to postgres_cdc pipelines"));
   SLUICE_RETURN_IF_ERROR(r.status());
+  // Connection strings libpq would misread fail here, naming the key and
+  // never echoing the value (it holds the password).
+  for (const auto& [key, url, postgres] :
+       {std::tuple{"[source] url", &cfg.source.url, cfg.source.is_cdc()},
+        std::tuple{"[state] url", &cfg.state.url, true},
+        std::tuple{"[destination] url", &cfg.destination.url, cfg.destination.type == "postgres"}}) {
+    if (postgres && !url->empty()) SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(*url).WithContext(key));
+  }
   cfg.destination.s3 = cfg.s3;
   cfg.destination.temp_directory = cfg.engine.temp_directory;
 

@@ -150,6 +150,36 @@ TEST(ParsePipelineConfig, IncrementalKeysAreChecked) {
   EXPECT_FALSE(schedule.ok());
 }
 
+// libpq would split "p@ss..." at its first '@' and print the rest as a host:
+// each URL key refuses it at load time, by name, without echoing it.
+TEST(ParsePipelineConfig, UrlsLibpqWouldMisreadAreRefusedNamingTheKeyNotTheValue) {
+  const std::string bad = "postgresql://loader:p@ss:w/rd#S3cr3t?&%x@127.0.0.1:5432/shop";
+  const std::string good = "postgresql://loader:p%40ss@127.0.0.1:5432/shop";
+  auto file = [](const std::string& source, const std::string& state, const std::string& destination) {
+    return "[source]\ntype = \"postgres_cdc\"\npublication = \"p\"\nurl = '" + source +
+           "'\n[state]\nurl = '" + state + "'\n[destination]\ntype = \"postgres\"\nurl = '" + destination +
+           "'\n";
+  };
+  for (const auto& [toml, key] :
+       {std::pair{file(bad, good, good), "[source] url"}, std::pair{file(good, bad, good), "[state] url"},
+        std::pair{file(good, good, bad), "[destination] url"}}) {
+    auto cfg = ParsePipelineConfig(toml, "cdc.toml");
+    ASSERT_FALSE(cfg.ok()) << key;
+    EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument);
+    const std::string& message = cfg.status().message();
+    EXPECT_EQ(message.rfind(std::string(key) + ": the password contains a raw '@'; write it as %40", 0), 0u)
+        << message;
+    for (const char* piece : {"ss:w", "rd#S3", "S3cr3t", "127.0.0.1"}) {
+      EXPECT_EQ(message.find(piece), std::string::npos) << piece << " in " << message;
+    }
+  }
+  EXPECT_TRUE(ParsePipelineConfig(file(good, good, good), "cdc.toml").ok());
+  // A "${" inside a password is not echoed either.
+  auto dollar = ParsePipelineConfig(file(good, good, "postgresql://u:ab${cd!efgh}@h/db"), "cdc.toml");
+  ASSERT_FALSE(dollar.ok());
+  EXPECT_EQ(dollar.status().message().find("efgh"), std::string::npos) << dollar.status().message();
+}
+
 TEST(ParsePipelineConfig, ReadsTheCdcContractKeys) {
   auto cfg = ParsePipelineConfig(R"TOML(
 [source]

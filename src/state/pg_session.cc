@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/redact.h"
+#include "io/postgres/pg_conninfo.h"
 #include "state/postgres_identity.h"
 
 namespace sluice::state {
@@ -17,10 +18,6 @@ struct ResultFree {
   void operator()(PGresult* r) const { PQclear(r); }
 };
 using ResultHandle = std::unique_ptr<PGresult, ResultFree>;
-
-// Short passwords would turn random words of a message into ***; libpq does
-// not print passwords anyway, scrubbing is a second line of defence.
-constexpr size_t kMinScrubbedPassword = 4;
 
 /// libpq messages end in newlines and spread DETAIL over lines.
 std::string Flatten(const char* text) {
@@ -66,20 +63,12 @@ StatusCode CodeOf(std::string_view sqlstate) {
 }  // namespace
 
 Result<std::unique_ptr<PgSession>> PgSession::Connect(const std::string& url) {
+  // libpq must read the string as written: a raw '@' in a password would
+  // make it connect elsewhere and print the rest of the password as a host.
+  SLUICE_RETURN_IF_ERROR(
+      CheckPgConnInfo(url).WithContext("invalid PostgreSQL connection string for the state store"));
   std::unique_ptr<PgSession> session(new PgSession());
-  char* parse_error = nullptr;
-  PQconninfoOption* parsed = PQconninfoParse(url.c_str(), &parse_error);
-  if (parsed == nullptr) {
-    std::string reason = parse_error != nullptr ? Flatten(parse_error) : "out of memory";
-    if (parse_error != nullptr) PQfreemem(parse_error);
-    return Status::InvalidArgument("invalid PostgreSQL URL for the state store " + RedactUrl(url) + ": " +
-                                   RedactUrl(reason));
-  }
-  for (PQconninfoOption* o = parsed; o->keyword != nullptr; ++o) {
-    if (std::strcmp(o->keyword, "password") == 0 && o->val != nullptr) session->password_ = o->val;
-  }
-  PQconninfoFree(parsed);
-  if (session->password_.empty()) session->password_ = UrlPassword(url);
+  session->secrets_ = PgConnInfoSecrets(url);
 
   // Settings before "dbname" are defaults: the URL, expanded in its place,
   // overrides them.
@@ -101,11 +90,16 @@ Result<std::unique_ptr<PgSession>> PgSession::Connect(const std::string& url) {
   std::string host = text(PQhost(session->conn_));
   if (host.empty()) host = "localhost";
   session->identity_ = host + ":" + text(PQport(session->conn_)) + "/" + text(PQdb(session->conn_));
+  // The password may also come from PGPASSWORD or a password file.
+  if (const char* pass = PQpass(session->conn_); pass != nullptr) AddPgSecret(&session->secrets_, pass);
 
   if (PQstatus(session->conn_) != CONNECTION_OK) {
-    std::string reason = Flatten(PQerrorMessage(session->conn_));
-    std::string message = session->Scrub("cannot connect to the PostgreSQL state store at " +
-                                         session->identity_ + " (" + RedactUrl(url) + "): " + reason);
+    std::string reason = session->Scrub(Flatten(PQerrorMessage(session->conn_)));
+    // The URL is redacted on its own: redacting the whole message could
+    // take a '@' in libpq's words for the end of the URL's user info.
+    std::string message = HideSecrets("cannot connect to the PostgreSQL state store at " +
+                                          session->identity_ + " (" + RedactUrl(url) + "): " + reason,
+                                      session->secrets_);
     // Bad credentials, a missing database or an invalid option (sslmode,
     // port, ...) need a config change; anything else may pass later.
     if (reason.rfind("invalid ", 0) == 0 || reason.find("authentication failed") != std::string::npos ||
@@ -140,10 +134,7 @@ Status PgSession::Reset() {
   return Status::OK();
 }
 
-std::string PgSession::Scrub(std::string text) const {
-  if (password_.size() >= kMinScrubbedPassword) text = RedactSecret(std::move(text), password_);
-  return RedactUrl(text);
-}
+std::string PgSession::Scrub(std::string text) const { return ScrubPgMessage(std::move(text), secrets_); }
 
 Status PgSession::ConnectionLost(const std::string& what) const {
   std::string reason = conn_ != nullptr ? Flatten(PQerrorMessage(conn_)) : "not connected";

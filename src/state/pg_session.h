@@ -35,7 +35,8 @@ struct PgQueryResult {
 
 class PgSession {
  public:
-  /// Connects to a libpq URL or key/value string. A connect_timeout of
+  /// Connects to a libpq URL or key/value string; a string libpq would
+  /// misread (CheckPgConnInfo) is refused without being echoed. A connect_timeout of
   /// 10 s and client_encoding UTF8 apply unless the URL sets them. Refused
   /// or timed-out connections are Unavailable; bad credentials and missing
   /// databases InvalidArgument.
@@ -71,7 +72,7 @@ class PgSession {
 
   PGconn* conn_ = nullptr;
   std::string identity_;
-  std::string password_;
+  std::vector<std::string> secrets_;  // PgConnInfoSecrets of the URL, and PQpass
 };
 
 namespace pg_session_detail {

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/redact.h"
+#include "io/postgres/pg_conninfo.h"
 
 namespace sluice {
 namespace {
@@ -17,9 +18,6 @@ using ResultPtr = PgConnection::ResultPtr;
 // libpq buffers each PQputCopyData call whole before sending it; bounded
 // chunks keep that buffer small without costing throughput.
 constexpr size_t kCopyChunk = size_t{1} << 20;
-// A password this short would turn every message into asterisks; libpq
-// never prints passwords, so scrubbing is only a second line of defence.
-constexpr size_t kMinScrubLength = 4;
 
 bool StartsWith(const char* s, const char* prefix) {
   return s != nullptr && std::strncmp(s, prefix, std::strlen(prefix)) == 0;
@@ -64,18 +62,11 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& u
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
     const std::string& url, const std::vector<std::pair<std::string, std::string>>& overrides) {
+  // libpq must read the string as written: a raw '@' in a password would
+  // make it connect elsewhere and print the rest of the password as a host.
+  SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(url).WithContext("invalid PostgreSQL connection string"));
   std::unique_ptr<PgConnection> c(new PgConnection());
-  char* parse_error = nullptr;
-  PQconninfoOption* options = PQconninfoParse(url.c_str(), &parse_error);
-  if (options == nullptr) {
-    std::string reason = parse_error ? OneLine(parse_error) : "out of memory";
-    if (parse_error) PQfreemem(parse_error);
-    return Status::InvalidArgument("invalid PostgreSQL URL " + RedactUrl(url) + ": " + RedactUrl(reason));
-  }
-  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
-    if (std::strcmp(o->keyword, "password") == 0 && o->val != nullptr) c->password_ = o->val;
-  }
-  PQconninfoFree(options);
+  c->secrets_ = PgConnInfoSecrets(url);
 
   // Keywords before "dbname" are defaults that the URL's own settings
   // override (expand_dbname processes parameters in order).
@@ -97,18 +88,15 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
   std::string host = text(PQhost(c->conn_));
   if (host.empty()) host = "localhost";
   c->where_ = host + ":" + text(PQport(c->conn_)) + "/" + text(PQdb(c->conn_));
-  if (const char* pass = PQpass(c->conn_); pass != nullptr && *pass != '\0') {
-    c->password_ = pass;
-  } else {
-    // libpq could not parse the URL (a '/' in the password, say) and may
-    // echo pieces of it; scrub the password as the URL spells it.
-    c->password_ = UrlPassword(url);
-  }
+  // The password may also come from PGPASSWORD or a password file.
+  if (const char* pass = PQpass(c->conn_); pass != nullptr) AddPgSecret(&c->secrets_, pass);
 
   if (PQstatus(c->conn_) != CONNECTION_OK) {
     std::string reason = c->Scrub(OneLine(PQerrorMessage(c->conn_)));
-    std::string message =
-        c->Scrub("cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) + "): " + reason);
+    // The URL is redacted on its own: redacting the whole message could
+    // take a '@' in libpq's words for the end of the URL's user info.
+    std::string message = HideSecrets(
+        "cannot connect to PostgreSQL at " + c->where_ + " (" + RedactUrl(url) + "): " + reason, c->secrets_);
     // Wrong credentials or a missing database need a config change; anything
     // else (refused, timed out, starting up) may pass when tried again.
     if (reason.find("authentication failed") != std::string::npos ||
@@ -127,10 +115,7 @@ PgConnection::~PgConnection() {
 
 bool PgConnection::alive() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
 
-std::string PgConnection::Scrub(std::string text) const {
-  if (password_.size() >= kMinScrubLength) text = RedactSecret(std::move(text), password_);
-  return RedactUrl(text);
-}
+std::string PgConnection::Scrub(std::string text) const { return ScrubPgMessage(std::move(text), secrets_); }
 
 Status PgConnection::ConnectionError(const char* what) const {
   std::string reason = conn_ ? OneLine(PQerrorMessage(conn_)) : "not connected";

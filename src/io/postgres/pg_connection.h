@@ -44,7 +44,9 @@ class PgConnection {
 
   /// Connects to a libpq URL ("postgresql://user:pw@host:port/db?...") or
   /// key/value string. Errors name host, port and database, never the
-  /// password. A connect_timeout of 10 s applies unless the URL sets one.
+  /// password; a string libpq would misread (CheckPgConnInfo) is refused
+  /// without being echoed. A connect_timeout of 10 s applies unless the URL
+  /// sets one.
   static Result<std::unique_ptr<PgConnection>> Connect(const std::string& url);
   /// The same, with connection parameters that override the URL's, e.g.
   /// {"replication", "database"} or {"options", "-c datestyle=ISO"}.
@@ -106,12 +108,12 @@ class PgConnection {
   Result<ResultPtr> ExecParams(const std::string& sql, const std::vector<std::optional<std::string>>& params,
                                const char* what);
   PgConnection() = default;
-  /// Turns a failed result (or a lost connection) into a Status.
+  /// libpq's or the server's text with the password hidden.
   std::string Scrub(std::string text) const;
 
   PGconn* conn_ = nullptr;
   std::string where_;
-  std::string password_;
+  std::vector<std::string> secrets_;  // PgConnInfoSecrets of the URL, and PQpass
   bool in_copy_ = false;
   int64_t copied_rows_ = 0;
 };
