@@ -260,6 +260,7 @@ class Fetcher {
     SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(o.key));
     std::string path = spool_->PathFor(i, o.key);
     SLUICE_ASSIGN_OR_RETURN(io::S3Object got, client_->Download(url.bucket, url.key, path));
+    SLUICE_RETURN_IF_ERROR(io::CheckDownloadedSize(o.key, got, o.size, o.etag));
     Fetched f;
     f.file = io::LocalFile{path, got.size, 0};
     f.object = o;

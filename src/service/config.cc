@@ -610,7 +610,7 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
       // The same checks `serve` makes: a bad cron field or time zone fails
       // `validate` too, not only a run.
       auto made = MakeSchedule(s.every_seconds, s.cron, s.timezone);
-      if (!made.ok()) r.Fail(made.status().WithContext("[schedule]"));
+      if (!made.ok()) r.Fail(Status::InvalidArgument("[schedule]: " + made.status().message()));
     }
     cfg.schedule = s;
   }

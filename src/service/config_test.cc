@@ -89,9 +89,79 @@ TEST(ParsePipelineConfig, BadOnErrorValueIsRejected) {
 TEST(ParseBytesAndDurations, UnderstandUnits) {
   EXPECT_EQ(*ParseBytes("8MB"), 8000000);
   EXPECT_EQ(*ParseBytes("1 GiB"), 1073741824);
+  EXPECT_EQ(*ParseBytes("1.5KiB"), 1536);
   EXPECT_EQ(*ParseDurationSeconds("24h"), 86400);
   EXPECT_EQ(*ParseDurationSeconds("90s"), 90);
-  EXPECT_FALSE(ParseDurationSeconds("soon").ok());
+  EXPECT_EQ(*ParseDurationMillis("500ms"), 500);
+  EXPECT_EQ(*ParseDurationMillis("2m"), 120000);
+  EXPECT_EQ(*ParseDurationSeconds("1500ms"), 2);
+  for (const char* bad : {"soon", "", "-5s", "0s", "1.5s", "5 s", "99999999999999999d"}) {
+    EXPECT_FALSE(ParseDurationMillis(bad).ok()) << bad;
+  }
+  for (const char* bad : {"banana", "", "-1MB", "inf", "nan", "1e3", "1.2.3MB", "99999999999TB"}) {
+    EXPECT_FALSE(ParseBytes(bad).ok()) << bad;
+  }
+}
+
+// Values that must be refused, each naming its key (issue 9: [engine]
+// values DuckDB would silently replace by its defaults, keys that belong to
+// another component, formats a destination cannot write, schedules that
+// run would refuse).
+TEST(ParsePipelineConfig, RefusesWhatTheComponentCannotTake) {
+  const std::string files = "[source]\ntype = \"files\"\npath = \"x.csv\"\n";
+  const std::string null_dest = "[destination]\ntype = \"null\"\n";
+  const std::string cdc = "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://u@h/db\"\npublication = \"p\"\n";
+  struct Case {
+    std::string toml;
+    std::string expect;
+  };
+  const Case cases[] = {
+      {files + null_dest + "[engine]\nmemory_limit = \"banana\"\n", "[engine] memory_limit"},
+      {files + null_dest + "[engine]\nmemory_limit = \"\"\n", "[engine] memory_limit"},
+      {files + null_dest + "[engine]\nmemory_limit = \"1MB\"\n", "[engine] memory_limit"},
+      {files + null_dest + "[engine]\nthreads = -1\n", "[engine] threads"},
+      {files + null_dest + "[engine]\nthreads = 5000\n", "[engine] threads"},
+      {files + null_dest + "[engine]\nencode_threads = -2\n", "[engine] encode_threads"},
+      {files + null_dest + "[engine]\nbuffer = \"10KB\"\n", "[engine] buffer"},
+      {files + null_dest + "[retry]\ninitial = \"soon\"\n", "[retry] initial"},
+      {files + null_dest + "[schedule]\ncron = \"61 * * * *\"\n", "[schedule]"},
+      {files + null_dest + "[schedule]\ncron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"\n", "Mars/Olympus"},
+      {files + null_dest + "[schedule]\nevery = \"500ms\"\n", "[schedule] every"},
+      {files + "publication = \"p\"\n" + null_dest, "[source] key 'publication' does not apply to type \"files\""},
+      {files + "[destination]\ntype = \"postgres\"\nurl = \"postgresql://u@h/db\"\ntable = \"t\"\nschema = \"s\"\n",
+       "[destination] key 'schema' does not apply to type \"postgres\""},
+      {files + null_dest + "[batch]\nmax_rows = 5\n", "[batch] applies to postgres_cdc"},
+      {cdc + "[destination]\ntype = \"file\"\npath = \"out.parquet\"\nformat = \"parquet\"\n",
+       "writes change events as JSON lines only"},
+      {cdc + "[destination]\ntype = \"file\"\npath = \"out.parquet\"\n", "plain JSON lines"},
+      {cdc + "[destination]\ntype = \"postgres\"\nurl = \"postgresql://u@h/db\"\nmode = \"upsert\"\n",
+       "[destination] key 'mode' does not apply to type \"postgres (changes)\""},
+      {cdc + "[destination]\ntype = \"postgres\"\nurl = \"postgresql://u@h/db\"\ntable = \"t\"\n",
+       "[destination] key 'table' does not apply"},
+      {cdc + "path = \"x.csv\"\n" + null_dest, "[source] key 'path' does not apply to type \"postgres_cdc\""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.toml);
+    auto cfg = ParsePipelineConfig(c.toml, "p.toml", Env({}));
+    ASSERT_FALSE(cfg.ok());
+    EXPECT_EQ(cfg.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(cfg.status().message().find(c.expect), std::string::npos) << cfg.status().message();
+  }
+}
+
+TEST(ParsePipelineConfig, DurationsAndSizesInMillisecondsAndBytes) {
+  auto cfg = ParsePipelineConfig(
+      "[source]\npath = \"x.csv\"\nmax_line_size = \"4MB\"\n[destination]\ntype = \"null\"\n"
+      "[engine]\nmemory_limit = \"1GiB\"\nthreads = 0\n[retry]\ninitial = \"250ms\"\nmax_delay = \"2s\"\n"
+      "[s3]\nstall_timeout = \"1500ms\"\nretry_max_elapsed = \"20s\"\n",
+      "p.toml", Env({}));
+  ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+  EXPECT_EQ(cfg->source.max_line_size, 4000000);
+  EXPECT_EQ(cfg->engine.memory_limit, "1073741824B");
+  EXPECT_EQ(cfg->retry.initial_ms, 250);
+  EXPECT_EQ(cfg->retry.max_delay_ms, 2000);
+  EXPECT_EQ(cfg->s3.stall_timeout_ms, 1500);
+  EXPECT_EQ(cfg->s3.retry_max_elapsed_ms, 20000);
 }
 
 TEST(ParsePipelineConfig, ReadsTheS3ExampleShippedInTheRepository) {

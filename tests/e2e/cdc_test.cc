@@ -528,10 +528,16 @@ TEST_F(CdcTest, ClearErrorsForMisconfiguredSources) {
     EXPECT_NE(r.err.find("table public.missing does not exist"), std::string::npos) << Describe(r);
   }
   {
+    // validate is as strict as run, and a failed start leaves nothing behind:
+    // the publication is not created for a table that cannot be replicated.
+    auto v = ValidatePipeline(dir_, Config("\"nokey\""));
+    EXPECT_NE(v.exit_code, 0) << Describe(v);
+    EXPECT_NE(v.err.find("public.nokey has no usable replica identity"), std::string::npos) << Describe(v);
     auto r = RunPipeline(dir_, Config("\"nokey\""));
     EXPECT_NE(r.exit_code, 0);
     EXPECT_NE(r.err.find("public.nokey has no usable replica identity"), std::string::npos) << Describe(r);
-    Exec("DROP PUBLICATION pub");
+    EXPECT_EQ(*pg_->QueryScalar(db_, "SELECT count(*) FROM pg_publication WHERE pubname = 'pub'"), "0");
+    EXPECT_EQ(*pg_->QueryScalar(db_, "SELECT count(*) FROM pg_replication_slots"), "0");
   }
   {
     std::string toml = Config("\"t\"");

@@ -984,14 +984,14 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
       if (v <= -INT32_MAX || v == INT32_MAX) return std::nullopt;
       int64_t d = static_cast<int64_t>(v) - kPgEpochDays;
       if (d >= kPgMinDate && d < kPgEndDate) return std::nullopt;
-      return "date " + DateText(v) + " is outside PostgreSQL's range (4714-11-24 BC to 5874897-12-31)";
+      return "date " + DateText(v) + " is out of range for PostgreSQL (4714-11-24 BC to 5874897-12-31)";
     }
     case Enc::kTimestamp: {
       auto v = c.view.Values<int64_t>()[i];
       if (v <= -INT64_MAX || v == INT64_MAX) return std::nullopt;
       if (v >= kPgMinTimestamp + kPgEpochMicros && v - kPgEpochMicros < kPgEndTimestamp) return std::nullopt;
       return "timestamp " + TimestampText(v) +
-             " is outside PostgreSQL's range (4714-11-24 00:00:00 BC to 294276-12-31 23:59:59.999999)";
+             " is out of range for PostgreSQL (4714-11-24 00:00:00 BC to 294276-12-31 23:59:59.999999)";
     }
     case Enc::kDecimal:
     case Enc::kInt16ToNumeric:

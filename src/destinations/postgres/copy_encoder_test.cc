@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <thread>
 
@@ -89,10 +90,12 @@ std::string OnlyField(const Batch& batch, const std::vector<std::string>& target
   return out->substr(2);
 }
 
+// Into an unconstrained numeric column: these tests are about the wire
+// format of any 128-bit magnitude, beyond what numeric(38,s) holds.
 std::string DecimalField(int scale, __int128 unscaled) {
   auto batch = MakeBatch({{"d", Decimal128(38, scale, {unscaled})}});
   EXPECT_TRUE(batch.ok()) << batch.status().ToString();
-  return ToHex(OnlyField(**batch));
+  return ToHex(OnlyField(**batch, {"numeric"}));
 }
 
 constexpr __int128 Pow10(int n) {
@@ -253,6 +256,101 @@ TEST(CopyEncoder, TimestampOutOfRangeIsADataError) {
   EXPECT_EQ(out.status().code(), StatusCode::kDataError);
   EXPECT_NE(out.status().message().find("column \"ts\", row 2"), std::string::npos) << out.status().message();
   EXPECT_NE(out.status().message().find("out of range"), std::string::npos);
+}
+
+TEST(CopyEncoder, ValuesPostgresWouldRefuseFailNamingColumnRowAndValue) {
+  struct Case {
+    std::string name;
+    Schema schema;
+    std::vector<std::string> targets;
+    std::function<void(BatchBuilder&, bool)> fill;  // the good row, then (if asked) the bad one
+    std::string expect;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"nul", Schema({{"s", DataType::Of(TypeId::kString)}}), {"text"},
+                   [](BatchBuilder& b, bool bad) {
+                     b.AppendBytes(0, "ok");
+                     if (bad) b.AppendBytes(0, std::string("a\0b", 3));
+                   },
+                   "NUL byte"});
+  cases.push_back({"date", Schema({{"d", DataType::Of(TypeId::kDate)}}), {"date"},
+                   [](BatchBuilder& b, bool bad) {
+                     b.AppendInt(0, 19000);
+                     // 5874898-01-01: one day past PostgreSQL's last date.
+                     if (bad) b.AppendInt(0, 2145031949 + 10957);
+                   },
+                   "date 5874898-01-01 is out of range for PostgreSQL"});
+  cases.push_back({"timestamp", Schema({{"t", DataType::Of(TypeId::kTimestamp)}}), {"timestamp"},
+                   [](BatchBuilder& b, bool bad) {
+                     b.AppendInt(0, 0);
+                     if (bad) b.AppendInt(0, -211813488000000000LL + 946684800000000LL - 1);  // before 4714-11-24 BC
+                   },
+                   "is out of range for PostgreSQL"});
+  cases.push_back({"numeric", Schema({{"n", DataType::Decimal(12, 2)}}), {"numeric(5,2)"},
+                   [](BatchBuilder& b, bool bad) {
+                     b.AppendInt(0, 99999);             // 999.99 fits
+                     if (bad) b.AppendInt(0, 100000);  // 1000.00 does not
+                   },
+                   "value 1000.00 does not fit numeric(5,2)"});
+  cases.push_back({"varchar", Schema({{"v", DataType::Of(TypeId::kString)}}), {"character varying(3)"},
+                   [](BatchBuilder& b, bool bad) {
+                     b.AppendBytes(0, "abc   ");  // trailing spaces are cut, as PostgreSQL does
+                     if (bad) b.AppendBytes(0, "abcd");
+                   },
+                   "more than the column's 3"});
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    BatchBuilder b(c.schema);
+    c.fill(b, true);
+    auto batch = b.Finish();
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    auto out = EncodeAll(**batch, c.targets);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), StatusCode::kDataError);
+    EXPECT_NE(out.status().message().find("row 2 of the result"), std::string::npos) << out.status().message();
+    EXPECT_NE(out.status().message().find(c.expect), std::string::npos) << out.status().message();
+
+    // Collecting instead: the bad row is left out and reported, the good
+    // one encoded exactly as alone.
+    auto encoder = CopyEncoder::Make(c.schema, c.targets);
+    ASSERT_TRUE(encoder.ok());
+    std::string skipped;
+    std::vector<RejectedRow> rejected;
+    ASSERT_TRUE((*encoder)->Encode(**batch, &skipped, &rejected).ok());
+    ASSERT_EQ(rejected.size(), 1u);
+    EXPECT_EQ(rejected[0].result_row, 2);
+    EXPECT_EQ(rejected[0].column, c.schema.field(0).name);
+    EXPECT_NE(rejected[0].reason.find(c.expect), std::string::npos) << rejected[0].reason;
+    BatchBuilder first(c.schema);
+    c.fill(first, false);
+    auto only_first = first.Finish();
+    ASSERT_TRUE(only_first.ok());
+    std::string full;
+    std::vector<RejectedRow> again;
+    ASSERT_TRUE((*encoder)->Encode(**only_first, &full, &again).ok());
+    EXPECT_EQ(ToHex(skipped), ToHex(full));
+  }
+}
+
+TEST(CopyEncoder, NulIsFineInByteaAndNumbersWithinTheTargetPass) {
+  Schema schema({{"b", DataType::Of(TypeId::kBinary)}, {"n", DataType::Decimal(38, 4)}, {"i", DataType::Of(TypeId::kInt64)}});
+  BatchBuilder b(schema);
+  b.AppendBytes(0, std::string("\0\0", 2));
+  b.AppendInt(1, 99999949);  // 9999.9949 rounds to 9999.99 in numeric(6,2)
+  b.AppendInt(2, 9999);
+  auto batch = b.Finish();
+  ASSERT_TRUE(batch.ok());
+  auto out = EncodeAll(**batch, {"bytea", "numeric(6,2)", "numeric(4,0)"});
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  BatchBuilder over(schema);
+  over.AppendBytes(0, "x");
+  over.AppendInt(1, 99999950);  // 9999.995 rounds to 10000.00: too large
+  over.AppendInt(2, 1);
+  auto bad = over.Finish();
+  ASSERT_TRUE(bad.ok());
+  auto refused = EncodeAll(**bad, {"bytea", "numeric(6,2)", "numeric(4,0)"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("column \"n\""), std::string::npos) << refused.status().message();
 }
 
 TEST(CopyEncoder, NullIsLengthMinusOne) {

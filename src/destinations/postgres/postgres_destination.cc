@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "destinations/postgres/copy_encoder.h"
@@ -19,6 +20,14 @@ namespace {
 constexpr size_t kMaxKeptBuffer = size_t{64} << 20;
 constexpr const char* kStagingTable = "sluice_staging";
 constexpr size_t kMaxIdentifierBytes = 63;
+
+/// PostgreSQL's "CONTEXT: COPY t, line N" counts rows of the COPY stream,
+/// which users take for a line of their file: say what it is.
+Status ExplainCopyLine(const Status& status) {
+  static const std::regex kCopyLine(R"(COPY ([^,;]+), line (\d+)(, column [^:;]+)?)");
+  std::string message = std::regex_replace(status.message(), kCopyLine, "COPY $1: row $2 of the result$3");
+  return Status(status.code(), message, status.retryable());
+}
 
 std::string Ident(const std::string& name) { return PgConnection::QuoteIdent(name); }
 
@@ -409,7 +418,7 @@ Status PostgresDestination::WriteEncoded(std::string bytes, int64_t rows) {
   if (!loading_) return Status::Internal(Describe() + ": WriteEncoded without a successful Begin");
   if (!copying_) return UntypedRowsError();
   Status status = conn_->PutCopyData(bytes);
-  if (!status.ok()) return status.WithContext(Describe());
+  if (!status.ok()) return ExplainCopyLine(status).WithContext(Describe());
   rows_ += rows;
   return Status::OK();
 }
@@ -446,12 +455,13 @@ Status PostgresDestination::FinishLoad() {
   return committed;
 }
 
+
 Status PostgresDestination::Commit() {
   if (!loading_) return Status::Internal(Describe() + ": Commit without a successful Begin");
   Status status = FinishLoad();
   if (!status.ok()) {
     Abort();
-    return status.WithContext(Describe());
+    return ExplainCopyLine(status).WithContext(Describe());
   }
   loading_ = false;
   conn_.reset();

@@ -108,4 +108,10 @@ class S3Client {
   std::unique_ptr<Impl> impl_;
 };
 
+/// After a download: when the object kept the ETag it was listed with, its
+/// size must be the listed one (a proxy or server that cut the body short
+/// while the lengths it sent agreed). Unavailable naming `where` otherwise.
+Status CheckDownloadedSize(const std::string& where, const S3Object& got, int64_t listed_size,
+                           const std::string& listed_etag);
+
 }  // namespace sluice::io

@@ -703,5 +703,19 @@ TEST_F(S3ClientTest, FailedMultipartUploadIsAborted) {
   EXPECT_EQ(client->Head(bucket, "never.bin").status().code(), StatusCode::kNotFound);
 }
 
+TEST(CheckDownloadedSize, SameEtagMustHaveTheListedSize) {
+  S3Object got;
+  got.etag = "abc";
+  got.size = 100;
+  EXPECT_TRUE(CheckDownloadedSize("s3://b/k", got, 100, "abc").ok());
+  // The object was replaced meanwhile: its own Content-Length was checked.
+  EXPECT_TRUE(CheckDownloadedSize("s3://b/k", got, 250, "other").ok());
+  Status short_body = CheckDownloadedSize("s3://b/k", got, 250, "abc");
+  ASSERT_FALSE(short_body.ok());
+  EXPECT_EQ(short_body.code(), StatusCode::kUnavailable);
+  EXPECT_NE(short_body.message().find("s3://b/k: downloaded 100 bytes, but the listing says 250"), std::string::npos)
+      << short_body.message();
+}
+
 }  // namespace
 }  // namespace sluice::io

@@ -88,12 +88,19 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
     return Status::InvalidArgument("[source] path is required");
   std::unique_ptr<FilesSource> source(new FilesSource(std::move(options)));
   const auto& o = source->options_;
+  if (!o.files.empty()) {
+    source->files_ = o.files;
+  } else if (o.path != "-") {
+    SLUICE_ASSIGN_OR_RETURN(source->files_, io::ListLocalFiles(o.path));
+  }
   if (!o.format.empty()) {
     SLUICE_ASSIGN_OR_RETURN(source->format_, ParseFileFormat(o.format));
   } else if (o.path == "-") {
     source->format_ = FileFormat::kCsv;
   } else {
-    SLUICE_ASSIGN_OR_RETURN(source->format_, FormatFromPath(o.files.empty() ? o.path : o.files.front().path));
+    // From the first file's name: a directory or glob does not say.
+    SLUICE_ASSIGN_OR_RETURN(source->format_,
+                            FormatFromPath(source->files_.empty() ? o.path : source->files_.front().path));
   }
   for (auto& [name, type] : source->options_.columns) {
     auto parsed = ParseTypeName(type);
@@ -116,11 +123,6 @@ Result<std::unique_ptr<FilesSource>> FilesSource::Make(FilesSourceOptions option
   }
   if (o.delimiter.size() > 1 && o.delimiter != "\\t") {
     return Status::InvalidArgument("[source] delimiter must be one character");
-  }
-  if (!o.files.empty()) {
-    source->files_ = o.files;
-  } else if (o.path != "-") {
-    SLUICE_ASSIGN_OR_RETURN(source->files_, io::ListLocalFiles(o.path));
   }
   if (!o.rejects_path.empty()) SLUICE_RETURN_IF_ERROR(source->CheckRejectsPath());
   return source;
@@ -450,6 +452,10 @@ Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::Duck
     std::string padded_why = padded.ok() ? contradiction(*padded) : padded.status().message();
     if (!padded.ok()) SLUICE_RETURN_IF_ERROR(long_line(padded.status()));
     if (!padded_why.empty()) {
+      // A damaged compressed file makes the sniffer fail too: say so.
+      if (compression != io::Compression::kNone) {
+        SLUICE_RETURN_IF_ERROR(io::VerifyCompressedFile(path, compression, path).status());
+      }
       std::string first = why.substr(0, why.find('\n'));
       std::string fix;
       if (why.starts_with("[source] columns")) {
