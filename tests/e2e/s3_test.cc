@@ -6,12 +6,15 @@
 #include <sys/stat.h>
 #include <utime.h>
 
+#include <chrono>
+#include <fstream>
 #include <random>
 #include <set>
 
 #include "e2e_support.h"
 #include "harness/fault_proxy.h"
 #include "harness/s3_server.h"
+#include "harness/subprocess.h"
 
 namespace sluice::e2e {
 namespace {
@@ -380,6 +383,64 @@ TEST_F(S3PipelineTest, IncrementalSourceWritesOneOutputObjectPerFile) {
   auto refused = ValidatePipeline(dir_, fixed);
   EXPECT_EQ(refused.exit_code, 2) << Describe(refused);
   EXPECT_NE(refused.err.find("{run}"), std::string::npos) << refused.err;
+}
+
+TEST_F(S3PipelineTest, TruncatedCompressedObjectFailsNamingItsKeyAndLoadsNothing) {
+  TempDir tmp("sluice-gz");
+  WriteSimpleCsv(tmp.Path("f.csv"), 0, 50'000);
+  auto gz = sluice::testing::RunSubprocess({"gzip", "-k", tmp.Path("f.csv")});
+  ASSERT_EQ(gz.exit_code, 0) << gz.err;
+  std::string whole = tmp.Read("f.csv.gz");
+  Put("in/part.csv.gz", whole.substr(0, whole.size() / 2));
+  auto r = RunPipeline(dir_, Pipeline("in/"));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("s3://" + bucket_ + "/in/part.csv.gz is truncated"), std::string::npos) << Describe(r);
+  EXPECT_FALSE(PgTableExists(*pg_, db_, "public.items"));
+  // Not recorded as loaded: the whole object, uploaded again, loads.
+  Put("in/part.csv.gz", whole);
+  r = RunPipeline(dir_, Pipeline("in/"));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ExpectIdsExactly(50'000);
+}
+
+TEST_F(S3PipelineTest, FileNamesAreKeysBelowTheSourcePrefixSoOutputsNeverCollide) {
+  Put("o/x/2024.01.01.csv", SimpleCsv(0, 10));
+  Put("o/y/2024.01.01.csv", SimpleCsv(10, 20));
+  std::string toml = "name = \"objects\"\n[source]\npath = 's3://" + bucket_ +
+                     "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" + S3Section(s3_->endpoint()) +
+                     "[state]\npath = '" + dir_.Path("s.db") + "'\n[destination]\ntype = \"file\"\npath = 's3://" +
+                     bucket_ + "/out/{file}.parquet'\n";
+  auto run = RunPipeline(dir_, toml);
+  ASSERT_EQ(run.exit_code, 0) << Describe(run);
+  for (auto [name, rows] : {std::pair{"x/2024.01.01", 10}, std::pair{"y/2024.01.01", 20}}) {
+    auto body = s3_->GetObject(bucket_, std::string("out/") + name + ".parquet");
+    ASSERT_TRUE(body.ok()) << name << ": " << body.status().ToString();
+    std::string local = dir_.Path("got.parquet");
+    std::ofstream(local, std::ios::binary) << *body;
+    auto duck = Duck();
+    EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) FROM read_parquet(" + engine::QuoteLiteral(local) + ")"),
+              std::to_string(rows))
+        << name;
+  }
+}
+
+TEST_F(S3PipelineTest, ASpentS3RetryBudgetIsNotRetriedAgainByTheLoadRetry) {
+  FaultProxyOptions faults;
+  faults.upstream_port = s3_->port();
+  faults.probability = {{FaultKind::kInternalError, 1.0}};
+  auto proxy = FaultProxy::Start(faults);
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  std::string toml = Pipeline("in/", "", "", (*proxy)->endpoint());
+  toml.replace(toml.find("[retry]\nmax_attempts = 1\n"), std::string("[retry]\nmax_attempts = 1\n").size(),
+               "[retry]\nmax_attempts = 5\ninitial = \"1s\"\n");
+  toml.replace(toml.find("[s3]\n"), 5, "[s3]\nretry_max_elapsed = \"3s\"\n");
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunPipeline(dir_, toml);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("gave up after"), std::string::npos) << Describe(r);
+  EXPECT_EQ(r.err.find("retrying in"), std::string::npos) << Describe(r);
+  EXPECT_LT(seconds, 10) << Describe(r);
 }
 
 TEST_F(PgTest, LocalDirectoryIsIncrementalWhenAskedAndHonoursModifiedWithin) {
