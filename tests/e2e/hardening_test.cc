@@ -142,6 +142,17 @@ TEST_F(Hardening, RaggedRowFailsWithItsLineAndFieldCountsWhateverTheSourceSays) 
       << written;
 }
 
+TEST_F(Hardening, RaggedRowOnStdinFailsWithItsLine) {
+  string toml = dir_.Write("stdin.toml", "[source]\ntype = \"files\"\npath = \"-\"\n" + PgDestination(url_, "t"));
+  CliOptions options;
+  options.stdin_data = "id,name,amount\n1,a,1.5\n2,b\n3,c,3.5\n";
+  CliResult r = Sluice({"run", toml}, options);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("stdin line 3: expected 3 fields, found 2 (missing data for column amount)"), string::npos)
+      << Describe(r);
+  EXPECT_FALSE(TableExists("t"));
+}
+
 // --- 3. {file} outputs ----------------------------------------------------------
 
 TEST_F(Hardening, FileOutputsKeepTheWholeNameAndNeverReplaceAnotherInputsOutput) {
@@ -349,6 +360,22 @@ TEST_F(Hardening, ColumnNameLongerThanPostgresAllowsSaysHowToRenameIt) {
   EXPECT_NE(r.err.find("longer than PostgreSQL's limit of 63"), string::npos) << Describe(r);
   EXPECT_NE(r.err.find("[transform] sql"), string::npos) << Describe(r);
   EXPECT_FALSE(TableExists("t"));
+}
+
+// --- 10. validate is as strict as run ------------------------------------------------------
+
+TEST_F(Hardening, ValidateRefusesTheSchedulesRunRefuses) {
+  string path = dir_.Write("a.csv", "id,amount\n1,1.00\n");
+  for (const string& schedule : {string("cron = \"61 * * * *\""),
+                                 string("cron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"")}) {
+    SCOPED_TRACE(schedule);
+    string toml = AmountsSource(path) + PgDestination(url_, "t") + "[schedule]\n" + schedule + "\n";
+    CliResult v = ValidatePipeline(dir_, toml);
+    EXPECT_EQ(v.exit_code, 2) << Describe(v);
+    EXPECT_NE(v.err.find("[schedule]"), string::npos) << Describe(v);
+    CliResult r = RunPipeline(dir_, toml);
+    EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  }
 }
 
 // --- 11. engine settings ------------------------------------------------------------------

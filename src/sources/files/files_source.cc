@@ -692,19 +692,24 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
   }
 
   if (format_ == FileFormat::kCsv) {
-    SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt FROM sniff_csv(" +
-                                                         QuoteLiteral(sample_path) + CsvOptions() + ")"));
-    if (rows.empty() || !rows[0][0]) return Status::DataError("stdin: cannot detect the CSV format");
-    std::string prompt = *rows[0][0];
-    // "FROM read_csv('<sample>', auto_detect=false, ..., columns={...});"
-    auto from = prompt.find(QuoteLiteral(sample_path));
-    auto close = prompt.rfind(')');
-    if (prompt.rfind("FROM ", 0) != 0 || from == std::string::npos || close == std::string::npos) {
-      return Status::Internal("unexpected sniff_csv prompt: " + prompt);
+    // The same layout detection and checks as for files, on the sample.
+    sample_path_ = sample_path;
+    SLUICE_ASSIGN_OR_RETURN(auto layout, SniffCsv(engine, sample_path));
+    if (!layout) return Status::DataError("stdin: no input (only blank lines)");
+    // A header line and nothing else, when the sample is all of stdin.
+    untyped_empty_ = layout->header_only && !layout->types_known &&
+                     static_cast<int64_t>(got) < options_.stdin_sample_bytes;
+    if (untyped_empty_) {
+      // All of stdin is in the sample: read that, there is nothing to feed.
+      unlink(fifo_path_.c_str());
+      fifo_path_.clear();
+      stdin_bytes_.store(static_cast<int64_t>(got));
+      return "SELECT * FROM read_csv(" + QuoteLiteral(sample_path) + layout->options +
+             ", columns=" + ColumnSpec(layout->columns) + CsvCommonTail(options_) + ")";
     }
-    std::string call = prompt.substr(5, close - 5);
-    call.replace(from - 5, QuoteLiteral(sample_path).size(), QuoteLiteral(fifo_path_));
-    return "SELECT * FROM " + call + CsvCommonTail(options_) + ")";
+    layouts_[fifo_path_] = *layout;
+    return "SELECT * FROM read_csv(" + QuoteLiteral(fifo_path_) + layout->options +
+           ", columns=" + ColumnSpec(layout->columns) + CsvCommonTail(options_) + ")";
   }
   // JSON lines: DuckDB's JSON reader opens its file while binding, which a
   // FIFO cannot allow; so stdin is split into lines by the CSV reader and
@@ -774,7 +779,9 @@ Status FilesSource::Explain(const Status& status) const {
         "[transform] sql reads `input` more than once, but stdin can be read only once; read it once, "
         "e.g. WITH rows AS MATERIALIZED (SELECT * FROM input) ...");
   }
+  if (is_stdin() && !fifo_path_.empty()) message += FieldCountDetail(fifo_path_, message);
   message = ReplaceAll(std::move(message), fifo_path_, "stdin");
+  if (!sample_path_.empty()) message = ReplaceAll(std::move(message), sample_path_, "stdin");
   if (format_ == FileFormat::kCsv && status.code() == StatusCode::kDataError && !is_stdin()) {
     // "... FILE line N, column C: reason" from engine::DuckDbError, N counting records.
     for (const auto& f : scanned_) {

@@ -183,6 +183,7 @@ class FilesSource {
   Status checks_status_;
   std::string temp_dir_;
   std::string fifo_path_;
+  std::string sample_path_;  // stdin: the sample the layout was detected on
   std::string sample_;
   std::thread feeder_;
   Status feeder_status_;
