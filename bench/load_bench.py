@@ -498,6 +498,8 @@ def main() -> int:
     ap.add_argument("--stream-to-postgres", action="store_true",
                     help="also stream into PostgreSQL (default: null destination only)")
     ap.add_argument("--skip-pgloader", action="store_true")
+    ap.add_argument("--skip-compressed", action="store_true",
+                    help="do not measure .gz/.zst inputs (with and without the integrity check)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="timed runs per tool; the median wall time is reported")
     ap.add_argument("--workdir", type=Path,
@@ -559,6 +561,7 @@ def main() -> int:
 
         # ---- timed loads ---------------------------------------------------
         tools: list[tuple[str, str, callable]] = []
+        skip_check: dict[str, bool] = {}
 
         def sluice_argv(table: str) -> list[str]:
             toml = workdir / "file_load.toml"
@@ -579,7 +582,31 @@ def main() -> int:
             # (no SSL on our loopback server, so no cert verification).
             return ["pgloader", "--root-dir", f"{workdir / 'pgloader'}/", str(cmd)]
 
+        # Compressed copies of the same CSV: sluice checks the integrity of
+        # .gz and .zst inputs (CRC and length trailer, frame ends and
+        # checksums) on a thread beside DuckDB's scan. Loading each with the
+        # check on and off measures what the check costs.
+        compressed: dict[str, Path] = {}
+        if have_sluice and not args.skip_compressed:
+            for ext, cmd in ((".gz", ["gzip", "-c", "-6"]), (".zst", ["zstd", "-q", "-c", "-3", "--check"])):
+                path = workdir / f"data.csv{ext}"
+                log(f"compressing the CSV to {path.name} (untimed)")
+                with open(path, "wb") as out:
+                    subprocess.run(cmd + [str(csv)], stdout=out, check=True)
+                compressed[ext] = path
+
+        def sluice_compressed_argv(ext: str, table: str) -> list[str]:
+            toml = workdir / f"file_load{ext}.toml"
+            write_sluice_file_pipeline(toml, compressed[ext], pg, table)
+            return [str(sluice), "run", str(toml)]
+
         tools.append(("sluice", "sales_sluice", sluice_argv if have_sluice else None))
+        for ext, path in compressed.items():
+            for check in (True, False):
+                name = f"sluice {ext} input" + ("" if check else ", integrity check off")
+                table = f"sales_sluice{ext.replace('.', '_')}{'' if check else '_nocheck'}"
+                tools.append((name, table, (lambda e: lambda t: sluice_compressed_argv(e, t))(ext)))
+                skip_check[name] = not check
         tools.append(("psql \\copy", "sales_psql",
                       lambda t: psql_argv(t, csv, "format csv, header true")))
         tools.append(("binary COPY (floor)", "sales_binary",
@@ -606,7 +633,10 @@ def main() -> int:
                 argv = make(table)
                 log_path = logs / f"{table}.log"
                 log(f"[{rep + 1}/{args.repeat}] {name}: {' '.join(argv)}")
-                res = run_measured(argv, log_path=log_path, env=pg.env, timeout_s=args.timeout,
+                env = dict(pg.env)
+                if skip_check.get(name):
+                    env["SLUICE_BENCH_SKIP_INTEGRITY_CHECK"] = "1"
+                res = run_measured(argv, log_path=log_path, env=env, timeout_s=args.timeout,
                                    stdin=subprocess.DEVNULL)
                 problem = None
                 if res.timed_out:
@@ -651,6 +681,11 @@ def main() -> int:
             report.append(f"sluice / binary COPY floor: {rb:.2f}x "
                           f"(target <= {TARGET_RATIO_BINARY}x: "
                           f"{'met' if rb <= TARGET_RATIO_BINARY else 'MISSED'})")
+        for ext in compressed:
+            on, off = rows.get(f"sluice {ext} input"), rows.get(f"sluice {ext} input, integrity check off")
+            if on and off and on.status == "ok" and off.status == "ok":
+                report.append(f"integrity check of {ext} input: {on.wall_s - off.wall_s:+.2f} s wall "
+                              f"({on.wall_s / off.wall_s:.2f}x), {on.cpu_s - off.cpu_s:+.2f} s client CPU")
         if s.status == "ok" and p.status == "ok":
             rp = s.wall_s / p.wall_s
             report.append(f"sluice / psql \\copy: {rp:.2f}x "
