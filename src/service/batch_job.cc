@@ -366,7 +366,7 @@ bool WritesPerLoadOutputs(const PipelineConfig& config) {
 /// state store remembers which input each output was written from) or when
 /// it exists and this pipeline did not write it, then claims it for `input`.
 Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const std::string& output,
-                   const std::string& input, int64_t run_id) {
+                   const std::string& input, int64_t run_id, const CancellationSource* cancel) {
   SLUICE_ASSIGN_OR_RETURN(auto claim, store->OutputClaim(config.name, output));
   if (claim && *claim != input) {
     return Status::DataError("[destination] path: " + output + " was written from " + *claim +
@@ -374,8 +374,20 @@ Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const
                              " (make the path tell the inputs apart)");
   }
   if (!claim) {
-    std::error_code ec;
-    if (!output.starts_with("s3://") && fs::exists(output, ec)) {
+    // Unclaimed but present: written by something else, or before the state
+    // store was reset. Either way not ours to replace.
+    bool exists = false;
+    if (output.starts_with("s3://")) {
+      SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(output));
+      SLUICE_ASSIGN_OR_RETURN(auto client, MakeS3Client(config, cancel));
+      auto head = client->Head(url.bucket, url.key);
+      if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
+      exists = head.ok();
+    } else {
+      std::error_code ec;
+      exists = fs::exists(output, ec);
+    }
+    if (exists) {
       return Status::DataError("[destination] path: " + output +
                                " exists and this pipeline did not write it from " + input +
                                "; refusing to replace it (move it away, or change the path)");
@@ -713,7 +725,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       PipelineConfig load_config = ConfigForLoad(config, report.run_id, keys);
       if (status.ok() && WritesPerLoadOutputs(config)) {
         std::string input = keys.size() == 1 ? keys[0] : "run " + std::to_string(report.run_id);
-        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id);
+        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id, cancel);
       }
       if (status.ok()) {
         auto result = RunPipelineOnce(load_config, run);

@@ -422,6 +422,16 @@ TEST_F(S3PipelineTest, FileNamesAreKeysBelowTheSourcePrefixSoOutputsNeverCollide
               std::to_string(rows))
         << name;
   }
+  // An object this pipeline did not write is not replaced.
+  Put("out/x/other.parquet", "someone else's");
+  Put("o/x/other.csv", SimpleCsv(30, 5));
+  run = RunPipeline(dir_, toml);
+  EXPECT_NE(run.exit_code, 0) << Describe(run);
+  EXPECT_NE(run.err.find("out/x/other.parquet exists and this pipeline did not write it"), std::string::npos)
+      << Describe(run);
+  auto kept = s3_->GetObject(bucket_, "out/x/other.parquet");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "someone else's");
 }
 
 TEST_F(S3PipelineTest, ASpentS3RetryBudgetIsNotRetriedAgainByTheLoadRetry) {
