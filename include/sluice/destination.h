@@ -24,8 +24,8 @@ namespace sluice {
 /// before COMMIT: how a checkpoint (a file ledger entry, a CDC position)
 /// commits atomically with the rows it stands for.
 struct CommitStatement {
-  std::string sql;                                  // placeholders $1, $2, ...
-  std::vector<std::optional<std::string>> params;   // text values; nullopt is NULL
+  std::string sql;                                 // placeholders $1, $2, ...
+  std::vector<std::optional<std::string>> params;  // text values; nullopt is NULL
   /// The statement must affect exactly this many rows, or the whole load is
   /// rolled back (e.g. another process recorded the checkpoint first). -1: any.
   int64_t expect_rows = -1;

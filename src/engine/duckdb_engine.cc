@@ -41,7 +41,8 @@ std::string FirstMatch(const std::string& text, const std::regex& re) {
 
 std::string CsvReason(const std::string& reason) {
   static const std::regex kFields(R"(Expected Number of Columns: (\d+) Found: (\d+))");
-  static const std::regex kLineSize(R"(Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes)");
+  static const std::regex kLineSize(
+      R"(Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+) bytes)");
   std::smatch m;
   if (std::regex_search(reason, m, kFields)) {
     return "expected " + m[1].str() + " fields, found " + m[2].str();
@@ -219,7 +220,8 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   auto set = [&](const char* key, const std::string& value) {
     if (value.empty() || !config_status.ok()) return;
     if (duckdb_set_config(config, key, value.c_str()) == DuckDBError) {
-      config_status = Status::InvalidArgument(std::string("[engine] ") + key + ": DuckDB refused '" + value + "'");
+      config_status =
+          Status::InvalidArgument(std::string("[engine] ") + key + ": DuckDB refused '" + value + "'");
     }
   };
   if (options.threads < 0) config_status = Status::InvalidArgument("[engine] threads must not be negative");

@@ -77,17 +77,21 @@ std::string Lower(std::string_view s) {
 }
 
 Status Truncated(const std::string& name, const std::string& why) {
-  return Status::DataError(name + " is truncated: " + why +
-                           "; the file is incomplete (a partial upload or copy?), so nothing was loaded from it");
+  return Status::DataError(
+      name + " is truncated: " + why +
+      "; the file is incomplete (a partial upload or copy?), so nothing was loaded from it");
 }
 
 Status Corrupt(const std::string& name, const std::string& why) {
   return Status::DataError(name + " is corrupt: " + why + "; nothing was loaded from it");
 }
 
-bool Stopped(const std::atomic<bool>* stop) { return stop != nullptr && stop->load(std::memory_order_relaxed); }
+bool Stopped(const std::atomic<bool>* stop) {
+  return stop != nullptr && stop->load(std::memory_order_relaxed);
+}
 
-Result<StreamCheck> VerifyGzip(const std::string& path, const std::string& name, const std::atomic<bool>* stop) {
+Result<StreamCheck> VerifyGzip(const std::string& path, const std::string& name,
+                               const std::atomic<bool>* stop) {
   SLUICE_ASSIGN_OR_RETURN(ChunkReader reader, ChunkReader::Open(path));
   std::vector<unsigned char> in(kInputChunk), out(kOutputChunk);
   z_stream z{};
@@ -159,7 +163,8 @@ Result<StreamCheck> VerifyGzip(const std::string& path, const std::string& name,
   return check;
 }
 
-Result<StreamCheck> VerifyZstd(const std::string& path, const std::string& name, const std::atomic<bool>* stop) {
+Result<StreamCheck> VerifyZstd(const std::string& path, const std::string& name,
+                               const std::atomic<bool>* stop) {
   SLUICE_ASSIGN_OR_RETURN(ChunkReader reader, ChunkReader::Open(path));
   std::vector<unsigned char> in(kInputChunk), out(kOutputChunk);
   ZSTD_DCtx* ctx = ZSTD_createDCtx();
@@ -185,8 +190,8 @@ Result<StreamCheck> VerifyZstd(const std::string& path, const std::string& name,
       ZSTD_outBuffer output{out.data(), out.size(), 0};
       last = ZSTD_decompressStream(ctx, &output, &input);
       if (ZSTD_isError(last)) {
-        return Corrupt(name, std::string("zstd: ") + ZSTD_getErrorName(last) + " in the frame starting at byte " +
-                                 Thousands(frame_start));
+        return Corrupt(name, std::string("zstd: ") + ZSTD_getErrorName(last) +
+                                 " in the frame starting at byte " + Thousands(frame_start));
       }
       check.decompressed_bytes += static_cast<int64_t>(output.pos);
       if (last == 0) ++check.members;
@@ -197,8 +202,8 @@ Result<StreamCheck> VerifyZstd(const std::string& path, const std::string& name,
       ZSTD_outBuffer output{out.data(), out.size(), 0};
       size_t rc = ZSTD_decompressStream(ctx, &output, &none);
       if (ZSTD_isError(rc)) {
-        return Corrupt(name, std::string("zstd: ") + ZSTD_getErrorName(rc) + " in the frame starting at byte " +
-                                 Thousands(frame_start));
+        return Corrupt(name, std::string("zstd: ") + ZSTD_getErrorName(rc) +
+                                 " in the frame starting at byte " + Thousands(frame_start));
       }
       check.decompressed_bytes += static_cast<int64_t>(output.pos);
       bool progressed = output.pos > 0;

@@ -69,7 +69,8 @@ TEST_F(CompressedInputTest, WholeStreamsPassAndCountTheirContent) {
   ASSERT_TRUE(two.ok()) << two.status().ToString();
   EXPECT_EQ(two->members, 2);
   EXPECT_EQ(two->decompressed_bytes, 2 * static_cast<int64_t>(data.size()));
-  auto frames = VerifyCompressedFile(Put("b.csv.zst", Zstd(data, false) + Zstd(data, true)), Compression::kZstd, "b");
+  auto frames =
+      VerifyCompressedFile(Put("b.csv.zst", Zstd(data, false) + Zstd(data, true)), Compression::kZstd, "b");
   ASSERT_TRUE(frames.ok()) << frames.status().ToString();
   EXPECT_EQ(frames->members, 2);
 }
@@ -81,7 +82,8 @@ TEST_F(CompressedInputTest, EveryCutInsideAGzipMemberOrZstdFrameIsTruncated) {
         std::tuple{"c.csv.zst", Compression::kZstd, Zstd(data, true)},
         std::tuple{"n.csv.zst", Compression::kZstd, Zstd(data, false)}}) {
     for (size_t cut = 1; cut < whole.size(); cut += (cut < 32 || cut > whole.size() - 32) ? 1 : 97) {
-      SCOPED_TRACE(std::string(name) + " cut at " + std::to_string(cut) + " of " + std::to_string(whole.size()));
+      SCOPED_TRACE(std::string(name) + " cut at " + std::to_string(cut) + " of " +
+                   std::to_string(whole.size()));
       auto r = VerifyCompressedFile(Put(name, whole.substr(0, cut)), compression, name);
       ASSERT_FALSE(r.ok());
       EXPECT_EQ(r.status().code(), StatusCode::kDataError);
@@ -110,7 +112,8 @@ TEST_F(CompressedInputTest, DamagedBytesAreCorrupt) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("unexpected bytes after the gzip member"), std::string::npos);
   // Zero padding after the last member is what gzip(1) accepts too.
-  EXPECT_TRUE(VerifyCompressedFile(Put("pad.gz", gz + std::string(512, '\0')), Compression::kGzip, "pad").ok());
+  EXPECT_TRUE(
+      VerifyCompressedFile(Put("pad.gz", gz + std::string(512, '\0')), Compression::kGzip, "pad").ok());
   r = VerifyCompressedFile(Put("plain.gz", data), Compression::kGzip, "plain.gz");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("not gzip data"), std::string::npos);
@@ -125,7 +128,8 @@ TEST_F(CompressedInputTest, DamagedBytesAreCorrupt) {
 TEST_F(CompressedInputTest, ContentReaderAndHeadDecompressAndStopAtTheEnd) {
   std::string data = Lines(20000);
   for (const auto& [name, compression, bytes] :
-       {std::tuple{"r.csv", Compression::kNone, data}, std::tuple{"r.csv.gz", Compression::kGzip, Gzip(data) + Gzip("x\n")},
+       {std::tuple{"r.csv", Compression::kNone, data},
+        std::tuple{"r.csv.gz", Compression::kGzip, Gzip(data) + Gzip("x\n")},
         std::tuple{"r.csv.zst", Compression::kZstd, Zstd(data, true)}}) {
     SCOPED_TRACE(name);
     std::string path = Put(name, bytes);

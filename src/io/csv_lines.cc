@@ -39,7 +39,8 @@ Result<int64_t> PhysicalLineOfRecord(const std::string& path, int64_t record) {
   return Status::NotFound("'" + path + "' has fewer than " + std::to_string(record) + " records");
 }
 
-Result<std::vector<int64_t>> PhysicalLinesOfOffsets(const std::string& path, const std::vector<int64_t>& offsets) {
+Result<std::vector<int64_t>> PhysicalLinesOfOffsets(const std::string& path,
+                                                    const std::vector<int64_t>& offsets) {
   std::vector<int64_t> lines;
   lines.reserve(offsets.size());
   if (offsets.empty()) return lines;

@@ -21,7 +21,8 @@ namespace sluice::io {
 Result<int64_t> PhysicalLineOfRecord(const std::string& path, int64_t record);
 
 /// Physical lines (1-based) of the given byte offsets, which must be sorted.
-Result<std::vector<int64_t>> PhysicalLinesOfOffsets(const std::string& path, const std::vector<int64_t>& offsets);
+Result<std::vector<int64_t>> PhysicalLinesOfOffsets(const std::string& path,
+                                                    const std::vector<int64_t>& offsets);
 
 struct LongLine {
   int64_t line = 0;    // 1-based

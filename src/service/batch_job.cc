@@ -344,7 +344,8 @@ std::string FileStem(const std::string& key, const std::string& base) {
 /// The config of one load: {run} and {file} in a file destination's path
 /// become the run id and the loaded file's name (see FileStem), so that
 /// each load writes its own output and a replay overwrites it.
-PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id, const std::vector<std::string>& keys) {
+PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
+                             const std::vector<std::string>& keys) {
   PipelineConfig c = config;
   std::string& path = c.destination.path;
   path = ReplaceAll(std::move(path), "{run}", std::to_string(run_id));
@@ -401,7 +402,8 @@ Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const
   if (!output.starts_with("s3://") && at != std::string::npos) {
     std::error_code ec;
     fs::path fixed = fs::path(path.substr(0, at)).parent_path();
-    if (fixed.empty() || fs::is_directory(fixed, ec)) fs::create_directories(fs::path(output).parent_path(), ec);
+    if (fixed.empty() || fs::is_directory(fixed, ec))
+      fs::create_directories(fs::path(output).parent_path(), ec);
   }
   return Status::OK();
 }

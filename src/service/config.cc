@@ -100,10 +100,13 @@ Result<int64_t> ParseDurationSeconds(const std::string& text) {
 }
 
 Result<int64_t> ParseBytes(const std::string& text) {
-  auto bad = [&] { return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB, 512KiB, 1GB)"); };
+  auto bad = [&] {
+    return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB, 512KiB, 1GB)");
+  };
   // A plain decimal number (no sign, exponent, inf or nan) and a unit.
   size_t end = 0;
-  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.')) ++end;
+  while (end < text.size() && (std::isdigit(static_cast<unsigned char>(text[end])) || text[end] == '.'))
+    ++end;
   std::string number = text.substr(0, end);
   if (number.empty() || number.size() > 20 || std::count(number.begin(), number.end(), '.') > 1 ||
       number == ".") {
@@ -555,9 +558,10 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
                                    std::to_string(threads)));
   }
   if (encode_threads < 0 || encode_threads > 256) {
-    r.Fail(Status::InvalidArgument("[engine] encode_threads must be between 0 (chosen from the core count) and "
-                                   "256, got " +
-                                   std::to_string(encode_threads)));
+    r.Fail(
+        Status::InvalidArgument("[engine] encode_threads must be between 0 (chosen from the core count) and "
+                                "256, got " +
+                                std::to_string(encode_threads)));
   }
   cfg.engine.threads = static_cast<int>(threads);
   cfg.engine.encode_threads = static_cast<int>(encode_threads);
@@ -571,10 +575,12 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   r.String(eng, "engine", "temp_directory", &cfg.engine.temp_directory);
   int64_t stream_buffer = 16'000'000;
   r.Bytes(eng, "engine", "stream_buffer", &stream_buffer);
-  if (stream_buffer < (64 << 10)) r.Fail(Status::InvalidArgument("[engine] stream_buffer must be at least 64KB"));
+  if (stream_buffer < (64 << 10))
+    r.Fail(Status::InvalidArgument("[engine] stream_buffer must be at least 64KB"));
   cfg.engine.stream_buffer = std::to_string(stream_buffer) + "B";
   r.Bytes(eng, "engine", "buffer", &cfg.engine.buffer_bytes);
-  if (cfg.engine.buffer_bytes < (1 << 20)) r.Fail(Status::InvalidArgument("[engine] buffer must be at least 1MB"));
+  if (cfg.engine.buffer_bytes < (1 << 20))
+    r.Fail(Status::InvalidArgument("[engine] buffer must be at least 1MB"));
 
   const toml::table* retry = r.Section("retry", false);
   r.Int(retry, "retry", "max_attempts", &cfg.retry.max_attempts);
@@ -620,12 +626,13 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
   const bool cdc = stype == "postgres_cdc";
   if (stype == "files") {
     r.OnlyKeys(src, "source", stype,
-               {"path", "format", "header", "delimiter", "columns", "on_error", "rejects", "max_rejects", "batch",
-                "incremental", "modified_within", "concurrency", "max_line_size"});
+               {"path", "format", "header", "delimiter", "columns", "on_error", "rejects", "max_rejects",
+                "batch", "incremental", "modified_within", "concurrency", "max_line_size"});
   } else if (cdc) {
-    r.OnlyKeys(src, "source", stype,
-               {"url", "publication", "tables", "slot", "max_table_sync_workers", "table_error_retry_delay_ms",
-                "table_error_retry_max_attempts", "publication_refresh_ms", "stream_memory"});
+    r.OnlyKeys(
+        src, "source", stype,
+        {"url", "publication", "tables", "slot", "max_table_sync_workers", "table_error_retry_delay_ms",
+         "table_error_retry_max_attempts", "publication_refresh_ms", "stream_memory"});
   }
   const std::string& dtype = cfg.destination.type;
   if (cdc) {
@@ -688,7 +695,8 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     bool batch_job = cfg.source.is_incremental() || cfg.source.is_s3();
     if ((has_run || has_file) && !batch_job) {
       return Status::InvalidArgument(
-          "[destination] path: {run} and {file} name the outputs of runs that remember their files; set [source] "
+          "[destination] path: {run} and {file} name the outputs of runs that remember their files; set "
+          "[source] "
           "incremental = true, or write a fixed path");
     }
     if (has_file && cfg.source.batch != "per_file") {
@@ -699,7 +707,8 @@ Result<PipelineConfig> ParsePipelineConfig(const std::string& toml_text, const s
     if (cfg.source.batch == "per_file" && batch_job && !has_file) {
       return Status::InvalidArgument(
           "[destination] path: with batch = \"per_file\" every file is a load of its own and needs its own "
-          "output; put {file} (the input's name) in the path, e.g. \"out/{file}.parquet\" ({run} alone would give every "
+          "output; put {file} (the input's name) in the path, e.g. \"out/{file}.parquet\" ({run} alone would "
+          "give every "
           "file of a run the same output)");
     }
     if (cfg.source.is_incremental() && !has_run && !has_file) {

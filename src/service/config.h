@@ -76,7 +76,7 @@ struct S3Config {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;
-  std::string addressing;              // "path" | "virtual" | "" (path with a custom endpoint)
+  std::string addressing;            // "path" | "virtual" | "" (path with a custom endpoint)
   int64_t stall_timeout_ms = 30000;  // a transfer without progress this long is retried
   /// How long one S3 request is retried before the load fails (and is not
   /// run again by [retry]: the client already spent the retry budget).

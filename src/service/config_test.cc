@@ -110,7 +110,8 @@ TEST(ParseBytesAndDurations, UnderstandUnits) {
 TEST(ParsePipelineConfig, RefusesWhatTheComponentCannotTake) {
   const std::string files = "[source]\ntype = \"files\"\npath = \"x.csv\"\n";
   const std::string null_dest = "[destination]\ntype = \"null\"\n";
-  const std::string cdc = "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://u@h/db\"\npublication = \"p\"\n";
+  const std::string cdc =
+      "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://u@h/db\"\npublication = \"p\"\n";
   struct Case {
     std::string toml;
     std::string expect;
@@ -127,8 +128,10 @@ TEST(ParsePipelineConfig, RefusesWhatTheComponentCannotTake) {
       {files + null_dest + "[schedule]\ncron = \"61 * * * *\"\n", "[schedule]"},
       {files + null_dest + "[schedule]\ncron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"\n", "Mars/Olympus"},
       {files + null_dest + "[schedule]\nevery = \"500ms\"\n", "[schedule] every"},
-      {files + "publication = \"p\"\n" + null_dest, "[source] key 'publication' does not apply to type \"files\""},
-      {files + "[destination]\ntype = \"postgres\"\nurl = \"postgresql://u@h/db\"\ntable = \"t\"\nschema = \"s\"\n",
+      {files + "publication = \"p\"\n" + null_dest,
+       "[source] key 'publication' does not apply to type \"files\""},
+      {files + "[destination]\ntype = \"postgres\"\nurl = \"postgresql://u@h/db\"\ntable = \"t\"\nschema = "
+               "\"s\"\n",
        "[destination] key 'schema' does not apply to type \"postgres\""},
       {files + null_dest + "[batch]\nmax_rows = 5\n", "[batch] applies to postgres_cdc"},
       {cdc + "[destination]\ntype = \"file\"\npath = \"out.parquet\"\nformat = \"parquet\"\n",

@@ -273,8 +273,8 @@ std::string EmptyFilesNote(const std::vector<std::string>& files) {
 /// An input without rows and with unknown column types must stay without
 /// rows: an aggregate over it (count(*)) would need types it does not have.
 Status CheckUntypedResultIsEmpty(const PipelineConfig& config, engine::DuckDbEngine* engine) {
-  SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT count(*) FROM (" + SelectSql(config) +
-                                                       "\n) AS sluice_untyped"));
+  SLUICE_ASSIGN_OR_RETURN(
+      auto rows, engine->QueryRows("SELECT count(*) FROM (" + SelectSql(config) + "\n) AS sluice_untyped"));
   if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
     return Status::InvalidArgument(
         "the input has a header line and no rows, so the types of its columns are unknown, yet [transform] "
@@ -318,8 +318,9 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   // Compressed inputs are checked for truncation while DuckDB reads them.
   source->StartIntegrityChecks();
   if (status.ok()) {
-    status = dest.batch ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
-                        : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+    status = dest.batch
+                 ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
+                 : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
   }
   if (status.ok()) {
     // Rejected rows are checked before the commit, so that too many of them
@@ -342,9 +343,10 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
       const RejectedRow& bad = refused.front();
       auto found = source->LocateValues({{bad.column, bad.value}});
       if (found[0]) {
-        status = Status::DataError(summary.destination + ": " + found[0]->file + " line " +
-                                   std::to_string(found[0]->line) + ", column " + bad.column + ": " + bad.reason +
-                                   " (row " + std::to_string(bad.result_row) + " of the result)");
+        status =
+            Status::DataError(summary.destination + ": " + found[0]->file + " line " +
+                              std::to_string(found[0]->line) + ", column " + bad.column + ": " + bad.reason +
+                              " (row " + std::to_string(bad.result_row) + " of the result)");
       }
     }
   }

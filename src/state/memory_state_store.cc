@@ -107,7 +107,8 @@ class MemoryStateStore final : public StateStore {
     return Status::OK();
   }
 
-  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline,
+                                                 const std::string& output) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = outputs_.find({pipeline, output});
     if (it == outputs_.end()) return std::optional<std::string>();

@@ -234,7 +234,8 @@ class PostgresStateStore final : public StateStore {
     });
   }
 
-  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline,
+                                                 const std::string& output) override {
     auto r = Locked(kIdempotent, [&](PgSession& s) {
       return s.Query("SELECT input FROM sluice.file_outputs WHERE pipeline = $1 AND output = $2",
                      {pipeline, output});
@@ -248,9 +249,10 @@ class PostgresStateStore final : public StateStore {
                      int64_t run_id) override {
     return Locked(kIdempotent, [&](PgSession& s) {
       return s
-          .Query("INSERT INTO sluice.file_outputs (pipeline, output, input, run_id) "
-                 "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (pipeline, output) DO NOTHING",
-                 {pipeline, output, input, Int(run_id)})
+          .Query(
+              "INSERT INTO sluice.file_outputs (pipeline, output, input, run_id) "
+              "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (pipeline, output) DO NOTHING",
+              {pipeline, output, input, Int(run_id)})
           .status();
     });
   }

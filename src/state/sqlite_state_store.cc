@@ -245,10 +245,12 @@ class SqliteStateStore final : public StateStore {
     return db_->StepDone(use, "record a file of a run");
   }
 
-  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline, const std::string& output) override {
+  Result<std::optional<std::string>> OutputClaim(const std::string& pipeline,
+                                                 const std::string& output) override {
     std::lock_guard<std::mutex> lock(mu_);
-    SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt,
-                            db_->Prepare("SELECT input FROM file_outputs WHERE pipeline = ?1 AND output = ?2"));
+    SLUICE_ASSIGN_OR_RETURN(
+        sqlite3_stmt * stmt,
+        db_->Prepare("SELECT input FROM file_outputs WHERE pipeline = ?1 AND output = ?2"));
     SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Text(2, output);

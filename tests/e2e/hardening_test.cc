@@ -27,15 +27,15 @@ string AmountsCsv(int64_t n) {
 }
 
 string AmountsSource(const string& path, const string& extra = "") {
-  return "[source]\ntype = \"files\"\npath = '" + path + "'\ncolumns = { id = \"BIGINT\", amount = \"DECIMAL(12,2)\" }\n" +
-         extra + "\n";
+  return "[source]\ntype = \"files\"\npath = '" + path +
+         "'\ncolumns = { id = \"BIGINT\", amount = \"DECIMAL(12,2)\" }\n" + extra + "\n";
 }
 
 string Compress(const string& tool, const string& plain) {
   string out = plain + (tool == "gzip" ? ".gz" : ".zst");
   auto r = sluice::testing::RunSubprocess(
-      {"/bin/sh", "-c", tool == "gzip" ? "gzip -c \"$1\" > \"$2\"" : "zstd -q --check -c \"$1\" > \"$2\"", "sh",
-       plain, out});
+      {"/bin/sh", "-c", tool == "gzip" ? "gzip -c \"$1\" > \"$2\"" : "zstd -q --check -c \"$1\" > \"$2\"",
+       "sh", plain, out});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   return out;
 }
@@ -111,9 +111,10 @@ TEST_F(Hardening, CorruptGzipAndZstdFailAndAMultiMemberGzipLoadsWhole) {
 TEST_F(Hardening, RaggedRowFailsWithItsLineAndFieldCountsWhateverTheSourceSays) {
   string path = dir_.Write("ragged.csv", "id,name,amount\n1,a,1.5\n2,b\n3,c,3.5\n");
   for (const string& extra : {string(), string("delimiter = \",\""),
-                             string("columns = { id = \"BIGINT\", amount = \"DECIMAL(12,2)\" }")}) {
+                              string("columns = { id = \"BIGINT\", amount = \"DECIMAL(12,2)\" }")}) {
     SCOPED_TRACE(extra);
-    string toml = "[source]\ntype = \"files\"\npath = '" + path + "'\n" + extra + "\n" + PgDestination(url_, "t");
+    string toml =
+        "[source]\ntype = \"files\"\npath = '" + path + "'\n" + extra + "\n" + PgDestination(url_, "t");
     CliResult r = RunPipeline(dir_, toml);
     EXPECT_EQ(r.exit_code, 1) << Describe(r);
     EXPECT_NE(r.err.find(path + " line 3"), string::npos) << Describe(r);
@@ -125,30 +126,36 @@ TEST_F(Hardening, RaggedRowFailsWithItsLineAndFieldCountsWhateverTheSourceSays) 
   // A row with one field too many, as the last line (which made the sniffer
   // take the first lines for a preamble and load only the last row).
   string wide = dir_.Write("wide.csv", "id,name,amount\n1,a,1.5\n2,b,2.5\n3,c,3.5,9\n");
-  CliResult r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + wide + "'\n" + PgDestination(url_, "t"));
+  CliResult r =
+      RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + wide + "'\n" + PgDestination(url_, "t"));
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.err.find(wide + " line 4: expected 3 fields, found 4"), string::npos) << Describe(r);
   EXPECT_FALSE(TableExists("t"));
 
   // With on_error = "skip" the ragged row is rejected with its line.
   string rejects = dir_.Path("rejects.csv");
-  r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\non_error = \"skip\"\nrejects = '" +
-                            rejects + "'\n" + PgDestination(url_, "t"));
+  r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path +
+                            "'\non_error = \"skip\"\nrejects = '" + rejects + "'\n" +
+                            PgDestination(url_, "t"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_EQ(Scalar("SELECT string_agg(id::text || ':' || amount::text, ',' ORDER BY id) FROM t"), "1:1.5,3:3.5");
+  EXPECT_EQ(Scalar("SELECT string_agg(id::text || ':' || amount::text, ',' ORDER BY id) FROM t"),
+            "1:1.5,3:3.5");
   string written = ReadAll(rejects);
-  EXPECT_NE(written.find(path + ",3,amount,\"expected 3 fields, found 2 (missing data for column amount)\",\"2,b\""),
+  EXPECT_NE(written.find(path +
+                         ",3,amount,\"expected 3 fields, found 2 (missing data for column amount)\",\"2,b\""),
             string::npos)
       << written;
 }
 
 TEST_F(Hardening, RaggedRowOnStdinFailsWithItsLine) {
-  string toml = dir_.Write("stdin.toml", "[source]\ntype = \"files\"\npath = \"-\"\n" + PgDestination(url_, "t"));
+  string toml =
+      dir_.Write("stdin.toml", "[source]\ntype = \"files\"\npath = \"-\"\n" + PgDestination(url_, "t"));
   CliOptions options;
   options.stdin_data = "id,name,amount\n1,a,1.5\n2,b\n3,c,3.5\n";
   CliResult r = Sluice({"run", toml}, options);
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
-  EXPECT_NE(r.err.find("stdin line 3: expected 3 fields, found 2 (missing data for column amount)"), string::npos)
+  EXPECT_NE(r.err.find("stdin line 3: expected 3 fields, found 2 (missing data for column amount)"),
+            string::npos)
       << Describe(r);
   EXPECT_FALSE(TableExists("t"));
 }
@@ -187,7 +194,8 @@ TEST_F(Hardening, FileOutputsKeepTheWholeNameAndNeverReplaceAnotherInputsOutput)
   fs::rename(gz2, dir_.Path("d/y/z.csv.gz"));
   r = RunPipeline(dir_, toml);
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
-  EXPECT_NE(r.err.find("would both be written to " + dir_.Path("out") + "/y/z.csv"), string::npos) << Describe(r);
+  EXPECT_NE(r.err.find("would both be written to " + dir_.Path("out") + "/y/z.csv"), string::npos)
+      << Describe(r);
   EXPECT_FALSE(fs::exists(dir_.Path("out/y/z.csv")));
 }
 
@@ -198,7 +206,8 @@ TEST_F(Hardening, PerFileOutputsNeedFileAndRunNeedsAnIncrementalSource) {
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_NE(r.err.find("incremental = true"), string::npos) << Describe(r);
   toml = "[source]\ntype = \"files\"\npath = '" + dir_.Path("*.csv") +
-         "'\nincremental = true\n[destination]\ntype = \"file\"\npath = '" + dir_.Path("out-{file}.csv") + "'\n";
+         "'\nincremental = true\n[destination]\ntype = \"file\"\npath = '" + dir_.Path("out-{file}.csv") +
+         "'\n";
   r = ValidatePipeline(dir_, toml);
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_NE(r.err.find("per_file"), string::npos) << Describe(r);
@@ -208,7 +217,8 @@ TEST_F(Hardening, PerFileOutputsNeedFileAndRunNeedsAnIncrementalSource) {
 
 TEST_F(Hardening, EmptyFileLoadsNothingCreatesNothingAndSaysSo) {
   string empty = dir_.Write("empty.csv", "");
-  CliResult r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + empty + "'\n" + PgDestination(url_, "t"));
+  CliResult r =
+      RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + empty + "'\n" + PgDestination(url_, "t"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_NE(r.err.find(empty + " is empty"), string::npos) << Describe(r);
   EXPECT_FALSE(TableExists("t"));
@@ -217,9 +227,10 @@ TEST_F(Hardening, EmptyFileLoadsNothingCreatesNothingAndSaysSo) {
   dir_.Write("in/b.csv", "");
   r = RunPipeline(dir_, AmountsSource(dir_.Path("in")) + PgDestination(url_, "t"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
-  EXPECT_EQ(Scalar("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) "
-                   "FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0"),
-            "id bigint, amount numeric(12,2)");
+  EXPECT_EQ(
+      Scalar("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) "
+             "FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0"),
+      "id bigint, amount numeric(12,2)");
   EXPECT_EQ(Count("t"), 1);
 }
 
@@ -237,7 +248,8 @@ TEST_F(Hardening, HeaderOnlyFileEmptiesAnExistingTableButCreatesOneOnlyWithKnown
   EXPECT_EQ(Count("t"), 0);
   EXPECT_NE(r.err.find("emptied"), string::npos) << Describe(r);
 
-  r = RunPipeline(dir_, source + "columns = { id = \"BIGINT\", name = \"VARCHAR\" }\n" + PgDestination(url_, "typed"));
+  r = RunPipeline(
+      dir_, source + "columns = { id = \"BIGINT\", name = \"VARCHAR\" }\n" + PgDestination(url_, "typed"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_TRUE(TableExists("typed"));
   EXPECT_EQ(Count("typed"), 0);
@@ -246,18 +258,20 @@ TEST_F(Hardening, HeaderOnlyFileEmptiesAnExistingTableButCreatesOneOnlyWithKnown
 // --- 5. numbers keep their digits -----------------------------------------------
 
 TEST_F(Hardening, InferenceKeepsLongIntegersAndLeadingZerosExact) {
-  string path = dir_.Write("big.csv",
-                           "big,code,price\n12345678901234567890,007,1.5\n98765432109876543210,010,2.25\n");
-  CliResult r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\n" + PgDestination(url_, "t"));
+  string path =
+      dir_.Write("big.csv", "big,code,price\n12345678901234567890,007,1.5\n98765432109876543210,010,2.25\n");
+  CliResult r =
+      RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\n" + PgDestination(url_, "t"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Scalar("SELECT string_agg(big::text || '/' || code, ',' ORDER BY big) FROM t"),
             "12345678901234567890/007,98765432109876543210/010");
-  EXPECT_EQ(Scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND "
-                   "attname = 'code'"),
-            "text");
+  EXPECT_EQ(
+      Scalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND "
+             "attname = 'code'"),
+      "text");
   // A declared type that cannot hold a value rejects its row with the line.
-  r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\ncolumns = { big = \"BIGINT\" }\n" +
-                            PgDestination(url_, "u"));
+  r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path +
+                            "'\ncolumns = { big = \"BIGINT\" }\n" + PgDestination(url_, "u"));
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.err.find(path + " line 2, column big"), string::npos) << Describe(r);
 }
@@ -268,8 +282,9 @@ TEST_F(Hardening, RejectsPathThatIsOrWouldBecomeAnInputIsRefused) {
   string in = dir_.Write("in/a.csv", "id,amount\n1,1.00\n");
   for (const string& rejects : {in, dir_.Path("in/rejects.csv")}) {
     SCOPED_TRACE(rejects);
-    CliResult r = RunPipeline(dir_, AmountsSource(dir_.Path("in"), "on_error = \"skip\"\nrejects = '" + rejects + "'") +
-                                        PgDestination(url_, "t"));
+    CliResult r =
+        RunPipeline(dir_, AmountsSource(dir_.Path("in"), "on_error = \"skip\"\nrejects = '" + rejects + "'") +
+                              PgDestination(url_, "t"));
     EXPECT_EQ(r.exit_code, 2) << Describe(r);
     EXPECT_NE(r.err.find("[source] rejects"), string::npos) << Describe(r);
     EXPECT_EQ(ReadAll(in), "id,amount\n1,1.00\n");
@@ -291,22 +306,25 @@ TEST_F(Hardening, ValuesPostgresCannotStoreAreRejectedWithTheirInputLine) {
   }
   string path = dir_.Write("values.csv", data);
   Exec("CREATE TABLE t (id bigint, note text, day date, amount numeric(5,2))");
-  string source = "[source]\ntype = \"files\"\npath = '" + path +
-                  "'\ncolumns = { id = \"BIGINT\", note = \"VARCHAR\", day = \"DATE\", amount = \"DECIMAL(12,2)\" }\n";
+  string source =
+      "[source]\ntype = \"files\"\npath = '" + path +
+      "'\ncolumns = { id = \"BIGINT\", note = \"VARCHAR\", day = \"DATE\", amount = \"DECIMAL(12,2)\" }\n";
   CliResult r = RunPipeline(dir_, source + PgDestination(url_, "t"));
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.err.find(path + " line "), string::npos) << Describe(r);
   EXPECT_EQ(Count("t"), 0);
 
   string rejects = dir_.Path("rejects.csv");
-  r = RunPipeline(dir_, source + "on_error = \"skip\"\nrejects = '" + rejects + "'\n" + PgDestination(url_, "t"));
+  r = RunPipeline(dir_,
+                  source + "on_error = \"skip\"\nrejects = '" + rejects + "'\n" + PgDestination(url_, "t"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Count("t"), 5997);
   EXPECT_EQ(Scalar("SELECT count(*) FROM t WHERE id IN (5000, 5200, 5400)"), "0");
   auto duck = Duck();
   ASSERT_NE(duck, nullptr);
-  auto rows = DuckQuery(*duck, "SELECT line, \"column\", reason FROM read_csv(" + engine::QuoteLiteral(rejects) +
-                                   ", header=true, all_varchar=true) ORDER BY line::BIGINT");
+  auto rows =
+      DuckQuery(*duck, "SELECT line, \"column\", reason FROM read_csv(" + engine::QuoteLiteral(rejects) +
+                           ", header=true, all_varchar=true) ORDER BY line::BIGINT");
   ASSERT_EQ(rows.size(), 3u) << ReadAll(rejects);
   EXPECT_EQ(rows[0][0].value_or(""), "5001");
   EXPECT_EQ(rows[0][1].value_or(""), "note");
@@ -355,7 +373,8 @@ TEST_F(Hardening, LongLineNamesItsRealLineAndTheLimitCanBeRaised) {
 TEST_F(Hardening, ColumnNameLongerThanPostgresAllowsSaysHowToRenameIt) {
   string name(70, 'c');
   string path = dir_.Write("names.csv", "id," + name + "\n1,2\n");
-  CliResult r = RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\n" + PgDestination(url_, "t"));
+  CliResult r =
+      RunPipeline(dir_, "[source]\ntype = \"files\"\npath = '" + path + "'\n" + PgDestination(url_, "t"));
   EXPECT_EQ(r.exit_code, 2) << Describe(r);
   EXPECT_NE(r.err.find("longer than PostgreSQL's limit of 63"), string::npos) << Describe(r);
   EXPECT_NE(r.err.find("[transform] sql"), string::npos) << Describe(r);
@@ -366,8 +385,8 @@ TEST_F(Hardening, ColumnNameLongerThanPostgresAllowsSaysHowToRenameIt) {
 
 TEST_F(Hardening, ValidateRefusesTheSchedulesRunRefuses) {
   string path = dir_.Write("a.csv", "id,amount\n1,1.00\n");
-  for (const string& schedule : {string("cron = \"61 * * * *\""),
-                                 string("cron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"")}) {
+  for (const string& schedule :
+       {string("cron = \"61 * * * *\""), string("cron = \"0 3 * * *\"\ntimezone = \"Mars/Olympus\"")}) {
     SCOPED_TRACE(schedule);
     string toml = AmountsSource(path) + PgDestination(url_, "t") + "[schedule]\n" + schedule + "\n";
     CliResult v = ValidatePipeline(dir_, toml);
@@ -383,9 +402,10 @@ TEST_F(Hardening, ValidateRefusesTheSchedulesRunRefuses) {
 TEST_F(Hardening, EngineSettingsDuckDbWouldIgnoreAreRefused) {
   string path = dir_.Write("a.csv", "id,amount\n1,1.00\n");
   for (const string& engine : {string("memory_limit = \"banana\""), string("memory_limit = \"\""),
-                              string("threads = -1"), string("threads = 100000")}) {
+                               string("threads = -1"), string("threads = 100000")}) {
     SCOPED_TRACE(engine);
-    CliResult r = RunPipeline(dir_, AmountsSource(path) + PgDestination(url_, "t") + "[engine]\n" + engine + "\n");
+    CliResult r =
+        RunPipeline(dir_, AmountsSource(path) + PgDestination(url_, "t") + "[engine]\n" + engine + "\n");
     EXPECT_EQ(r.exit_code, 2) << Describe(r);
     EXPECT_NE(r.err.find("[engine]"), string::npos) << Describe(r);
   }

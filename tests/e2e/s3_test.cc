@@ -407,9 +407,9 @@ TEST_F(S3PipelineTest, FileNamesAreKeysBelowTheSourcePrefixSoOutputsNeverCollide
   Put("o/x/2024.01.01.csv", SimpleCsv(0, 10));
   Put("o/y/2024.01.01.csv", SimpleCsv(10, 20));
   std::string toml = "name = \"objects\"\n[source]\npath = 's3://" + bucket_ +
-                     "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" + S3Section(s3_->endpoint()) +
-                     "[state]\npath = '" + dir_.Path("s.db") + "'\n[destination]\ntype = \"file\"\npath = 's3://" +
-                     bucket_ + "/out/{file}.parquet'\n";
+                     "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" +
+                     S3Section(s3_->endpoint()) + "[state]\npath = '" + dir_.Path("s.db") +
+                     "'\n[destination]\ntype = \"file\"\npath = 's3://" + bucket_ + "/out/{file}.parquet'\n";
   auto run = RunPipeline(dir_, toml);
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
   for (auto [name, rows] : {std::pair{"x/2024.01.01", 10}, std::pair{"y/2024.01.01", 20}}) {

@@ -737,11 +737,11 @@ bool Resolve(Enc enc, Enc element_enc, uint32_t element_oid, Cursor* c, std::deq
       if (std::strcmp(f, "b") != 0) return false;
       c->fn = &WriteBool;
       return true;
-#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN)                              \
-  case Enc::E:                                                               \
-    if (std::strcmp(f, FORMAT) != 0) return false;                           \
-    take(WIDTH);                                                             \
-    c->fn = FN;                                                              \
+#define SLUICE_FIXED_CASE(E, FORMAT, WIDTH, FN)                               \
+  case Enc::E:                                                                \
+    if (std::strcmp(f, FORMAT) != 0) return false;                            \
+    take(WIDTH);                                                              \
+    c->fn = FN;                                                               \
     c->numeric_limit = NumericLimit(c->target_precision, c->target_scale, 0); \
     return true;
       SLUICE_FIXED_CASE(kInt16, "s", 2, (&WriteInt<int16_t, int16_t>))
@@ -900,7 +900,8 @@ std::string TimestampText(int64_t micros) {
   }
   char buf[48];
   std::snprintf(buf, sizeof buf, " %02lld:%02lld:%02lld", static_cast<long long>(rest / 3600000000LL),
-                static_cast<long long>(rest / 60000000LL % 60), static_cast<long long>(rest / 1000000LL % 60));
+                static_cast<long long>(rest / 60000000LL % 60),
+                static_cast<long long>(rest / 1000000LL % 60));
   std::string out = date + buf;
   if (rest % 1000000 != 0) {
     std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(rest % 1000000));
@@ -916,7 +917,8 @@ std::string DecimalText(bool negative, unsigned __int128 mag, int scale) {
     mag /= 10;
   } while (mag != 0);
   if (scale > 0) {
-    if (static_cast<int>(digits.size()) <= scale) digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
+    if (static_cast<int>(digits.size()) <= scale)
+      digits.insert(0, static_cast<size_t>(scale) + 1 - digits.size(), '0');
     digits.insert(digits.size() - static_cast<size_t>(scale), ".");
   }
   return (negative ? "-" : "") + digits;
@@ -998,8 +1000,8 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
     case Enc::kInt32ToNumeric:
     case Enc::kInt64ToNumeric: {
       if (c.numeric_limit == 0) return std::nullopt;
-      return "value " + ValueText(c, i) + " does not fit numeric(" + std::to_string(c.target_precision) + "," +
-             std::to_string(c.target_scale) + "), which holds " +
+      return "value " + ValueText(c, i) + " does not fit numeric(" + std::to_string(c.target_precision) +
+             "," + std::to_string(c.target_scale) + "), which holds " +
              std::to_string(c.target_precision - c.target_scale) + " digits before the decimal point";
     }
     case Enc::kList: {
@@ -1159,8 +1161,8 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out, std::vector<Rej
         }
         char* next = cursor.fn(cursor, r, p);
         if (__builtin_expect(next == nullptr, 0)) {
-          RejectedRow bad{batch.first_row() + r + 1, columns_[static_cast<size_t>(c)].name, ValueText(cursor, r),
-                          Problem(cursor, r).value_or("the value cannot be encoded")};
+          RejectedRow bad{batch.first_row() + r + 1, columns_[static_cast<size_t>(c)].name,
+                          ValueText(cursor, r), Problem(cursor, r).value_or("the value cannot be encoded")};
           if (rejected == nullptr) {
             out->resize(old_size);
             return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +

@@ -267,32 +267,43 @@ TEST(CopyEncoder, ValuesPostgresWouldRefuseFailNamingColumnRowAndValue) {
     std::string expect;
   };
   std::vector<Case> cases;
-  cases.push_back({"nul", Schema({{"s", DataType::Of(TypeId::kString)}}), {"text"},
+  cases.push_back({"nul",
+                   Schema({{"s", DataType::Of(TypeId::kString)}}),
+                   {"text"},
                    [](BatchBuilder& b, bool bad) {
                      b.AppendBytes(0, "ok");
                      if (bad) b.AppendBytes(0, std::string("a\0b", 3));
                    },
                    "NUL byte"});
-  cases.push_back({"date", Schema({{"d", DataType::Of(TypeId::kDate)}}), {"date"},
+  cases.push_back({"date",
+                   Schema({{"d", DataType::Of(TypeId::kDate)}}),
+                   {"date"},
                    [](BatchBuilder& b, bool bad) {
                      b.AppendInt(0, 19000);
                      // 5874898-01-01: one day past PostgreSQL's last date.
                      if (bad) b.AppendInt(0, 2145031949 + 10957);
                    },
                    "date 5874898-01-01 is out of range for PostgreSQL"});
-  cases.push_back({"timestamp", Schema({{"t", DataType::Of(TypeId::kTimestamp)}}), {"timestamp"},
+  cases.push_back({"timestamp",
+                   Schema({{"t", DataType::Of(TypeId::kTimestamp)}}),
+                   {"timestamp"},
                    [](BatchBuilder& b, bool bad) {
                      b.AppendInt(0, 0);
-                     if (bad) b.AppendInt(0, -211813488000000000LL + 946684800000000LL - 1);  // before 4714-11-24 BC
+                     if (bad)
+                       b.AppendInt(0, -211813488000000000LL + 946684800000000LL - 1);  // before 4714-11-24 BC
                    },
                    "is out of range for PostgreSQL"});
-  cases.push_back({"numeric", Schema({{"n", DataType::Decimal(12, 2)}}), {"numeric(5,2)"},
+  cases.push_back({"numeric",
+                   Schema({{"n", DataType::Decimal(12, 2)}}),
+                   {"numeric(5,2)"},
                    [](BatchBuilder& b, bool bad) {
-                     b.AppendInt(0, 99999);             // 999.99 fits
+                     b.AppendInt(0, 99999);            // 999.99 fits
                      if (bad) b.AppendInt(0, 100000);  // 1000.00 does not
                    },
                    "value 1000.00 does not fit numeric(5,2)"});
-  cases.push_back({"varchar", Schema({{"v", DataType::Of(TypeId::kString)}}), {"character varying(3)"},
+  cases.push_back({"varchar",
+                   Schema({{"v", DataType::Of(TypeId::kString)}}),
+                   {"character varying(3)"},
                    [](BatchBuilder& b, bool bad) {
                      b.AppendBytes(0, "abc   ");  // trailing spaces are cut, as PostgreSQL does
                      if (bad) b.AppendBytes(0, "abcd");
@@ -307,7 +318,8 @@ TEST(CopyEncoder, ValuesPostgresWouldRefuseFailNamingColumnRowAndValue) {
     auto out = EncodeAll(**batch, c.targets);
     ASSERT_FALSE(out.ok());
     EXPECT_EQ(out.status().code(), StatusCode::kDataError);
-    EXPECT_NE(out.status().message().find("row 2 of the result"), std::string::npos) << out.status().message();
+    EXPECT_NE(out.status().message().find("row 2 of the result"), std::string::npos)
+        << out.status().message();
     EXPECT_NE(out.status().message().find(c.expect), std::string::npos) << out.status().message();
 
     // Collecting instead: the bad row is left out and reported, the good
@@ -333,7 +345,9 @@ TEST(CopyEncoder, ValuesPostgresWouldRefuseFailNamingColumnRowAndValue) {
 }
 
 TEST(CopyEncoder, NulIsFineInByteaAndNumbersWithinTheTargetPass) {
-  Schema schema({{"b", DataType::Of(TypeId::kBinary)}, {"n", DataType::Decimal(38, 4)}, {"i", DataType::Of(TypeId::kInt64)}});
+  Schema schema({{"b", DataType::Of(TypeId::kBinary)},
+                 {"n", DataType::Decimal(38, 4)},
+                 {"i", DataType::Of(TypeId::kInt64)}});
   BatchBuilder b(schema);
   b.AppendBytes(0, std::string("\0\0", 2));
   b.AppendInt(1, 99999949);  // 9999.9949 rounds to 9999.99 in numeric(6,2)

@@ -194,11 +194,11 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
       std::string cut = field.name.substr(0, kMaxIdentifierBytes);
       while (!cut.empty() && (static_cast<unsigned char>(cut.back()) & 0xC0) == 0x80) cut.pop_back();
       if (!cut.empty() && static_cast<unsigned char>(cut.back()) >= 0xC0) cut.pop_back();
-      return Status::InvalidArgument(
-          "the result's column \"" + field.name + "\" has a name of " + std::to_string(field.name.size()) +
-          " bytes, longer than PostgreSQL's limit of 63 (it would become \"" + cut +
-          "\"); rename it in [transform] sql, e.g. SELECT " + Ident(field.name) + " AS " + Ident(cut) +
-          ", ... FROM input");
+      return Status::InvalidArgument("the result's column \"" + field.name + "\" has a name of " +
+                                     std::to_string(field.name.size()) +
+                                     " bytes, longer than PostgreSQL's limit of 63 (it would become \"" +
+                                     cut + "\"); rename it in [transform] sql, e.g. SELECT " +
+                                     Ident(field.name) + " AS " + Ident(cut) + ", ... FROM input");
     }
     if (!seen.insert(field.name).second) {
       return Status::InvalidArgument("the result has two columns named \"" + field.name + "\"");
@@ -316,8 +316,9 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
 
 Status PostgresDestination::BeginUntypedEmpty(const std::optional<PgTable>& table, const Schema& schema) {
   if (!table) {
-    note_ = "the input has no rows and the types of its columns are unknown, so the table was not created "
-            "(declare the types in [source] columns to create it)";
+    note_ =
+        "the input has no rows and the types of its columns are unknown, so the table was not created "
+        "(declare the types in [source] columns to create it)";
     return Status::OK();
   }
   for (const auto& field : schema.fields()) {
@@ -454,7 +455,6 @@ Status PostgresDestination::FinishLoad() {
   }
   return committed;
 }
-
 
 Status PostgresDestination::Commit() {
   if (!loading_) return Status::Internal(Describe() + ": Commit without a successful Begin");

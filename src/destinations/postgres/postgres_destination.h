@@ -116,16 +116,16 @@ class PostgresDestination : public Destination {
   PostgresDestinationOptions options_;
   PgTableName name_;
   std::unique_ptr<PgConnection> conn_;
-  bool loading_ = false;   // between a successful Begin and Commit/Abort
-  bool copying_ = false;   // a COPY is open (not in untyped_empty mode)
-  std::string merge_sql_;  // upsert: run at Commit
+  bool loading_ = false;                            // between a successful Begin and Commit/Abort
+  bool copying_ = false;                            // a COPY is open (not in untyped_empty mode)
+  std::string merge_sql_;                           // upsert: run at Commit
   std::vector<CommitStatement> commit_statements_;  // checkpoints: run just before COMMIT
-  std::string buffer_;     // Write's encode buffer, reused across batches
+  std::string buffer_;                              // Write's encode buffer, reused across batches
   int64_t rows_ = 0;
   std::string note_;
 
-  std::mutex cancel_mu_;            // guards cancel_ against Interrupt() from another thread
-  void* cancel_ = nullptr;          // PGcancel* for conn_ while it is open
+  std::mutex cancel_mu_;    // guards cancel_ against Interrupt() from another thread
+  void* cancel_ = nullptr;  // PGcancel* for conn_ while it is open
   std::atomic<bool> interrupted_{false};
 
   bool skip_bad_rows_ = false;

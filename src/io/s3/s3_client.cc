@@ -1288,9 +1288,9 @@ Status S3Client::CreateBucket(const std::string& bucket) const {
 Status CheckDownloadedSize(const std::string& where, const S3Object& got, int64_t listed_size,
                            const std::string& listed_etag) {
   if (listed_etag.empty() || got.etag != listed_etag || got.size == listed_size) return Status::OK();
-  return Status::Unavailable(where + ": downloaded " + std::to_string(got.size) + " bytes, but the listing says " +
-                             std::to_string(listed_size) + " for the same ETag " + listed_etag +
-                             "; the download is incomplete");
+  return Status::Unavailable(where + ": downloaded " + std::to_string(got.size) +
+                             " bytes, but the listing says " + std::to_string(listed_size) +
+                             " for the same ETag " + listed_etag + "; the download is incomplete");
 }
 
 }  // namespace sluice::io

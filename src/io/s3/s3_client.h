@@ -5,10 +5,9 @@
 // Retry-After, 408/RequestTimeout, timeouts, stalled transfers, refused or
 // dropped connections) with exponential backoff and jitter under
 // options.retry, and ends with Unavailable saying how many attempts were
-// made, marked not retryable (the budget is spent). Other errors fail at once: 404/NoSuchKey/NoSuchBucket as NotFound,
-// 403 and other 4xx as InvalidArgument, each naming s3://bucket/key and the
-// S3 error code and message. Messages never contain the secret key, the
-// session token or the Authorization header.
+// made, marked not retryable (the budget is spent). Other errors fail at once: 404/NoSuchKey/NoSuchBucket as
+// NotFound, 403 and other 4xx as InvalidArgument, each naming s3://bucket/key and the S3 error code and
+// message. Messages never contain the secret key, the session token or the Authorization header.
 //
 // Thread-safety: all methods may be called from several threads at once;
 // each request uses its own curl easy handle, taken from a small

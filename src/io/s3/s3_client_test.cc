@@ -713,7 +713,8 @@ TEST(CheckDownloadedSize, SameEtagMustHaveTheListedSize) {
   Status short_body = CheckDownloadedSize("s3://b/k", got, 250, "abc");
   ASSERT_FALSE(short_body.ok());
   EXPECT_EQ(short_body.code(), StatusCode::kUnavailable);
-  EXPECT_NE(short_body.message().find("s3://b/k: downloaded 100 bytes, but the listing says 250"), std::string::npos)
+  EXPECT_NE(short_body.message().find("s3://b/k: downloaded 100 bytes, but the listing says 250"),
+            std::string::npos)
       << short_body.message();
 }
 

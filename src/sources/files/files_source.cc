@@ -146,7 +146,8 @@ Status FilesSource::CheckRejectsPath() const {
   for (const auto& f : files_) {
     if (normal(f.path) == rejects) return refuse("is one of the input files");
   }
-  if (options_.path.empty() || options_.path == "-" || options_.path.starts_with("s3://")) return Status::OK();
+  if (options_.path.empty() || options_.path == "-" || options_.path.starts_with("s3://"))
+    return Status::OK();
   std::string pattern = normal(options_.path);
   std::error_code ec;
   if (fs::is_directory(pattern, ec)) {
@@ -375,11 +376,13 @@ Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::Duck
     std::vector<std::pair<std::string, std::string>> columns;
   };
   auto sniff = [&](bool padded) -> Result<Sniffed> {
-    SLUICE_ASSIGN_OR_RETURN(auto rows, engine->QueryRows("SELECT Prompt, SkipRows, to_json(Columns), Delimiter "
-                                                         "FROM sniff_csv(" +
-                                                         QuoteLiteral(path) + user +
-                                                         (padded ? ", null_padding=true" : "") + ")"));
-    if (rows.empty() || !rows[0][0] || !rows[0][2]) return Status::DataError("no result from the CSV sniffer");
+    SLUICE_ASSIGN_OR_RETURN(
+        auto rows,
+        engine->QueryRows("SELECT Prompt, SkipRows, to_json(Columns), Delimiter "
+                          "FROM sniff_csv(" +
+                          QuoteLiteral(path) + user + (padded ? ", null_padding=true" : "") + ")"));
+    if (rows.empty() || !rows[0][0] || !rows[0][2])
+      return Status::DataError("no result from the CSV sniffer");
     Sniffed out;
     out.prompt = *rows[0][0];
     out.skip = std::stoll(rows[0][1].value_or("0"));
@@ -418,8 +421,8 @@ Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::Duck
         bool found = false;
         for (const auto& c : s.columns) found = found || c.first == name;
         if (!found) {
-          return "[source] columns names \"" + name + "\", which is not a column of the file (its columns: " +
-                 NameList(s.columns) + ")";
+          return "[source] columns names \"" + name +
+                 "\", which is not a column of the file (its columns: " + NameList(s.columns) + ")";
         }
       }
     }
@@ -495,10 +498,12 @@ Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::Duck
                    prompt.substr(cols_end, close - cols_end);
   layout.options = ReplaceAll(std::move(layout.options), ", null_padding=true", "");
   layout.options = std::regex_replace(layout.options, std::regex(R"(, max_line_size='?\d+'?)"), "");
-  if (layout.options.find(", quote='', escape=''") != std::string::npos && head.find('"') == std::string::npos) {
+  if (layout.options.find(", quote='', escape=''") != std::string::npos &&
+      head.find('"') == std::string::npos) {
     // No quotes in the sample: read with standard CSV quoting anyway, so a
     // quoted field further down is one field and not split at its commas.
-    layout.options = ReplaceAll(std::move(layout.options), ", quote='', escape=''", ", quote='\"', escape='\"'");
+    layout.options =
+        ReplaceAll(std::move(layout.options), ", quote='', escape=''", ", quote='\"', escape='\"'");
   }
 
   // Columns: the sniffed ones, with the declared types.
@@ -551,16 +556,16 @@ Status FilesSource::KeepInferredNumbersExact(engine::DuckDbEngine* engine, const
     std::string digits = "regexp_replace(" + v + ", '[^0-9]', '', 'g')";
     std::string int_part = "ltrim(regexp_replace(split_part(" + v + ", '.', 1), '[^0-9]', '', 'g'), '0')";
     if (k) select += ", ";
-    select += "coalesce(bool_and(regexp_full_match(" + v + ", '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)')), true), " +
-              "coalesce(max(length(rtrim(ltrim(" + digits + ", '0'), '0'))), 0), " +
-              "coalesce(max(length(" + int_part + ")), 0), " + "coalesce(max(length(split_part(" + v +
-              ", '.', 2))), 0)";
+    select += "coalesce(bool_and(regexp_full_match(" + v +
+              ", '[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)')), true), " + "coalesce(max(length(rtrim(ltrim(" +
+              digits + ", '0'), '0'))), 0), " + "coalesce(max(length(" + int_part + ")), 0), " +
+              "coalesce(max(length(split_part(" + v + ", '.', 2))), 0)";
   }
   SLUICE_ASSIGN_OR_RETURN(
-      auto rows, engine->QueryRows("SELECT " + select + " FROM (SELECT * FROM read_csv(" + QuoteLiteral(path) +
-                                   layout->options + ", columns=" + ColumnSpec(text) + ", max_line_size=" +
-                                   std::to_string(options_.max_line_size) + ", ignore_errors=true) LIMIT " +
-                                   std::to_string(kExactnessSample) + ")"));
+      auto rows, engine->QueryRows("SELECT " + select + " FROM (SELECT * FROM read_csv(" +
+                                   QuoteLiteral(path) + layout->options + ", columns=" + ColumnSpec(text) +
+                                   ", max_line_size=" + std::to_string(options_.max_line_size) +
+                                   ", ignore_errors=true) LIMIT " + std::to_string(kExactnessSample) + ")"));
   if (rows.size() != 1) return Status::Internal("unexpected result of the number check");
   for (size_t k = 0; k < doubles.size(); ++k) {
     const auto& row = rows[0];
@@ -619,7 +624,8 @@ Result<std::string> FilesSource::CsvScanSql(engine::DuckDbEngine* engine) {
       continue;
     }
     std::string sql;
-    for (const auto& t : types) sql += (sql.empty() ? "SELECT " : " UNION ALL SELECT ") + ("NULL::" + t + " AS c");
+    for (const auto& t : types)
+      sql += (sql.empty() ? "SELECT " : " UNION ALL SELECT ") + ("NULL::" + t + " AS c");
     SLUICE_ASSIGN_OR_RETURN(auto described, engine->Describe(sql));
     unified[name] = described.empty() ? "VARCHAR" : described[0].duckdb_type;
   }
@@ -810,7 +816,8 @@ Status FilesSource::Attach(engine::DuckDbEngine* engine) {
 void FilesSource::StartIntegrityChecks() {
   if (checker_.joinable()) return;
   // For bench/load_bench.py only, which measures what the check costs.
-  if (const char* skip = std::getenv("SLUICE_BENCH_SKIP_INTEGRITY_CHECK"); skip != nullptr && *skip == '1') return;
+  if (const char* skip = std::getenv("SLUICE_BENCH_SKIP_INTEGRITY_CHECK"); skip != nullptr && *skip == '1')
+    return;
   std::vector<std::pair<std::string, io::Compression>> compressed;
   for (const auto& f : scanned_) {
     io::Compression c = io::CompressionOfPath(f.path);
@@ -929,7 +936,8 @@ std::string CsvField(const std::string& v) {
 
 }  // namespace
 
-Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine, const std::vector<RejectedRow>& refused) {
+Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine,
+                                           const std::vector<RejectedRow>& refused) {
   if (options_.on_error != OnError::kSkip) return int64_t{0};
   // One row per rejected input line (a line can fail in several columns).
   SLUICE_ASSIGN_OR_RETURN(
@@ -980,7 +988,8 @@ Result<int64_t> FilesSource::FinishRejects(engine::DuckDbEngine* engine, const s
       rejects.push_back(Reject{found[i]->file, found[i]->line, 0, r.column, r.reason, found[i]->raw});
     } else {
       rejects.push_back(Reject{"", 0, 0, r.column,
-                               r.reason + " (row " + std::to_string(r.result_row) + " of the result)", r.value});
+                               r.reason + " (row " + std::to_string(r.result_row) + " of the result)",
+                               r.value});
     }
   }
   int64_t count = static_cast<int64_t>(rejects.size());
@@ -1134,7 +1143,8 @@ std::vector<std::optional<FilesSource::ValueSource>> FilesSource::LocateValues(
             fields.back() += c;
           }
         } else if (static_cast<unsigned char>(c) == q) {
-          if (prev == static_cast<char>(q) && !fields.back().empty()) fields.back() += c;  // "" inside a field
+          if (prev == static_cast<char>(q) && !fields.back().empty())
+            fields.back() += c;  // "" inside a field
           quoted = true;
         } else if (c == d) {
           fields.emplace_back();

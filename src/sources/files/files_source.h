@@ -44,7 +44,7 @@ enum class FileFormat { kCsv, kParquet, kJsonl };
 enum class OnError { kFail, kSkip };
 
 struct FilesSourceOptions {
-  std::string path;    // file, glob, directory, or "-" for stdin
+  std::string path;  // file, glob, directory, or "-" for stdin
   /// When not empty, exactly these local files are read (e.g. objects
   /// downloaded from S3) and `path` only names them in messages.
   std::vector<io::LocalFile> files;
@@ -166,8 +166,8 @@ class FilesSource {
   /// JSON lines: the columns DuckDB infers from `read_json_args`, with the
   /// configured types replacing inferred ones, so values are parsed straight
   /// into the declared type instead of through an inferred one.
-  Result<std::vector<std::pair<std::string, std::string>>> JsonColumns(engine::DuckDbEngine* engine,
-                                                                       const std::string& read_json_args) const;
+  Result<std::vector<std::pair<std::string, std::string>>> JsonColumns(
+      engine::DuckDbEngine* engine, const std::string& read_json_args) const;
   void Feed(const CancellationSource* cancel);
 
   FilesSourceOptions options_;
