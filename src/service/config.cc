@@ -84,6 +84,12 @@ Result<int64_t> ParseDurationSeconds(const std::string& text) {
     mult = 86400;
   if (mult == 0 || n <= 0)
     return Status::InvalidArgument("bad duration '" + text + "' (expected e.g. 30s, 5m, 24h)");
+  // Longer than any interval or timeout means anything; the limit also
+  // keeps every use (milliseconds, the clock's nanoseconds) from overflowing.
+  constexpr int64_t kMaxSeconds = int64_t{100} * 366 * 86400;
+  if (n > kMaxSeconds / mult) {
+    return Status::InvalidArgument("bad duration '" + text + "': longer than 100 years");
+  }
   return n * mult;
 }
 
@@ -113,8 +119,13 @@ Result<int64_t> ParseBytes(const std::string& text) {
     mult = 1024.0 * 1024;
   else if (unit == "GIB")
     mult = 1024.0 * 1024 * 1024;
-  if (mult == 0 || n < 0) return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
-  return static_cast<int64_t>(n * mult);
+  const double bytes = n * mult;
+  // NaN, infinity and sizes beyond int64_t are no sizes (and converting
+  // them to an integer is undefined).
+  if (mult == 0 || !(n >= 0) || !(bytes < 0x1p63)) {
+    return Status::InvalidArgument("bad size '" + text + "' (expected e.g. 8MB)");
+  }
+  return static_cast<int64_t>(bytes);
 }
 
 namespace {

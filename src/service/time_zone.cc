@@ -296,16 +296,34 @@ struct TimeZone::Data {
   OffsetPeriod FooterPeriod(int64_t t, int64_t lower) const {
     const PosixRule& rule = *footer;
     if (!rule.has_dst) return Make(lower, kEnd, rule.standard);
-    // Daylight-saving intervals for the years around t, merged where they
-    // touch (a rule that keeps DST all year produces one long interval).
+    // Daylight-saving intervals for the years around t. Each year follows
+    // its own order of start and end, as in tzcode: start to end when the
+    // start comes first, else the year's beginning to the end and the start
+    // to the year's end (southern hemisphere). A rule whose order changes
+    // between years (a start on a fixed day, an end on a weekday) must give
+    // the same periods whichever year t is in. Intervals that touch or
+    // overlap are merged: a rule that keeps DST all year produces one long
+    // interval.
     int year = YearOf(t);
     auto start = [&](int y) { return LocalRuleInstant(y, rule.start) - rule.standard.utc_offset; };
     auto end = [&](int y) { return LocalRuleInstant(y, rule.end) - rule.dst.utc_offset; };
-    bool southern = start(year) > end(year);
-    std::vector<std::pair<int64_t, int64_t>> dst;
+    auto year_begin = [&](int y) {
+      return DaysFromCivil(y, 1, 1) * kSecondsPerDay - rule.standard.utc_offset;
+    };
+    std::vector<std::pair<int64_t, int64_t>> pieces;
     for (int y = year - 3; y <= year + 2; ++y) {
-      int64_t s = start(y);
-      int64_t e = southern ? end(y + 1) : end(y);
+      const int64_t s = start(y);
+      const int64_t e = end(y);
+      if (s < e) {
+        pieces.emplace_back(s, e);
+      } else if (s > e) {
+        pieces.emplace_back(year_begin(y), e);
+        pieces.emplace_back(s, year_begin(y + 1));
+      }
+    }
+    std::sort(pieces.begin(), pieces.end());
+    std::vector<std::pair<int64_t, int64_t>> dst;
+    for (const auto& [s, e] : pieces) {
       if (s >= e) continue;
       if (!dst.empty() && s <= dst.back().second) {
         dst.back().second = std::max(dst.back().second, e);
