@@ -7,6 +7,7 @@
 #
 #   bench/fuzz.sh [SECONDS] [TARGET...]     default: 60 s, every target
 #   bench/fuzz.sh 300 config cron           targets by short or full name
+#   bench/fuzz.sh 0                         only replay seeds and regressions
 #   FUZZ_JOBS=1 bench/fuzz.sh               targets at once (default: cores)
 #
 # Nothing in the repository is written: inputs that add coverage go to
@@ -59,7 +60,11 @@ run_target() {
   mkdir -p "$work/corpus" "$artifacts" "$build/logs"
   local dict=()
   [[ -f "fuzz/dict/$t.dict" ]] && dict=(-dict="fuzz/dict/$t.dict")
-  if ! "$bin" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
+  # 0 s: only run the seeds and regressions once (libFuzzer reads
+  # -max_total_time=0 as "no limit").
+  local limit=(-max_total_time="$seconds")
+  ((seconds > 0)) || limit=(-runs=0)
+  if ! "$bin" "${limit[@]}" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$artifacts" "${dict[@]}" "$work/corpus" "fuzz/corpus/$t" >"$log" 2>&1; then
     local crash
     crash="$(grep -o "Test unit written to .*" "$log" | tail -1 | sed 's/Test unit written to //')"

@@ -203,28 +203,24 @@ TEST(TimeZone, PosixRuleJulianDaysAndFixedOffsets) {
 
 TEST(TimeZone, PosixRuleWhoseStartAndEndSwapOrderBetweenYears) {
   // Found by fuzz/tzif_fuzz.cc. DST starts on 2 January (zero-based day 1)
-  // and ends on the first Sunday of January: in 2017 (1 January is a
-  // Sunday) the end comes first, in 2018 (a Monday) the start does. Each
-  // year follows its own order, and the periods must not depend on which
-  // year the instant asked about falls in.
+  // and ends on the first Sunday of January. 2017 began on a Sunday, so its
+  // end (1 January) came before its start (2 January); 2018 began on a
+  // Monday, so its start (2 January) came first. The changes apply in time
+  // order: DST from 2 January 2017 to 7 January 2018, whichever instant of
+  // that stretch is asked about.
   Result<TimeZone> tz = TimeZone::FromPosixRule("<+1030>-10:30<+11>-11,1/0,M1.1.0");
   ASSERT_TRUE(tz.ok()) << tz.status().ToString();
-  // 2017: DST ends at 02:00 on 1 January and starts again at 00:00 on 2
-  // January, until the end of the year.
-  OffsetPeriod late_2017 = tz->PeriodAt(Utc(2017y / December / 31, 12h));
-  EXPECT_TRUE(late_2017.is_dst);
-  EXPECT_EQ(late_2017.begin, Utc(2017y / January / 2) - (10h + 30min));
-  EXPECT_EQ(late_2017.end, Utc(2018y / January / 1) - (10h + 30min));
-  // 2018: standard time on 1 January, DST from 2 January to the first Sunday (7 January).
-  OffsetPeriod new_year = tz->PeriodAt(Utc(2018y / January / 1));
-  EXPECT_FALSE(new_year.is_dst);
-  EXPECT_EQ(new_year.begin, late_2017.end);
-  EXPECT_EQ(new_year.end, Utc(2018y / January / 2) - (10h + 30min));
-  OffsetPeriod first_week = tz->PeriodAt(new_year.end);
-  EXPECT_TRUE(first_week.is_dst);
-  EXPECT_EQ(first_week.end, Utc(2018y / January / 7, 2h) - 11h);
-
-  LocalTimeMapping m = tz->LocalToUtc(Local(2018y / January / 1, 10h + 30min));
+  const sys_seconds begin = Utc(2017y / January / 2) - (10h + 30min);
+  const sys_seconds end = Utc(2018y / January / 7, 2h) - 11h;
+  for (sys_seconds t : {Utc(2017y / June / 1), Utc(2017y / December / 31, 12h), Utc(2018y / January / 1),
+                        Utc(2018y / January / 6)}) {
+    OffsetPeriod p = tz->PeriodAt(t);
+    EXPECT_TRUE(p.is_dst);
+    EXPECT_EQ(p.begin, begin);
+    EXPECT_EQ(p.end, end);
+  }
+  EXPECT_FALSE(tz->PeriodAt(end).is_dst);
+  LocalTimeMapping m = tz->LocalToUtc(Local(2018y / January / 1, 11h));
   EXPECT_EQ(m.kind, LocalTimeMapping::Kind::kUnique);
   EXPECT_EQ(m.earliest, Utc(2018y / January / 1));
 }
