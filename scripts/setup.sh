@@ -2,7 +2,7 @@
 # Installs what sluice needs on Debian 12 (only what is missing), fetches
 # DuckDB, and builds everything into build/. Safe to run again.
 #   scripts/setup.sh            build dependencies + build
-#   scripts/setup.sh --tests    also what the test suite needs (PostgreSQL 15)
+#   scripts/setup.sh --tests    also what the test suite needs (PostgreSQL 15, clang for fuzzing)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -18,7 +18,8 @@ packages=(build-essential ca-certificates openssl
   libcli11-dev nlohmann-json3-dev libsqlite3-dev libzstd-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcpp-httplib-dev)  # the last four: tests and benchmarks
 if (( want_tests )); then
-  packages+=(postgresql-15 postgresql-client-15 util-linux procps gzip zstd)
+  # clang and its runtimes (libFuzzer, ASan, UBSan): the fuzz targets (fuzz/, bench/fuzz.sh).
+  packages+=(postgresql-15 postgresql-client-15 util-linux procps gzip zstd clang libclang-rt-14-dev)
 fi
 
 missing=()

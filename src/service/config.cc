@@ -76,7 +76,9 @@ Result<int64_t> ParseDurationMillis(const std::string& text) {
   };
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 12) return bad();
+  if (digits == 0) return bad();
+  auto too_long = [&] { return Status::InvalidArgument("bad duration '" + text + "': longer than 100 years"); };
+  if (digits > 15) return too_long();  // beyond 100 years in any unit, and beyond what stoll reads
   int64_t n = std::stoll(text.substr(0, digits));
   std::string unit = text.substr(digits);
   int64_t mult = 0;
@@ -91,6 +93,10 @@ Result<int64_t> ParseDurationMillis(const std::string& text) {
   else if (unit == "d")
     mult = 86'400'000;
   if (mult == 0 || n <= 0) return bad();
+  // Longer than any interval or timeout means anything; the limit also
+  // keeps every use (the clock's nanoseconds) from overflowing.
+  constexpr int64_t kMaxMillis = int64_t{100} * 366 * 86'400'000;
+  if (n > kMaxMillis / mult) return too_long();
   return n * mult;
 }
 
@@ -135,8 +141,10 @@ Result<int64_t> ParseBytes(const std::string& text) {
     mult = 1024.0 * 1024 * 1024;
   else if (unit == "TIB")
     mult = 1024.0 * 1024 * 1024 * 1024;
-  double bytes = n * mult;
-  if (mult == 0 || !(bytes < 9.0e18)) return bad();
+  // NaN, infinity and sizes beyond int64_t are no sizes (and converting
+  // them to an integer is undefined).
+  const double bytes = n * mult;
+  if (mult == 0 || !(bytes < 0x1p63)) return bad();
   return static_cast<int64_t>(bytes);
 }
 

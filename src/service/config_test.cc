@@ -167,6 +167,30 @@ TEST(ParsePipelineConfig, DurationsAndSizesInMillisecondsAndBytes) {
   EXPECT_EQ(cfg->s3.retry_max_elapsed_ms, 20000);
 }
 
+TEST(ParseBytesAndDurations, SizesBeyondInt64AreErrors) {
+  // Found by fuzz/config_fuzz.cc: converting these doubles to int64_t was
+  // undefined behaviour (in practice a negative size).
+  for (const char* text : {"53e081", "1e300GB", "9.3e18", "inf", "nan", "-nan MB"}) {
+    Result<int64_t> bytes = ParseBytes(text);
+    ASSERT_FALSE(bytes.ok()) << text << " -> " << *bytes;
+    EXPECT_EQ(bytes.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(bytes.status().message().find("bad size"), std::string::npos);
+  }
+  EXPECT_EQ(*ParseBytes("9000000000000000000"), int64_t{9'000'000'000'000'000'000});
+}
+
+TEST(ParseBytesAndDurations, DurationsLongerThanAHundredYearsAreErrors) {
+  // Found by fuzz/config_fuzz.cc: "every" this long overflowed the clock's
+  // nanoseconds when the next run was computed, and n * 86400 overflowed.
+  for (const char* text : {"999989999999919", "200000d", "106751991167301d", "9223372036854775807m"}) {
+    Result<int64_t> seconds = ParseDurationSeconds(text);
+    ASSERT_FALSE(seconds.ok()) << text << " -> " << *seconds;
+    EXPECT_EQ(seconds.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(seconds.status().message().find("longer than 100 years"), std::string::npos);
+  }
+  EXPECT_EQ(*ParseDurationSeconds("36600d"), int64_t{36600} * 86400);
+}
+
 TEST(ParsePipelineConfig, ReadsTheS3ExampleShippedInTheRepository) {
   auto cfg = LoadPipelineConfig(std::string(SLUICE_SOURCE_DIR) + "/examples/s3_daily/daily.toml",
                                 Env({{"PGPASSWORD", "pw"}}));

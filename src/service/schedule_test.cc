@@ -295,6 +295,25 @@ TEST(CronSchedule, AgreesWithMinuteByMinuteSearchAroundDstChanges) {
   }
 }
 
+TEST(CronSchedule, ZoneWhoseDaylightSavingRulesReachIntoTheYearBefore) {
+  // Found by fuzz/cron_fuzz.cc: UTC-1, DST UTC+12, starting 166 hours before
+  // the first Monday of January and ending 132 hours before 3 January, so
+  // most years' changes fall in late December of the year before. The
+  // zone's periods depended on the year asked about, and the first run
+  // after 1970 came 13 hours early, at midnight of a DST offset the zone
+  // did not have then.
+  Result<TimeZone> tz = TimeZone::FromPosixRule("<-01>1<+12>-12,M1.1.1/-166,2/-132");
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  // Minute 0 of every hour on days 1, 8, 15, 22 and 29 of February that
+  // are Thursdays: first 1 February 1973, in standard time (UTC-1).
+  CronSchedule cron = MustParse("0 * */7 2 4");
+  for (TimePoint after : {At(1970y / January / 1), At(1972y / June / 1), At(1973y / February / 1)}) {
+    Result<TimePoint> next = cron.NextAfter(after, *tz);
+    ASSERT_TRUE(next.ok()) << next.status().ToString();
+    EXPECT_EQ(*next, At(1973y / February / 1, 1h));
+  }
+}
+
 TEST(IntervalSchedule, AddsTheIntervalToThePreviousStart) {
   IntervalSchedule every(24h);
   EXPECT_EQ(*every.Next(At(2026y / May / 5, 10h + 7min)), At(2026y / May / 6, 10h + 7min));

@@ -296,45 +296,50 @@ struct TimeZone::Data {
   OffsetPeriod FooterPeriod(int64_t t, int64_t lower) const {
     const PosixRule& rule = *footer;
     if (!rule.has_dst) return Make(lower, kEnd, rule.standard);
-    // Daylight-saving intervals for the years around t, merged where they
-    // touch (a rule that keeps DST all year produces one long interval).
-    int year = YearOf(t);
-    auto start = [&](int y) { return LocalRuleInstant(y, rule.start) - rule.standard.utc_offset; };
-    auto end = [&](int y) { return LocalRuleInstant(y, rule.end) - rule.dst.utc_offset; };
-    bool southern = start(year) > end(year);
-    std::vector<std::pair<int64_t, int64_t>> dst;
-    for (int y = year - 3; y <= year + 2; ++y) {
-      int64_t s = start(y);
-      int64_t e = southern ? end(y + 1) : end(y);
-      if (s >= e) continue;
-      if (!dst.empty() && s <= dst.back().second) {
-        dst.back().second = std::max(dst.back().second, e);
-      } else {
-        dst.emplace_back(s, e);
-      }
+    // The rule's changes in the years around t, in time order: each year
+    // switches to DST at its start and back at its end, in whichever order
+    // they fall (POSIX; tzcode does the same). Taking them in time order,
+    // rather than pairing each year's start with an end, gives the same
+    // periods whichever year t is in, also for rules whose start and end
+    // swap order between years or reach into a neighbouring year.
+    struct Change {
+      int64_t at;
+      bool dst;
+    };
+    const int year = YearOf(t);
+    std::vector<Change> changes;
+    for (int y = year - 3; y <= year + 3; ++y) {
+      changes.push_back({LocalRuleInstant(y, rule.start) - rule.standard.utc_offset, true});
+      changes.push_back({LocalRuleInstant(y, rule.end) - rule.dst.utc_offset, false});
     }
-    const int64_t window_begin = dst.empty() ? kBegin : dst.front().first;
-    const int64_t window_end = dst.empty() ? kEnd : dst.back().second;
+    // At one instant the last change listed wins: a year whose end meets
+    // the next year's start (DST all year) stays in DST.
+    std::stable_sort(changes.begin(), changes.end(),
+                     [](const Change& a, const Change& b) { return a.at < b.at; });
+    // The period is bounded by the nearest instants where the state really
+    // switches, looked for only where no other year's change can be missing
+    // (rule times reach at most 8 days into a neighbouring year); none there
+    // means it does not switch at all.
+    const int64_t trusted_begin = DaysFromCivil(year - 2, 1, 1) * kSecondsPerDay;
+    const int64_t trusted_end = DaysFromCivil(year + 3, 1, 1) * kSecondsPerDay;
     int64_t begin = kBegin, finish = kEnd;
     bool in_dst = false;
-    for (size_t i = 0; i < dst.size(); ++i) {
-      if (t >= dst[i].first && t < dst[i].second) {
-        in_dst = true;
-        // An interval reaching an edge of the window spans years: DST without end.
-        begin = dst[i].first == window_begin && i == 0 && dst[i].second - dst[i].first > 366 * kSecondsPerDay
-                    ? kBegin
-                    : dst[i].first;
-        finish = dst[i].second == window_end && i + 1 == dst.size() &&
-                         dst[i].second - dst[i].first > 366 * kSecondsPerDay
-                     ? kEnd
-                     : dst[i].second;
-        break;
+    std::optional<bool> state;  // unknown before the first change
+    for (size_t i = 0; i < changes.size();) {
+      const int64_t at = changes[i].at;
+      while (i + 1 < changes.size() && changes[i + 1].at == at) ++i;
+      const bool dst = changes[i++].dst;
+      const bool switched = state.has_value() && *state != dst && at >= trusted_begin && at < trusted_end;
+      state = dst;
+      if (at > t) {
+        if (switched) {
+          finish = at;
+          break;
+        }
+        continue;
       }
-      if (t < dst[i].first) {
-        finish = dst[i].first;
-        break;
-      }
-      begin = dst[i].second;
+      if (switched) begin = at;
+      in_dst = dst;
     }
     return Make(std::max(begin, lower), finish, in_dst ? rule.dst : rule.standard);
   }

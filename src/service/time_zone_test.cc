@@ -201,6 +201,30 @@ TEST(TimeZone, PosixRuleJulianDaysAndFixedOffsets) {
   }
 }
 
+TEST(TimeZone, PosixRuleWhoseStartAndEndSwapOrderBetweenYears) {
+  // Found by fuzz/tzif_fuzz.cc. DST starts on 2 January (zero-based day 1)
+  // and ends on the first Sunday of January. 2017 began on a Sunday, so its
+  // end (1 January) came before its start (2 January); 2018 began on a
+  // Monday, so its start (2 January) came first. The changes apply in time
+  // order: DST from 2 January 2017 to 7 January 2018, whichever instant of
+  // that stretch is asked about.
+  Result<TimeZone> tz = TimeZone::FromPosixRule("<+1030>-10:30<+11>-11,1/0,M1.1.0");
+  ASSERT_TRUE(tz.ok()) << tz.status().ToString();
+  const sys_seconds begin = Utc(2017y / January / 2) - (10h + 30min);
+  const sys_seconds end = Utc(2018y / January / 7, 2h) - 11h;
+  for (sys_seconds t : {Utc(2017y / June / 1), Utc(2017y / December / 31, 12h), Utc(2018y / January / 1),
+                        Utc(2018y / January / 6)}) {
+    OffsetPeriod p = tz->PeriodAt(t);
+    EXPECT_TRUE(p.is_dst);
+    EXPECT_EQ(p.begin, begin);
+    EXPECT_EQ(p.end, end);
+  }
+  EXPECT_FALSE(tz->PeriodAt(end).is_dst);
+  LocalTimeMapping m = tz->LocalToUtc(Local(2018y / January / 1, 11h));
+  EXPECT_EQ(m.kind, LocalTimeMapping::Kind::kUnique);
+  EXPECT_EQ(m.earliest, Utc(2018y / January / 1));
+}
+
 TEST(TimeZone, BadPosixRulesAreErrors) {
   for (const char* rule :
        {"", "CET", "CET-1CEST,M13.5.0,M10.5.0", "CET-1CEST,M3.5.0", "CET-1CEST,M3.5.0,M10.5.0/x"}) {
