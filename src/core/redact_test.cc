@@ -1,4 +1,5 @@
 #include "core/redact.h"
+#include "harness/secret_strings.h"
 
 #include <gtest/gtest.h>
 
@@ -9,47 +10,10 @@
 namespace sluice {
 namespace {
 
-/// The first 6-character piece of `secret` that occurs in `text`, or "".
-std::string LeakedPiece(const std::string& text, const std::string& secret) {
-  for (size_t i = 0; i + 6 <= secret.size(); ++i) {
-    if (text.find(secret.substr(i, 6)) != std::string::npos) return secret.substr(i, 6);
-  }
-  return {};
-}
-
-/// Every printable ASCII character, 8 to 64 of them.
-std::string RandomPassword(std::mt19937& rng) {
-  std::uniform_int_distribution<int> length(8, 64);
-  std::uniform_int_distribution<int> printable(0x20, 0x7e);
-  std::string out(static_cast<size_t>(length(rng)), ' ');
-  for (char& c : out) c = static_cast<char>(printable(rng));
-  return out;
-}
-
-/// What a URL's user info needs escaped for libpq to read it as written.
-std::string PercentEncode(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-/// A key=value value with libpq's quoting: '...' with \' and \\.
-std::string QuoteKeyValue(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
+using sluice::testing::LeakedPiece;
+using sluice::testing::RandomPassword;
+using sluice::testing::PercentEncode;
+using sluice::testing::QuoteKeyValue;
 
 /// A key=value value without quotes: \ before spaces, quotes and \.
 std::string EscapeKeyValue(const std::string& text) {

@@ -360,23 +360,35 @@ TEST_F(S3PipelineTest, FileDestinationUploadsToS3AsOneObject) {
 }
 
 TEST_F(S3PipelineTest, IncrementalSourceWritesOneOutputObjectPerFile) {
-  Put("o/a.csv", SimpleCsv(0, 10));
-  Put("o/b.csv", SimpleCsv(10, 20));
+  // {file} is the key below the source prefix: x/... and y/... never collide.
+  Put("o/x/2024.01.01.csv", SimpleCsv(0, 10));
+  Put("o/y/2024.01.01.csv", SimpleCsv(10, 20));
   std::string toml = "name = \"objects\"\n[source]\npath = 's3://" + bucket_ +
                      "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" +
                      S3Section(s3_->endpoint()) + "[state]\npath = '" + dir_.Path("s.db") +
                      "'\n[destination]\ntype = \"file\"\npath = 's3://" + bucket_ + "/out/{file}.parquet'\n";
   auto run = RunPipeline(dir_, toml);
   ASSERT_EQ(run.exit_code, 0) << Describe(run);
-  for (auto [name, rows] : {std::pair{"a", 10}, std::pair{"b", 20}}) {
+  for (auto [name, rows] : {std::pair{"x/2024.01.01", 10}, std::pair{"y/2024.01.01", 20}}) {
     auto body = s3_->GetObject(bucket_, std::string("out/") + name + ".parquet");
     ASSERT_TRUE(body.ok()) << name << ": " << body.status().ToString();
-    std::string local = dir_.Path(std::string(name) + ".parquet");
+    std::string local = dir_.Path("got.parquet");
     std::ofstream(local, std::ios::binary) << *body;
     auto duck = Duck();
     EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) FROM read_parquet(" + engine::QuoteLiteral(local) + ")"),
-              std::to_string(rows));
+              std::to_string(rows))
+        << name;
   }
+  // An object this pipeline did not write is not replaced.
+  Put("out/x/other.parquet", "someone else's");
+  Put("o/x/other.csv", SimpleCsv(30, 5));
+  auto refused_run = RunPipeline(dir_, toml);
+  EXPECT_NE(refused_run.exit_code, 0) << Describe(refused_run);
+  EXPECT_NE(refused_run.err.find("out/x/other.parquet exists and this pipeline did not write it"), std::string::npos)
+      << Describe(refused_run);
+  auto kept = s3_->GetObject(bucket_, "out/x/other.parquet");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(*kept, "someone else's");
   // Without a placeholder every load would overwrite the same object.
   std::string fixed = toml;
   fixed.replace(fixed.find("{file}"), 6, "all");
@@ -401,37 +413,6 @@ TEST_F(S3PipelineTest, TruncatedCompressedObjectFailsNamingItsKeyAndLoadsNothing
   r = RunPipeline(dir_, Pipeline("in/"));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   ExpectIdsExactly(50'000);
-}
-
-TEST_F(S3PipelineTest, FileNamesAreKeysBelowTheSourcePrefixSoOutputsNeverCollide) {
-  Put("o/x/2024.01.01.csv", SimpleCsv(0, 10));
-  Put("o/y/2024.01.01.csv", SimpleCsv(10, 20));
-  std::string toml = "name = \"objects\"\n[source]\npath = 's3://" + bucket_ +
-                     "/o/'\nbatch = \"per_file\"\ncolumns = { id = \"BIGINT\" }\n" +
-                     S3Section(s3_->endpoint()) + "[state]\npath = '" + dir_.Path("s.db") +
-                     "'\n[destination]\ntype = \"file\"\npath = 's3://" + bucket_ + "/out/{file}.parquet'\n";
-  auto run = RunPipeline(dir_, toml);
-  ASSERT_EQ(run.exit_code, 0) << Describe(run);
-  for (auto [name, rows] : {std::pair{"x/2024.01.01", 10}, std::pair{"y/2024.01.01", 20}}) {
-    auto body = s3_->GetObject(bucket_, std::string("out/") + name + ".parquet");
-    ASSERT_TRUE(body.ok()) << name << ": " << body.status().ToString();
-    std::string local = dir_.Path("got.parquet");
-    std::ofstream(local, std::ios::binary) << *body;
-    auto duck = Duck();
-    EXPECT_EQ(DuckScalar(*duck, "SELECT count(*) FROM read_parquet(" + engine::QuoteLiteral(local) + ")"),
-              std::to_string(rows))
-        << name;
-  }
-  // An object this pipeline did not write is not replaced.
-  Put("out/x/other.parquet", "someone else's");
-  Put("o/x/other.csv", SimpleCsv(30, 5));
-  run = RunPipeline(dir_, toml);
-  EXPECT_NE(run.exit_code, 0) << Describe(run);
-  EXPECT_NE(run.err.find("out/x/other.parquet exists and this pipeline did not write it"), std::string::npos)
-      << Describe(run);
-  auto kept = s3_->GetObject(bucket_, "out/x/other.parquet");
-  ASSERT_TRUE(kept.ok());
-  EXPECT_EQ(*kept, "someone else's");
 }
 
 TEST_F(S3PipelineTest, ASpentS3RetryBudgetIsNotRetriedAgainByTheLoadRetry) {

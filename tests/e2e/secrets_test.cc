@@ -18,9 +18,15 @@
 #include <sstream>
 
 #include "e2e_support.h"
+#include "harness/secret_strings.h"
 
 namespace sluice::e2e {
 namespace {
+
+using sluice::testing::RandomPassword;
+using sluice::testing::PercentEncode;
+using sluice::testing::LeakedPiece;
+using sluice::testing::QuoteKeyValue;
 
 using sluice::testing::CliProcess;
 using std::string;
@@ -49,45 +55,6 @@ const char* FormName(Form form) {
   return "?";
 }
 
-/// 8 to 64 printable ASCII characters; with `awkward`, three of them are
-/// surely a raw '@', a quote and a space (what libpq misreads unescaped).
-string RandomPassword(std::mt19937& rng, bool awkward) {
-  std::uniform_int_distribution<int> length(8, 64);
-  std::uniform_int_distribution<int> printable(0x20, 0x7e);
-  string out(static_cast<size_t>(length(rng)), ' ');
-  for (char& c : out) c = static_cast<char>(printable(rng));
-  if (awkward) {
-    std::uniform_int_distribution<size_t> third(0, out.size() / 3 - 1);
-    out[third(rng)] = '\'';
-    out[out.size() / 3 + third(rng)] = '@';
-    out[2 * (out.size() / 3) + third(rng)] = ' ';
-  }
-  return out;
-}
-
-string PercentEncode(const string& text) {
-  string out;
-  for (char c : text) {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-string QuoteKeyValue(const string& text) {
-  string out = "'";
-  for (char c : text) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
-}
-
 /// A TOML basic string holding `text` as sluice reads it ($ doubled: sluice
 /// expands ${VAR} in every value).
 string Toml(const string& text) {
@@ -109,14 +76,6 @@ string JsonUnescaped(const string& text) {
     out += text[i];
   }
   return out;
-}
-
-/// The first 6-character piece of `secret` in `text`, or "".
-string LeakedPiece(const string& text, const string& secret) {
-  for (size_t i = 0; i + 6 <= secret.size(); ++i) {
-    if (text.find(secret.substr(i, 6)) != string::npos) return secret.substr(i, 6);
-  }
-  return {};
 }
 
 /// Every value of `column` in an SQLite table ("" when the file or the table

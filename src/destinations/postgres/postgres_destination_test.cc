@@ -466,7 +466,7 @@ TEST_F(PostgresDestinationTest, MissingRequiredColumnIsASchemaMismatch) {
   EXPECT_NE(st.message().find("\"must\""), std::string::npos) << st.message();
 }
 
-TEST_F(PostgresDestinationTest, BadValueIsADataErrorWithTheCopyContext) {
+TEST_F(PostgresDestinationTest, ValueTooLongForItsColumnIsFoundBeforeItIsSent) {
   Exec("CREATE TABLE short_text (id bigint, name varchar(3))");
   auto dest = Dest("short_text");
   ASSERT_TRUE(dest);
@@ -474,10 +474,43 @@ TEST_F(PostgresDestinationTest, BadValueIsADataErrorWithTheCopyContext) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), StatusCode::kDataError) << st.ToString();
   EXPECT_FALSE(st.retryable());
-  for (const char* part : {"postgres table public.short_text", "22001", "line 2", "name"}) {
+  for (const char* part :
+       {"postgres table public.short_text", "column \"name\", row 2 of the result", "more than the column's 3"}) {
     EXPECT_NE(st.message().find(part), std::string::npos) << part << " not in: " << st.message();
   }
   EXPECT_EQ(Scalar("SELECT count(*) FROM short_text"), "0");
+  auto refused = dest->TakeRejectedRows();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].value, "toolong");
+}
+
+TEST_F(PostgresDestinationTest, ServerSideRefusalNamesTheRowOfTheResultNotALine) {
+  Exec("CREATE TABLE checked (id bigint CHECK (id < 2), name text)");
+  auto dest = Dest("checked");
+  ASSERT_TRUE(dest);
+  Status st = Load(*dest, KeyValueSchema(), {KeyValueBatch({{1, "a"}, {2, "b"}})});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.code(), StatusCode::kDataError) << st.ToString();
+  for (const char* part : {"postgres table public.checked", "23514", "COPY checked: row 2 of the result"}) {
+    EXPECT_NE(st.message().find(part), std::string::npos) << part << " not in: " << st.message();
+  }
+  EXPECT_EQ(st.message().find("line 2"), std::string::npos) << st.message();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM checked"), "0");
+}
+
+TEST_F(PostgresDestinationTest, WithSkipBadRowsTheRowIsLeftOutAndKept) {
+  Exec("CREATE TABLE skipped_text (id bigint, name varchar(3))");
+  auto dest = Dest("skipped_text");
+  ASSERT_TRUE(dest);
+  dest->SetSkipBadRows(true);
+  Status st = Load(*dest, KeyValueSchema(), {KeyValueBatch({{1, "abc"}, {2, "toolong"}, {3, std::string("n\0l", 3)}})});
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(Scalar("SELECT string_agg(id::text || name, ',') FROM skipped_text"), "1abc");
+  auto refused = dest->TakeRejectedRows();
+  ASSERT_EQ(refused.size(), 2u);
+  EXPECT_EQ(refused[0].result_row, 2);
+  EXPECT_EQ(refused[1].result_row, 3);
+  EXPECT_NE(refused[1].reason.find("NUL"), std::string::npos) << refused[1].reason;
 }
 
 TEST_F(PostgresDestinationTest, MissingTableWithoutCreateTableIsNotFound) {

@@ -8,17 +8,14 @@
 #include <string>
 
 #include "core/redact.h"
+#include "harness/secret_strings.h"
 
 namespace sluice {
 namespace {
 
-/// The first 6-character piece of `secret` that occurs in `text`, or "".
-std::string LeakedPiece(const std::string& text, const std::string& secret) {
-  for (size_t i = 0; i + 6 <= secret.size(); ++i) {
-    if (text.find(secret.substr(i, 6)) != std::string::npos) return secret.substr(i, 6);
-  }
-  return {};
-}
+using sluice::testing::LeakedPiece;
+using sluice::testing::PercentEncode;
+using sluice::testing::QuoteKeyValue;
 
 /// The password libpq reads from `conninfo` ("<unparsable>" if none).
 std::string LibpqPassword(const std::string& conninfo) {
@@ -30,29 +27,6 @@ std::string LibpqPassword(const std::string& conninfo) {
   }
   PQconninfoFree(options);
   return password;
-}
-
-std::string PercentEncode(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    if (std::isalnum(static_cast<unsigned char>(c))) {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof(buf), "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-std::string QuoteKeyValue(const std::string& text) {
-  std::string out = "'";
-  for (char c : text) {
-    if (c == '\'' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "'";
 }
 
 TEST(CheckPgConnInfo, RawAtInAUrlPasswordIsRefusedWithoutEchoingIt) {
