@@ -86,6 +86,38 @@ Status Corrupt(const std::string& name, const std::string& why) {
   return Status::DataError(name + " is corrupt: " + why + "; nothing was loaded from it");
 }
 
+/// A zlib stream that reads gzip members (header, deflate data, trailer).
+/// Not movable: zlib's state points back at it.
+struct GzipInflater {
+  GzipInflater() = default;
+  GzipInflater(const GzipInflater&) = delete;
+  GzipInflater& operator=(const GzipInflater&) = delete;
+  ~GzipInflater() {
+    if (ready) inflateEnd(&z);
+  }
+  Status Init() {
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return Status::Internal("zlib inflateInit2 failed");
+    ready = true;
+    return Status::OK();
+  }
+  z_stream z{};
+  bool ready = false;
+};
+
+struct ZstdFree {
+  void operator()(ZSTD_DCtx* ctx) const { ZSTD_freeDCtx(ctx); }
+};
+using ZstdContext = std::unique_ptr<ZSTD_DCtx, ZstdFree>;
+
+Result<ZstdContext> NewZstdContext() {
+  ZstdContext ctx(ZSTD_createDCtx());
+  if (!ctx) return Status::Internal("ZSTD_createDCtx failed");
+  // Accept frames written with --long (windows up to 2 GiB), as zstd -d does
+  // when told; the memory is used only by frames that ask for it.
+  (void)ZSTD_DCtx_setParameter(ctx.get(), ZSTD_d_windowLogMax, 31);
+  return ctx;
+}
+
 bool Stopped(const std::atomic<bool>* stop) {
   return stop != nullptr && stop->load(std::memory_order_relaxed);
 }
@@ -94,12 +126,9 @@ Result<StreamCheck> VerifyGzip(const std::string& path, const std::string& name,
                                const std::atomic<bool>* stop) {
   SLUICE_ASSIGN_OR_RETURN(ChunkReader reader, ChunkReader::Open(path));
   std::vector<unsigned char> in(kInputChunk), out(kOutputChunk);
-  z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return Status::Internal("zlib inflateInit2 failed");
-  struct Ender {
-    z_stream* z;
-    ~Ender() { inflateEnd(z); }
-  } ender{&z};
+  GzipInflater inflater;
+  SLUICE_RETURN_IF_ERROR(inflater.Init());
+  z_stream& z = inflater.z;
 
   StreamCheck check;
   bool in_member = false;     // bytes of a member were consumed and its end not reached
@@ -167,15 +196,8 @@ Result<StreamCheck> VerifyZstd(const std::string& path, const std::string& name,
                                const std::atomic<bool>* stop) {
   SLUICE_ASSIGN_OR_RETURN(ChunkReader reader, ChunkReader::Open(path));
   std::vector<unsigned char> in(kInputChunk), out(kOutputChunk);
-  ZSTD_DCtx* ctx = ZSTD_createDCtx();
-  if (ctx == nullptr) return Status::Internal("ZSTD_createDCtx failed");
-  struct Freer {
-    ZSTD_DCtx* ctx;
-    ~Freer() { ZSTD_freeDCtx(ctx); }
-  } freer{ctx};
-  // Accept frames written with --long (windows up to 2 GiB), as zstd -d does
-  // when told; the memory is used only by frames that ask for it.
-  (void)ZSTD_DCtx_setParameter(ctx, ZSTD_d_windowLogMax, 31);
+  SLUICE_ASSIGN_OR_RETURN(ZstdContext context, NewZstdContext());
+  ZSTD_DCtx* ctx = context.get();
 
   StreamCheck check;
   size_t last = 0;  // 0: at a frame boundary
@@ -268,33 +290,27 @@ class PlainReader : public ContentReader {
 class GzipReader : public ContentReader {
  public:
   explicit GzipReader(ChunkReader file) : file_(std::move(file)), in_(kInputChunk) {}
-  ~GzipReader() override {
-    if (init_) inflateEnd(&z_);
-  }
-  Status Init() {
-    if (inflateInit2(&z_, 16 + MAX_WBITS) != Z_OK) return Status::Internal("zlib inflateInit2 failed");
-    init_ = true;
-    return Status::OK();
-  }
+  Status Init() { return inflater_.Init(); }
   Result<size_t> Read(char* buf, size_t n) override {
+    z_stream& z = inflater_.z;
     while (!done_) {
-      if (z_.avail_in == 0) {
+      if (z.avail_in == 0) {
         SLUICE_ASSIGN_OR_RETURN(size_t got, file_.Read(&in_));
         if (got == 0) {
           done_ = true;
           break;
         }
-        z_.next_in = in_.data();
-        z_.avail_in = static_cast<uInt>(got);
+        z.next_in = in_.data();
+        z.avail_in = static_cast<uInt>(got);
       }
-      z_.next_out = reinterpret_cast<Bytef*>(buf);
-      z_.avail_out = static_cast<uInt>(n);
-      int rc = inflate(&z_, Z_NO_FLUSH);
-      size_t produced = n - z_.avail_out;
+      z.next_out = reinterpret_cast<Bytef*>(buf);
+      z.avail_out = static_cast<uInt>(n);
+      int rc = inflate(&z, Z_NO_FLUSH);
+      size_t produced = n - z.avail_out;
       if (rc == Z_STREAM_END) {
         // Another member may follow (concatenated gzip files).
-        if (z_.avail_in > 0 && z_.next_in[0] != 0x1f) done_ = true;
-        if (!done_ && inflateReset(&z_) != Z_OK) done_ = true;
+        if (z.avail_in > 0 && z.next_in[0] != 0x1f) done_ = true;
+        if (!done_ && inflateReset(&z) != Z_OK) done_ = true;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
         done_ = true;
       }
@@ -306,19 +322,15 @@ class GzipReader : public ContentReader {
  private:
   ChunkReader file_;
   std::vector<unsigned char> in_;
-  z_stream z_{};
-  bool init_ = false;
+  GzipInflater inflater_;
   bool done_ = false;
 };
 
 class ZstdReader : public ContentReader {
  public:
   explicit ZstdReader(ChunkReader file) : file_(std::move(file)), in_(kInputChunk) {}
-  ~ZstdReader() override { ZSTD_freeDCtx(ctx_); }
   Status Init() {
-    ctx_ = ZSTD_createDCtx();
-    if (ctx_ == nullptr) return Status::Internal("ZSTD_createDCtx failed");
-    (void)ZSTD_DCtx_setParameter(ctx_, ZSTD_d_windowLogMax, 31);
+    SLUICE_ASSIGN_OR_RETURN(ctx_, NewZstdContext());
     return Status::OK();
   }
   Result<size_t> Read(char* buf, size_t n) override {
@@ -329,7 +341,7 @@ class ZstdReader : public ContentReader {
         input_ = ZSTD_inBuffer{in_.data(), got, 0};
       }
       ZSTD_outBuffer output{buf, n, 0};
-      size_t rc = ZSTD_decompressStream(ctx_, &output, &input_);
+      size_t rc = ZSTD_decompressStream(ctx_.get(), &output, &input_);
       if (ZSTD_isError(rc) || (eof_ && output.pos == 0)) done_ = true;
       if (output.pos > 0) return output.pos;
     }
@@ -339,7 +351,7 @@ class ZstdReader : public ContentReader {
  private:
   ChunkReader file_;
   std::vector<unsigned char> in_;
-  ZSTD_DCtx* ctx_ = nullptr;
+  ZstdContext ctx_;
   ZSTD_inBuffer input_{nullptr, 0, 0};
   bool eof_ = false;
   bool done_ = false;

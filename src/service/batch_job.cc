@@ -341,18 +341,15 @@ std::string FileStem(const std::string& key, const std::string& base) {
   return rel;
 }
 
-/// The config of one load: {run} and {file} in a file destination's path
-/// become the run id and the loaded file's name (see FileStem), so that
-/// each load writes its own output and a replay overwrites it.
-PipelineConfig ConfigForLoad(const PipelineConfig& config, int64_t run_id,
-                             const std::vector<std::string>& keys) {
-  PipelineConfig c = config;
-  std::string& path = c.destination.path;
-  path = ReplaceAll(std::move(path), "{run}", std::to_string(run_id));
-  if (keys.size() == 1) {
-    path = ReplaceAll(std::move(path), "{file}", FileStem(keys[0], InputBase(config.source.path)));
-  }
-  return c;
+/// The output of one load: {run} and {file} in a file destination's path
+/// become the run id and the loaded file's name (see FileStem; `input_base`
+/// is InputBase of the source path), so that each load writes its own
+/// output and a replay overwrites it.
+std::string OutputPathFor(const std::string& path_template, int64_t run_id,
+                          const std::vector<std::string>& keys, const std::string& input_base) {
+  std::string path = ReplaceAll(path_template, "{run}", std::to_string(run_id));
+  if (keys.size() == 1) path = ReplaceAll(std::move(path), "{file}", FileStem(keys[0], input_base));
+  return path;
 }
 
 /// Whether loads write outputs of their own ({run} or {file} in a file
@@ -366,8 +363,10 @@ bool WritesPerLoadOutputs(const PipelineConfig& config) {
 /// Before a load writes `output`: refuses when another input wrote it (the
 /// state store remembers which input each output was written from) or when
 /// it exists and this pipeline did not write it, then claims it for `input`.
+/// `s3` gives the client for an s3:// output (made once per run).
 Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const std::string& output,
-                   const std::string& input, int64_t run_id, const CancellationSource* cancel) {
+                   const std::string& input, int64_t run_id,
+                   const std::function<Result<io::S3Client*>()>& s3) {
   SLUICE_ASSIGN_OR_RETURN(auto claim, store->OutputClaim(config.name, output));
   if (claim && *claim != input) {
     return Status::DataError("[destination] path: " + output + " was written from " + *claim +
@@ -380,7 +379,7 @@ Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const
     bool exists = false;
     if (output.starts_with("s3://")) {
       SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(output));
-      SLUICE_ASSIGN_OR_RETURN(auto client, MakeS3Client(config, cancel));
+      SLUICE_ASSIGN_OR_RETURN(io::S3Client * client, s3());
       auto head = client->Head(url.bucket, url.key);
       if (!head.ok() && head.status().code() != StatusCode::kNotFound) return head.status();
       exists = head.ok();
@@ -626,10 +625,11 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
 
   // Two inputs of this run that would write one output: refuse before
   // anything is written.
+  const std::string input_base = InputBase(config.source.path);
   if (WritesPerLoadOutputs(config) && config.source.batch == "per_file") {
     std::map<std::string, std::string> writer;
     for (const auto& o : todo) {
-      std::string output = ConfigForLoad(config, report.run_id, {o.key}).destination.path;
+      std::string output = OutputPathFor(config.destination.path, report.run_id, {o.key}, input_base);
       auto [it, fresh] = writer.emplace(output, o.key);
       if (!fresh) {
         return finish(Status::InvalidArgument("[destination] path: " + it->second + " and " + o.key +
@@ -651,6 +651,16 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   size_t window = per_file ? static_cast<size_t>(config.source.concurrency) : todo.size();
   Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window,
                   cancel);
+  // An s3:// output is checked with the source's client ([s3] is shared),
+  // or one made on first use.
+  std::unique_ptr<io::S3Client> output_client;
+  auto output_s3 = [&]() -> Result<io::S3Client*> {
+    if (client) return client.get();
+    if (!output_client) {
+      SLUICE_ASSIGN_OR_RETURN(output_client, MakeS3Client(config, cancel));
+    }
+    return output_client.get();
+  };
 
   // Loads `group` (indexes into todo) as one transaction with its ledger entries.
   auto load = [&](const std::vector<size_t>& group) -> Status {
@@ -724,10 +734,11 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       }
       std::vector<std::string> keys;
       for (const auto& f : fetched) keys.push_back(f.object.key);
-      PipelineConfig load_config = ConfigForLoad(config, report.run_id, keys);
+      PipelineConfig load_config = config;
+      load_config.destination.path = OutputPathFor(config.destination.path, report.run_id, keys, input_base);
       if (status.ok() && WritesPerLoadOutputs(config)) {
         std::string input = keys.size() == 1 ? keys[0] : "run " + std::to_string(report.run_id);
-        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id, cancel);
+        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id, output_s3);
       }
       if (status.ok()) {
         auto result = RunPipelineOnce(load_config, run);

@@ -17,10 +17,14 @@
 #include <thread>
 #include <vector>
 
+#include "harness/http_probe.h"
 #include "harness/slow_peers.h"
 
 namespace sluice::service {
 namespace {
+
+using sluice::testing::TimedAnswer;
+using sluice::testing::TimedGet;
 
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
@@ -324,20 +328,9 @@ TEST(MonitorServer, HangingReadinessCheckDelaysNeitherReadyNorHealth) {
   ASSERT_NE(server, nullptr);
   int port = server->port();
 
-  struct Answer {
-    int status = 0;
-    std::string body;
-    std::chrono::milliseconds took{};
-  };
-  std::vector<std::future<Answer>> readies;
+  std::vector<std::future<TimedAnswer>> readies;
   for (int i = 0; i < 6; ++i) {
-    readies.push_back(std::async(std::launch::async, [port] {
-      httplib::Client c("127.0.0.1", port);
-      c.set_read_timeout(15s);
-      Clock::time_point start = Clock::now();
-      auto res = c.Get("/ready");
-      return Answer{res ? res->status : 0, res ? res->body : httplib::to_string(res.error()), Since(start)};
-    }));
+    readies.push_back(std::async(std::launch::async, [port] { return TimedGet(port, "/ready", 15s); }));
   }
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(15s);
@@ -350,7 +343,7 @@ TEST(MonitorServer, HangingReadinessCheckDelaysNeitherReadyNorHealth) {
     std::this_thread::sleep_for(100ms);
   }
   for (auto& r : readies) {
-    Answer a = r.get();
+    TimedAnswer a = r.get();
     EXPECT_EQ(a.status, 503) << a.body;
     EXPECT_LT(a.took, 1500ms) << a.body;
     nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);

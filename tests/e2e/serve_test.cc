@@ -10,10 +10,14 @@
 #include <regex>
 
 #include "e2e_support.h"
+#include "harness/http_probe.h"
 #include "harness/slow_peers.h"
 
 namespace sluice::e2e {
 namespace {
+
+using sluice::testing::TimedAnswer;
+using sluice::testing::TimedGet;
 
 using sluice::testing::CliProcess;
 using sluice::testing::SilentListener;
@@ -300,20 +304,10 @@ TEST_F(ServeTest, HangingDestinationDelaysNeitherReadyNorHealth) {
   int port = Start({"serve", file, "--listen", "127.0.0.1:0"});
   ASSERT_GT(port, 0);
 
-  struct Answer {
-    int status = 0;
-    std::string body;
-    std::chrono::milliseconds took{};
-  };
-  std::vector<std::future<Answer>> readies;
+  std::vector<std::future<TimedAnswer>> readies;
   for (int i = 0; i < 6; ++i) {
-    readies.push_back(std::async(std::launch::async, [port] {
-      httplib::Client c("127.0.0.1", port);
-      c.set_read_timeout(20, 0);
-      Clock::time_point start = Clock::now();
-      auto res = c.Get("/ready");
-      return Answer{res ? res->status : 0, res ? res->body : httplib::to_string(res.error()), Since(start)};
-    }));
+    readies.push_back(std::async(std::launch::async,
+                                 [port] { return TimedGet(port, "/ready", std::chrono::seconds(20)); }));
   }
   httplib::Client http("127.0.0.1", port);
   http.set_read_timeout(20, 0);
@@ -326,7 +320,7 @@ TEST_F(ServeTest, HangingDestinationDelaysNeitherReadyNorHealth) {
     std::this_thread::sleep_for(std::chrono::milliseconds(150));
   }
   for (auto& r : readies) {
-    Answer a = r.get();
+    TimedAnswer a = r.get();
     EXPECT_EQ(a.status, 503) << a.body;
     EXPECT_LT(a.took.count(), 2000) << a.body;
     nlohmann::json body = nlohmann::json::parse(a.body, nullptr, false);

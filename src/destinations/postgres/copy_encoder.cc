@@ -1023,6 +1023,11 @@ std::optional<std::string> Problem(const Cursor& c, int64_t i) {
 
 CopyEncoder::~CopyEncoder() = default;
 
+Status CopyEncoder::RefusedValueError(const RejectedRow& bad) {
+  return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +
+                           " of the result: " + bad.reason);
+}
+
 void CopyEncoder::SetTargetLimits(const PgType& target, Column* col) {
   // The type modifier as format_type() prints it: numeric(12,2),
   // character varying(20), character(5), possibly followed by [].
@@ -1165,8 +1170,7 @@ Status CopyEncoder::Encode(const Batch& batch, std::string* out, std::vector<Rej
                           ValueText(cursor, r), Problem(cursor, r).value_or("the value cannot be encoded")};
           if (rejected == nullptr) {
             out->resize(old_size);
-            return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +
-                                     " of the result: " + bad.reason);
+            return RefusedValueError(bad);
           }
           // The row is left out: what was written of it is overwritten.
           rejected->push_back(std::move(bad));

@@ -53,6 +53,9 @@ class CopyEncoder {
   /// appended there, and the call succeeds.
   Status Encode(const Batch& batch, std::string* out, std::vector<RejectedRow>* rejected = nullptr) const;
 
+  /// The DataError for a refused value: column, row of the result, reason.
+  static Status RefusedValueError(const RejectedRow& bad);
+
   /// The binary COPY signature, flags and header extension.
   static std::string Header();
   /// The end-of-data marker (a field count of -1).

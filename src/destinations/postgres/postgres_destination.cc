@@ -374,10 +374,8 @@ Status PostgresDestination::EncodeChecked(const CopyEncoder& encoder, const Batc
     for (auto& r : refused) rejected_.push_back(std::move(r));
     return Status::OK();
   }
-  const RejectedRow& bad = refused.front();
-  rejected_.push_back(bad);
-  return Status::DataError("column \"" + bad.column + "\", row " + std::to_string(bad.result_row) +
-                           " of the result: " + bad.reason);
+  rejected_.push_back(refused.front());
+  return CopyEncoder::RefusedValueError(refused.front());
 }
 
 std::vector<RejectedRow> PostgresDestination::TakeRejectedRows() {

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -173,23 +174,12 @@ std::string FilesSource::Describe() const {
          options_.path + "'";
 }
 
-std::string FilesSource::CsvOptions() const {
+std::string FilesSource::CsvDialectOptions() const {
   const auto& o = options_;
   std::string out;
   if (o.header) out += std::string(", header=") + (*o.header ? "true" : "false");
   if (!o.delimiter.empty()) out += ", delim=" + QuoteLiteral(o.delimiter == "\\t" ? "\t" : o.delimiter);
   out += ", max_line_size=" + std::to_string(o.max_line_size);
-  if (!o.columns.empty()) {
-    // Without a header, columns are positional and must all be given;
-    // with one, types override the named columns and the rest is detected.
-    bool positional = o.header.has_value() && !*o.header;
-    out += positional ? ", columns={" : ", types={";
-    for (size_t i = 0; i < o.columns.size(); ++i) {
-      if (i) out += ", ";
-      out += QuoteLiteral(o.columns[i].first) + ": " + QuoteLiteral(o.columns[i].second);
-    }
-    out += "}";
-  }
   return out;
 }
 
@@ -363,10 +353,8 @@ Result<std::optional<FilesSource::CsvLayout>> FilesSource::SniffCsv(engine::Duck
   }
   const auto& o = options_;
   const bool positional = o.header.has_value() && !*o.header;
-  std::string user;
-  if (o.header) user += std::string(", header=") + (*o.header ? "true" : "false");
-  if (!o.delimiter.empty()) user += ", delim=" + QuoteLiteral(o.delimiter == "\\t" ? "\t" : o.delimiter);
-  user += ", max_line_size=" + std::to_string(o.max_line_size);
+  // The declared types are applied below, on the sniffed columns.
+  const std::string user = CsvDialectOptions();
 
   struct Sniffed {
     std::string prompt;
@@ -584,6 +572,12 @@ Status FilesSource::KeepInferredNumbersExact(engine::DuckDbEngine* engine, const
   return Status::OK();
 }
 
+std::string FilesSource::ReadCsvSql(const std::string& files, const std::string& layout_options,
+                                    const std::vector<std::pair<std::string, std::string>>& columns) const {
+  return "SELECT * FROM read_csv(" + files + layout_options + ", columns=" + ColumnSpec(columns) +
+         CsvCommonTail(options_) + ")";
+}
+
 Result<std::string> FilesSource::CsvScanSql(engine::DuckDbEngine* engine) {
   std::vector<std::pair<io::LocalFile, CsvLayout>> layouts;
   for (const auto& f : files_) {
@@ -597,13 +591,9 @@ Result<std::string> FilesSource::CsvScanSql(engine::DuckDbEngine* engine) {
     layouts.emplace_back(f, std::move(*layout));
   }
   if (layouts.empty()) return std::string();
-  untyped_empty_ = true;
-  for (const auto& [f, l] : layouts) untyped_empty_ = untyped_empty_ && l.header_only;
-  if (untyped_empty_) {
-    bool known = true;
-    for (const auto& [f, l] : layouts) known = known && l.types_known;
-    untyped_empty_ = !known;
-  }
+  untyped_empty_ =
+      std::all_of(layouts.begin(), layouts.end(), [](const auto& l) { return l.second.header_only; }) &&
+      std::any_of(layouts.begin(), layouts.end(), [](const auto& l) { return !l.second.types_known; });
 
   // One type per column name over all files (files of one glob may differ:
   // BIGINT in one and DOUBLE in another reads as DOUBLE, as DuckDB's
@@ -652,8 +642,7 @@ Result<std::string> FilesSource::CsvScanSql(engine::DuckDbEngine* engine) {
       auto u = unified.find(name);
       type = u == unified.end() ? "VARCHAR" : u->second;
     }
-    std::string scan = "SELECT * FROM read_csv(" + FileList(files) + layout.options +
-                       ", columns=" + ColumnSpec(columns) + CsvCommonTail(options_) + ")";
+    std::string scan = ReadCsvSql(FileList(files), layout.options, columns);
     sql += sql.empty() ? scan : "\nUNION ALL BY NAME\n" + scan;
   }
   return sql;
@@ -711,12 +700,10 @@ Result<std::string> FilesSource::StdinScanSql(engine::DuckDbEngine* engine) {
       unlink(fifo_path_.c_str());
       fifo_path_.clear();
       stdin_bytes_.store(static_cast<int64_t>(got));
-      return "SELECT * FROM read_csv(" + QuoteLiteral(sample_path) + layout->options +
-             ", columns=" + ColumnSpec(layout->columns) + CsvCommonTail(options_) + ")";
+      return ReadCsvSql(QuoteLiteral(sample_path), layout->options, layout->columns);
     }
     layouts_[fifo_path_] = *layout;
-    return "SELECT * FROM read_csv(" + QuoteLiteral(fifo_path_) + layout->options +
-           ", columns=" + ColumnSpec(layout->columns) + CsvCommonTail(options_) + ")";
+    return ReadCsvSql(QuoteLiteral(fifo_path_), layout->options, layout->columns);
   }
   // JSON lines: DuckDB's JSON reader opens its file while binding, which a
   // FIFO cannot allow; so stdin is split into lines by the CSV reader and

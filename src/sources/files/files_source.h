@@ -156,7 +156,12 @@ class FilesSource {
   /// DECIMAL(38,s) or VARCHAR.
   Status KeepInferredNumbersExact(engine::DuckDbEngine* engine, const std::string& path, CsvLayout* layout);
   Result<std::string> StdinScanSql(engine::DuckDbEngine* engine);
-  std::string CsvOptions() const;
+  /// The CSV dialect options the user set (header, delimiter, line size),
+  /// as read_csv / sniff_csv arguments.
+  std::string CsvDialectOptions() const;
+  /// A read_csv over `files` (SQL: a literal or a list) with a fixed layout.
+  std::string ReadCsvSql(const std::string& files, const std::string& layout_options,
+                         const std::vector<std::pair<std::string, std::string>>& columns) const;
   /// " (missing data for column x)" for a "expected N fields, found M"
   /// reason in `path`; empty otherwise.
   std::string FieldCountDetail(const std::string& path, const std::string& reason) const;
