@@ -68,7 +68,12 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Status status) : v_(std::move(status)) {}  // NOLINT: must not be OK
+  /// A Result holds a value or an error. Built from an OK Status (a bug in
+  /// the caller: there is no value) it holds an internal error instead, so
+  /// that SLUICE_ASSIGN_OR_RETURN can never pass OK along a failed path.
+  Result(Status status)  // NOLINT: implicit by design
+      : v_(status.ok() ? Status::Internal("Result built from an OK Status without a value")
+                       : std::move(status)) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {
