@@ -243,6 +243,12 @@ class CdcDestination {
   /// Asks blocking calls to give up (shutdown); thread-safe, optional.
   virtual void Interrupt() {}
   virtual std::string Describe() const = 0;
+  /// `sluice validate`: checks that the destination can be reached, without
+  /// writing anything (called instead of Open). Optional.
+  virtual Status Check() { return Status::OK(); }
+  /// /ready: a cheap check that the destination answers now; callable from
+  /// any thread while replication runs. Optional.
+  virtual Status Ping() { return Status::OK(); }
 };
 
 // ---------------------------------------------------------------------------

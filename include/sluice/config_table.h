@@ -57,6 +57,9 @@ class ConfigTable {
   bool Has(std::string_view key) const;
   /// "[destination] in p.toml".
   std::string Describe() const;
+  /// The name of the pipeline this table belongs to ("" outside a
+  /// pipeline): a state store keeps each pipeline's state apart by it.
+  std::string PipelineName() const;
   /// The section's name as written in messages: "[destination]".
   std::string Name() const;
   /// Keys written in this table, in the order written.
@@ -86,7 +89,8 @@ class ConfigTable {
   const void* table_ = nullptr;  // the TOML table; nullptr: empty
   std::string path_;             // "destination", "destination.retry"
   const ConfigTable* parent_ = nullptr;
-  mutable std::vector<std::string> read_;  // keys asked for
+  mutable std::vector<std::string> read_;    // keys asked for
+  mutable std::vector<std::string> errors_;  // type errors and Fail(), in the order found
   mutable std::vector<std::pair<std::string, std::unique_ptr<ConfigTable>>> children_;
 };
 

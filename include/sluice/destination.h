@@ -31,6 +31,22 @@ struct CommitStatement {
   int64_t expect_rows = -1;
 };
 
+/// Facts about one load that the pipeline knows and the destination's table
+/// does not: given to Destination::PrepareLoad before Begin.
+struct LoadContext {
+  /// The run this load belongs to, for outputs named with {run}; 0 outside
+  /// runs that remember their files.
+  int64_t run_id = 0;
+  /// The input file's name below the source's directory or prefix, without
+  /// the extensions read ("x/2024-01-01"), for outputs named with {file};
+  /// empty when the load is not one file's.
+  std::string input;
+  /// The input has no rows and the types of its columns are unknown (a CSV
+  /// header without rows): the destination creates nothing, and empties an
+  /// existing target in mode replace.
+  bool untyped_empty = false;
+};
+
 /// A row a destination refused before sending it, because one of its values
 /// cannot be stored in its target column (a NUL byte in text, a date beyond
 /// the target's range, a number too large for its column).
@@ -100,6 +116,27 @@ class Destination {
   /// the load; the caller takes them, so a second call returns the newer
   /// ones only. Optional.
   virtual std::vector<RejectedRow> TakeRejectedRows() { return {}; }
+
+  /// Before Begin: what this load is (see LoadContext). Optional.
+  virtual Status PrepareLoad(const LoadContext& /*load*/) { return Status::OK(); }
+  /// The file or object a load writes, as configured, with its {run} and
+  /// {file} placeholders ("s3://b/out/{file}.parquet"); empty for
+  /// destinations that do not write named outputs. The pipeline uses it to
+  /// check that every load gets an output of its own.
+  virtual std::string OutputTemplate() const { return ""; }
+  /// After PrepareLoad: the output this load writes (OutputTemplate with
+  /// its placeholders filled), or empty.
+  virtual std::string OutputName() const { return ""; }
+  /// Whether rows must arrive in the input's order (an upsert in which the
+  /// last row for a key wins); parallel scans are then kept in order.
+  virtual bool NeedsInputOrder() const { return false; }
+
+  /// `sluice validate`: connects and checks that rows shaped like `schema`
+  /// (empty when unknown) fit, changing nothing. Returns what was checked.
+  virtual Result<std::string> Check(const Schema& /*schema*/) { return Describe(); }
+  /// /ready: a cheap check that the destination is reachable now; changes
+  /// nothing. Callable from any thread.
+  virtual Status Ping() { return Status::OK(); }
 };
 
 }  // namespace sluice

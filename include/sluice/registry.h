@@ -50,6 +50,10 @@ const char* ComponentKindName(ComponentKind kind);
 struct ComponentInfo {
   std::string summary;            // one line
   std::vector<std::string> keys;  // the keys its table accepts (besides type)
+  /// `keys` lists every key the component reads, so that its table can be
+  /// checked before the factory runs (state stores open when the first run
+  /// starts). Otherwise the factory's reads are the list.
+  bool keys_complete = false;
 };
 
 class Registry {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 
@@ -68,6 +69,13 @@ template <typename T>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  /// From anything that converts to T: a factory returning
+  /// Result<std::unique_ptr<Base>> may return std::make_unique<Derived>(...).
+  template <typename U, typename = std::enable_if_t<!std::is_same_v<std::decay_t<U>, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status> &&
+                                                    !std::is_same_v<std::decay_t<U>, Result> &&
+                                                    std::is_convertible_v<U&&, T>>>
+  Result(U&& value) : v_(T(std::forward<U>(value))) {}  // NOLINT: implicit by design
   /// A Result holds a value or an error. Built from an OK Status (a bug in
   /// the caller: there is no value) it holds an internal error instead, so
   /// that SLUICE_ASSIGN_OR_RETURN can never pass OK along a failed path.

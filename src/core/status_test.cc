@@ -27,9 +27,9 @@ TEST(Result, KeepsAValueOrAnError) {
   Result<std::string> v = std::string("x");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(*v, "x");
-  Result<std::string> e = Status::NotFound("gone");
+  Result<int> e = Status::NotFound("gone");
   EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
-  EXPECT_EQ(e.ValueOr("fallback"), "fallback");
+  EXPECT_EQ(e.ValueOr(3), 3);
 }
 
 }  // namespace

@@ -14,10 +14,7 @@
 #include "core/cancellation.h"
 #include "core/human_format.h"
 #include "core/retry.h"
-#include "service/batch_job.h"
-#include "service/cdc_job.h"
 #include "service/config.h"
-#include "service/pipeline_runner.h"
 #include "service/serve.h"
 #include "service/version.h"
 
@@ -84,27 +81,19 @@ void SetUpLogging(const std::string& format, bool quiet) {
 }
 
 int RunCommand(const std::string& file, bool once, ProgressMode progress) {
-  auto config = LoadPipelineConfig(file);
-  if (!config.ok()) {
-    spdlog::error("{}", config.status().message());
-    return ExitCodeFor(config.status());
+  Registry registry = Registry::WithBuiltins();
+  auto pipeline = LoadPipelineFile(file, registry);
+  if (!pipeline.ok()) {
+    spdlog::error("{}", pipeline.status().message());
+    return ExitCodeFor(pipeline.status());
   }
-  if (config->source.is_cdc() && !config->server.configured) {
-    // Continuous: replicates until SIGTERM/Ctrl-C. With a [server] section
-    // it runs under the monitoring service below instead.
-    InstallSignalHandlers();
-    Status status = RunCdcPipeline(*config, ProcessCancellation().flag());
-    if (!status.ok()) {
-      spdlog::error("pipeline {}: {}", config->name, status.message());
-      return ExitCodeFor(status);
-    }
-    return 0;
-  }
+  const PipelineConfig& config = (*pipeline)->config;
+  const bool continuous = (*pipeline)->job->continuous();
   ServeOptions options;
-  options.once = once || !config->schedule;
+  options.once = once || !config.schedule;
   options.progress = progress;
   // `run` serves the monitoring endpoints only when the file asks for them.
-  options.listen = config->server.configured && (!options.once || config->source.is_cdc()) ? "" : "off";
+  options.listen = config.server.configured && (!options.once || continuous) ? "" : "off";
   return ServePipelines({file}, options);
 }
 
@@ -115,19 +104,41 @@ int ServeCommand(const std::vector<std::string>& files, const std::string& liste
 }
 
 int ValidateCommand(const std::string& file) {
-  auto config = LoadPipelineConfig(file);
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), config.status().message().c_str());
-    return ExitCodeFor(config.status());
+  Registry registry = Registry::WithBuiltins();
+  auto pipeline = LoadPipelineFile(file, registry);
+  if (!pipeline.ok()) {
+    std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), pipeline.status().message().c_str());
+    return ExitCodeFor(pipeline.status());
   }
-  auto report = config->source.is_cdc()                                     ? ValidateCdcPipeline(*config)
-                : config->source.is_incremental() || config->source.is_s3() ? ValidateBatchJob(*config)
-                                                                            : ValidatePipeline(*config);
+  auto report = (*pipeline)->job->Validate();
   if (!report.ok()) {
     std::fprintf(stderr, "%s: invalid: %s\n", file.c_str(), report.status().message().c_str());
     return ExitCodeFor(report.status());
   }
   std::printf("%s: OK\n%s", file.c_str(), report->c_str());
+  return 0;
+}
+
+/// `sluice components`: every registered type with its keys.
+int ComponentsCommand() {
+  Registry registry = Registry::WithBuiltins();
+  const std::pair<ComponentKind, const char*> kinds[] = {
+      {ComponentKind::kSource, "[source]"},
+      {ComponentKind::kDestination, "[destination] of batch pipelines"},
+      {ComponentKind::kCdcDestination, "[destination] of postgres_cdc pipelines"},
+      {ComponentKind::kStateStore, "[state] of batch pipelines"},
+      {ComponentKind::kCdcStore, "[state] of postgres_cdc pipelines"}};
+  for (const auto& [kind, title] : kinds) {
+    std::printf("%s\n", title);
+    for (const auto& type : registry.Types(kind)) {
+      const ComponentInfo* info = registry.Info(kind, type);
+      std::string keys;
+      for (const auto& k : info->keys) keys += (keys.empty() ? "" : ", ") + k;
+      std::printf("  type = \"%s\"\n      %s\n      keys: %s\n", type.c_str(), info->summary.c_str(),
+                  keys.empty() ? "(none)" : keys.c_str());
+    }
+    std::printf("\n");
+  }
   return 0;
 }
 
@@ -172,6 +183,8 @@ int CliMain(int argc, char** argv) {
       "Monitoring address host:port (default: [server] listen, else 127.0.0.1:9187; off: none)");
 
   auto* version = app.add_subcommand("version", "Print the versions of sluice and its engines");
+  auto* components = app.add_subcommand(
+      "components", "List the source, destination and state store types a pipeline file can name, with their keys");
 
   try {
     app.parse(argc, argv);
@@ -184,6 +197,7 @@ int CliMain(int argc, char** argv) {
     return 0;
   }
   if (*validate) return ValidateCommand(validate_file);
+  if (*components) return ComponentsCommand();
   if (*serve) return ServeCommand(serve_files, listen);
   ProgressMode mode = progress == "always"  ? ProgressMode::kAlways
                       : progress == "never" ? ProgressMode::kNever

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "service/pipeline_runner.h"
+#include "core/job.h"
+#include "sluice/status.h"
 
 namespace sluice::service {
 

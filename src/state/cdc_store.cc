@@ -1,5 +1,7 @@
 #include "state/cdc_store.h"
 
+#include "state/register_state_stores.h"
+
 #include <algorithm>
 #include <iterator>
 #include <limits>
@@ -172,7 +174,7 @@ std::unique_ptr<CdcStore> MakeMemoryCdcStore(const std::string& /*pipeline*/) {
 Result<std::unique_ptr<CdcStore>> OpenCdcStore(const StateConfig& config, const std::string& pipeline) {
   if (!config.url.empty()) return OpenPostgresCdcStore(config.url, pipeline);
   if (config.memory) return MakeMemoryCdcStore(pipeline);
-  return OpenSqliteCdcStore(config.path.empty() ? ".sluice/state.db" : config.path, pipeline);
+  return OpenSqliteCdcStore(config.path.empty() ? kDefaultStatePath : config.path, pipeline);
 }
 
 }  // namespace sluice::state

@@ -358,7 +358,7 @@ class SqliteStateStore final : public StateStore {
 
 Result<std::unique_ptr<StateStore>> OpenSqliteStateStore(const std::string& path) {
   std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? ".sluice/state.db" : path, ec);
+  std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? std::string(kDefaultStatePath) : path, ec);
   if (ec) return Status::IoError("cannot resolve the state store path " + path + ": " + ec.message());
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(absolute.lexically_normal().string()));
   return std::unique_ptr<StateStore>(std::make_unique<SqliteStateStore>(std::move(db)));

@@ -148,6 +148,9 @@ class StateStore {
   virtual Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) = 0;
 };
 
+/// Where the SQLite store lives when [state] names no path.
+inline constexpr const char* kDefaultStatePath = ".sluice/state.db";
+
 struct StateConfig {
   std::string url;   // postgresql://...  (schema `sluice`)
   std::string path;  // SQLite file; default ".sluice/state.db"

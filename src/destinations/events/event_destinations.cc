@@ -261,4 +261,52 @@ std::unique_ptr<CdcDestination> MakeMemoryCdcDestination(std::vector<std::string
 
 std::unique_ptr<CdcDestination> MakeDiscardCdcDestination() { return std::make_unique<DiscardDestination>(); }
 
+namespace {
+
+/// Change events are written as JSON lines, uncompressed, whatever a name says.
+Status CheckJsonLines(const ConfigTable& t, const std::string& type, const std::string& path) {
+  std::string format = t.GetString("format");
+  if (!format.empty() && format != "jsonl" && format != "json") {
+    return Status::InvalidArgument(t.Name() + " format = \"" + format + "\": a " + type +
+                                   " destination of a postgres_cdc pipeline writes change events as JSON "
+                                   "lines only (format = \"jsonl\")");
+  }
+  std::string lower = path;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* ext : {".parquet", ".pq", ".csv", ".tsv", ".gz", ".zst", ".zstd"}) {
+    if (lower.ends_with(ext)) {
+      return Status::InvalidArgument(t.Name() + " path " + path +
+                                     ": change events are written as plain JSON lines; name the file .jsonl");
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status RegisterEventDestinations(Registry& registry) {
+  auto jsonl = [](const ConfigTable& t) -> Result<std::unique_ptr<CdcDestination>> {
+    std::string path = t.GetString("path");
+    std::string type = t.GetString("type");
+    SLUICE_RETURN_IF_ERROR(CheckJsonLines(t, type, path));
+    if (path.empty()) return Status::InvalidArgument(t.Name() + " path is required for type " + type);
+    return MakeJsonLinesCdcDestination(path);
+  };
+  ComponentInfo jsonl_info{"change events as JSON lines appended to a file (at least once)", {"path", "format"}};
+  SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination("jsonl", jsonl, jsonl_info));
+  jsonl_info.summary = "the same as jsonl (the older name)";
+  SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination("file", jsonl, jsonl_info));
+  SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination(
+      "stdout",
+      [](const ConfigTable& t) -> Result<std::unique_ptr<CdcDestination>> {
+        SLUICE_RETURN_IF_ERROR(CheckJsonLines(t, "stdout", ""));
+        return MakeJsonLinesCdcDestination("-");
+      },
+      {"change events as JSON lines on standard output", {"format"}}));
+  return registry.AddCdcDestination(
+      "null",
+      [](const ConfigTable&) -> Result<std::unique_ptr<CdcDestination>> { return MakeDiscardCdcDestination(); },
+      {"counts the changes and discards them (benchmarks)", {}});
+}
+
 }  // namespace sluice::destinations

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "sluice/cdc.h"
+#include "sluice/registry.h"
 
 namespace sluice::destinations {
 
@@ -38,6 +39,9 @@ std::unique_ptr<CdcDestination> MakeMemoryCdcDestination(std::vector<std::string
 
 /// Accepts everything, keeps nothing.
 std::unique_ptr<CdcDestination> MakeDiscardCdcDestination();
+
+/// Registers the CDC destinations jsonl (and its alias file), stdout and null.
+Status RegisterEventDestinations(Registry& registry);
 
 /// One event as a JSON object (no newline); `copy` for initial-copy rows.
 void AppendEventJson(const ChangeBatch& batch, const ChangeEvent& event, const CdcTable& table, bool copy,

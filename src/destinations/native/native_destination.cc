@@ -60,13 +60,29 @@ namespace {
 
 constexpr const char* kAlias = "sluice_out";
 
+/// /ready of a local output: its directory exists.
+Status OutputDirectoryExists(const std::string& path) {
+  std::error_code ec;
+  auto dir = std::filesystem::absolute(path, ec).parent_path();
+  if (ec || !std::filesystem::is_directory(dir, ec)) {
+    return Status::NotFound("output directory '" + dir.string() + "' does not exist");
+  }
+  return Status::OK();
+}
+
 class DuckDbDestination : public NativeDestination {
  public:
   explicit DuckDbDestination(DuckDbDestinationOptions options) : options_(std::move(options)) {}
 
   std::string Describe() const override { return "duckdb table " + options_.table + " in " + options_.path; }
+  bool NeedsInputOrder() const override { return options_.mode == LoadMode::kUpsert; }
+  Status PrepareLoad(const LoadContext& load) override {
+    options_.untyped_empty = load.untyped_empty;
+    return Status::OK();
+  }
+  Status Ping() override { return OutputDirectoryExists(options_.path); }
 
-  Status Check(engine::DuckDbEngine* engine) override {
+  Status CheckInEngine(engine::DuckDbEngine* engine) override {
     std::error_code ec;
     if (!std::filesystem::exists(options_.path, ec)) {
       // Checking must not create the database file.
@@ -85,7 +101,7 @@ class DuckDbDestination : public NativeDestination {
 
   std::string Note() const override { return note_; }
 
-  Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>& columns) override {
+  Status BeginInEngine(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>& columns) override {
     columns_ = columns;
     skip_load_ = options_.untyped_empty;
     note_.clear();
@@ -141,7 +157,7 @@ class DuckDbDestination : public NativeDestination {
     return Status::OK();
   }
 
-  Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+  Result<int64_t> LoadInEngine(engine::DuckDbEngine* engine, const std::string& select_sql) override {
     if (skip_load_) return int64_t{0};  // nothing to load; the runner checked the result is empty
     std::string cols;
     for (const auto& field : columns_) {
@@ -167,7 +183,7 @@ class DuckDbDestination : public NativeDestination {
     return std::stoll(*(*rows)[0][0]);
   }
 
-  Status Commit(engine::DuckDbEngine* engine) override {
+  Status CommitInEngine(engine::DuckDbEngine* engine) override {
     if (!in_tx_) return Status::OK();  // untyped_empty without a database file
     Status status = engine->Execute("COMMIT");
     in_tx_ = !status.ok();
@@ -177,7 +193,7 @@ class DuckDbDestination : public NativeDestination {
     return Status::OK();
   }
 
-  void Abort(engine::DuckDbEngine* engine) override {
+  void AbortInEngine(engine::DuckDbEngine* engine) override {
     if (in_tx_) {
       (void)engine->Execute("ROLLBACK");
       in_tx_ = false;
@@ -343,6 +359,7 @@ class FileDestination : public NativeDestination {
 
   Status Init() {
     if (options_.path.empty()) return Status::InvalidArgument("[destination] path is required for type file");
+    template_ = options_.path;
     stdout_ = options_.path == "-" || options_.path == "/dev/stdout";
     s3_ = options_.path.starts_with("s3://");
     std::string f = options_.format;
@@ -386,14 +403,40 @@ class FileDestination : public NativeDestination {
   }
 
   std::string Describe() const override { return stdout_ ? "stdout" : "file " + options_.path; }
+  Status PrepareLoad(const LoadContext& load) override {
+    options_.untyped_empty = load.untyped_empty;
+    options_.path = ReplaceAll(template_, "{run}", std::to_string(load.run_id));
+    if (!load.input.empty()) options_.path = ReplaceAll(std::move(options_.path), "{file}", load.input);
+    return Status::OK();
+  }
+  std::string OutputTemplate() const override { return stdout_ ? "" : template_; }
+  std::string OutputName() const override { return stdout_ ? "" : options_.path; }
+  void SetCancel(const CancellationSource* cancel) override {
+    cancel_ = cancel;
+    options_.s3.cancel = cancel;
+  }
+  Status Ping() override {
+    if (stdout_) return Status::OK();
+    if (!s3_) return OutputDirectoryExists(template_);
+    // The bucket answers a one-key listing with these credentials.
+    SLUICE_ASSIGN_OR_RETURN(io::S3Url url, io::ParseS3Url(template_));
+    SLUICE_ASSIGN_OR_RETURN(io::S3Options options, io::ResolveS3OptionsForUse(options_.s3, nullptr));
+    options.retry.max_attempts = 1;
+    SLUICE_ASSIGN_OR_RETURN(auto client, io::S3Client::Make(std::move(options)));
+    return client->List(url.bucket, url.key.substr(0, url.key.find_last_of('/') + 1), 1)->NextPage().status();
+  }
 
-  Status Check(engine::DuckDbEngine*) override {
+  Status CheckInEngine(engine::DuckDbEngine*) override {
     if (stdout_) return Status::OK();
     if (s3_) {
       SLUICE_ASSIGN_OR_RETURN(url_, io::ParseS3Url(options_.path));
       if (url_.key.empty() || url_.key.back() == '/') {
         return Status::InvalidArgument("[destination] path: '" + options_.path +
                                        "' names no object (add a file name)");
+      }
+      if (!s3_resolved_) {
+        SLUICE_ASSIGN_OR_RETURN(options_.s3, io::ResolveS3OptionsForUse(options_.s3, cancel_));
+        s3_resolved_ = true;
       }
       SLUICE_ASSIGN_OR_RETURN(client_, io::S3Client::Make(options_.s3));
       // Reaching the bucket is the check; the object itself may not exist yet.
@@ -415,8 +458,8 @@ class FileDestination : public NativeDestination {
                                   : "";
   }
 
-  Status Begin(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>&) override {
-    SLUICE_RETURN_IF_ERROR(Check(engine));
+  Status BeginInEngine(engine::DuckDbEngine* engine, const std::vector<engine::ResultColumn>&) override {
+    SLUICE_RETURN_IF_ERROR(CheckInEngine(engine));
     if (options_.untyped_empty) return Status::OK();
     // Written beside the target and renamed at commit: readers never see a
     // partial file, and a crash leaves only a hidden temp file behind.
@@ -442,7 +485,7 @@ class FileDestination : public NativeDestination {
     return Status::OK();
   }
 
-  Result<int64_t> Load(engine::DuckDbEngine* engine, const std::string& select_sql) override {
+  Result<int64_t> LoadInEngine(engine::DuckDbEngine* engine, const std::string& select_sql) override {
     if (options_.untyped_empty) return int64_t{0};
     std::fflush(stdout);
     auto rows = engine->QueryRows("COPY (" + select_sql + "\n) TO " +
@@ -457,7 +500,7 @@ class FileDestination : public NativeDestination {
     return std::stoll(*(*rows)[0][0]);
   }
 
-  Status Commit(engine::DuckDbEngine*) override {
+  Status CommitInEngine(engine::DuckDbEngine*) override {
     if (options_.untyped_empty) return Status::OK();
     if (stdout_) {
       Status status = pump_ ? pump_->Finish() : Status::OK();
@@ -479,7 +522,7 @@ class FileDestination : public NativeDestination {
     return Status::OK();
   }
 
-  void Abort(engine::DuckDbEngine*) override {
+  void AbortInEngine(engine::DuckDbEngine*) override {
     pump_.reset();
     if (s3_) {
       RemoveUploadDir();
@@ -516,6 +559,9 @@ class FileDestination : public NativeDestination {
   }
 
   FileDestinationOptions options_;
+  std::string template_;  // the path as configured, with {run} and {file}
+  const CancellationSource* cancel_ = nullptr;
+  bool s3_resolved_ = false;
   bool stdout_ = false;
   bool s3_ = false;
   io::S3Url url_;
@@ -539,6 +585,41 @@ Result<std::unique_ptr<NativeDestination>> MakeFileDestination(FileDestinationOp
   auto dest = std::make_unique<FileDestination>(std::move(options));
   SLUICE_RETURN_IF_ERROR(dest->Init());
   return std::unique_ptr<NativeDestination>(std::move(dest));
+}
+
+Status RegisterNativeDestinations(Registry& registry) {
+  SLUICE_RETURN_IF_ERROR(registry.AddDestination(
+      "duckdb",
+      [](const ConfigTable& t) -> Result<std::unique_ptr<Destination>> {
+        DuckDbDestinationOptions o;
+        o.path = t.GetString("path");
+        o.table = t.GetString("table");
+        std::string mode = t.GetString("mode", "append");
+        o.key = t.GetStringList("key");
+        if (o.table.empty()) return Status::InvalidArgument(t.Name() + " table is required for type duckdb");
+        SLUICE_ASSIGN_OR_RETURN(o.mode, ParseLoadMode(mode));
+        SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDuckDbDestination(std::move(o)));
+        return std::unique_ptr<Destination>(std::move(dest));
+      },
+      {"a table in an embedded DuckDB database file, written by DuckDB itself", {"path", "table", "mode", "key"}}));
+  auto file = [](const ConfigTable& t, bool to_stdout) -> Result<std::unique_ptr<Destination>> {
+    FileDestinationOptions o;
+    o.path = to_stdout ? "-" : t.GetString("path");
+    o.format = t.GetString("format");
+    if (!to_stdout) {
+      o.s3 = io::ReadS3Section(t.Section("s3"));
+      o.temp_dir = t.Section("engine").GetString("temp_directory");
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto dest, MakeFileDestination(std::move(o)));
+    return std::unique_ptr<Destination>(std::move(dest));
+  };
+  SLUICE_RETURN_IF_ERROR(registry.AddDestination(
+      "file", [file](const ConfigTable& t) { return file(t, false); },
+      {"a Parquet, CSV or JSON-lines file, local or s3:// (named per run with {run}, per input with {file})",
+       {"path", "format"}}));
+  return registry.AddDestination(
+      "stdout", [file](const ConfigTable& t) { return file(t, true); },
+      {"CSV (or format = \"jsonl\"/\"parquet\") on standard output", {"format"}});
 }
 
 }  // namespace sluice::destinations

@@ -17,4 +17,10 @@ class NullDestination : public Destination {
 
 std::unique_ptr<Destination> MakeNullDestination() { return std::make_unique<NullDestination>(); }
 
+Status RegisterNullDestination(Registry& registry) {
+  return registry.AddDestination(
+      "null", [](const ConfigTable&) -> Result<std::unique_ptr<Destination>> { return MakeNullDestination(); },
+      {"discards the rows (benchmarks, dry runs: the whole read and transform runs)", {}});
+}
+
 }  // namespace sluice::destinations

@@ -5,9 +5,13 @@
 #include <memory>
 
 #include "sluice/destination.h"
+#include "sluice/registry.h"
 
 namespace sluice::destinations {
 
 std::unique_ptr<Destination> MakeNullDestination();
+
+/// Registers the batch destination "null".
+Status RegisterNullDestination(Registry& registry);
 
 }  // namespace sluice::destinations

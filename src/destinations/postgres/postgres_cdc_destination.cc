@@ -71,6 +71,9 @@ class PgCopyWriter : public CdcCopyWriter {
 
 class PostgresCdcDestination : public CdcDestination {
  public:
+  /// Connects and checks the server, as Open does; writes nothing.
+  Status Check() override { return Open(); }
+
   PostgresCdcDestination(std::string url, std::string schema)
       : url_(std::move(url)), schema_(std::move(schema)) {}
 

@@ -10,7 +10,10 @@
 
 #include "destinations/postgres/copy_encoder.h"
 #include "destinations/postgres/pg_types.h"
+#include "core/redact.h"
+#include "destinations/postgres/postgres_cdc_destination.h"
 #include "io/postgres/pg_connection.h"
+#include "io/postgres/pg_conninfo.h"
 
 namespace sluice {
 namespace {
@@ -503,6 +506,67 @@ void PostgresDestination::Abort() {
     cancel_ = nullptr;
   }
   conn_.reset();
+}
+
+Result<std::string> PostgresDestination::Check(const Schema& schema) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options_.url));
+  SLUICE_ASSIGN_OR_RETURN(auto table, ReadPgTable(*conn, name_.Quoted()));
+  std::string where = Describe() + " at " + RedactUrl(options_.url);
+  if (!table) {
+    SLUICE_ASSIGN_OR_RETURN(
+        auto ns, conn->Query("SELECT n IS NOT NULL AND has_schema_privilege(current_user, n, 'CREATE') "
+                             "FROM to_regnamespace($1) AS n",
+                             {PgConnection::QuoteIdent(name_.schema)}));
+    if (ns.empty() || ns[0][0].value_or("f") != "t") {
+      return Status::NotFound(where + ": schema \"" + name_.schema +
+                              "\" does not exist or the user may not create tables in it");
+    }
+    if (!options_.create_table) return Status::NotFound(where + " does not exist and create_table = false");
+    return where + " (reachable; the table will be created)";
+  }
+  if (schema.num_fields() > 0) {
+    SLUICE_RETURN_IF_ERROR(MatchPgColumns(name_.Display(), *table, schema).status());
+    return where + " (reachable; the existing table fits the result)";
+  }
+  return where + " (reachable)";
+}
+
+Status PostgresDestination::Ping() {
+  SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(options_.url));
+  return conn->Exec("SELECT 1");
+}
+
+Status RegisterPostgresDestinations(Registry& registry) {
+  SLUICE_RETURN_IF_ERROR(registry.AddDestination(
+      "postgres",
+      [](const ConfigTable& t) -> Result<std::unique_ptr<Destination>> {
+        PostgresDestinationOptions o;
+        o.url = t.GetString("url");
+        o.table = t.GetString("table");
+        std::string mode = t.GetString("mode", "append");
+        o.key = t.GetStringList("key");
+        o.create_table = t.GetBool("create_table", true);
+        if (o.url.empty()) return Status::InvalidArgument(t.Name() + " url is required for type postgres");
+        SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(o.url).WithContext(t.Name() + " url"));
+        if (o.table.empty()) return Status::InvalidArgument(t.Name() + " table is required for type postgres");
+        SLUICE_ASSIGN_OR_RETURN(o.mode, ParsePostgresLoadMode(mode));
+        SLUICE_ASSIGN_OR_RETURN(auto dest, PostgresDestination::Make(std::move(o)));
+        return std::unique_ptr<Destination>(std::move(dest));
+      },
+      {"a PostgreSQL table, loaded with binary COPY in one transaction (append, replace, upsert)",
+       {"url", "table", "mode", "key", "create_table"}}));
+  return registry.AddCdcDestination(
+      "postgres",
+      [](const ConfigTable& t) -> Result<std::unique_ptr<CdcDestination>> {
+        std::string url = t.GetString("url");
+        std::string schema = t.GetString("schema", "public");
+        if (url.empty()) return Status::InvalidArgument(t.Name() + " url is required for type postgres");
+        SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(url).WithContext(t.Name() + " url"));
+        if (schema.empty()) return Status::InvalidArgument(t.Name() + " schema must not be empty");
+        return destinations::MakePostgresCdcDestination(url, schema);
+      },
+      {"mirrors the published tables into a PostgreSQL schema, exactly once with a PostgreSQL state store",
+       {"url", "schema"}});
 }
 
 }  // namespace sluice

@@ -37,6 +37,7 @@
 
 #include "destinations/postgres/pg_types.h"
 #include "sluice/destination.h"
+#include "sluice/registry.h"
 
 namespace sluice {
 
@@ -74,6 +75,10 @@ struct PostgresDestinationOptions {
   bool untyped_empty = false;
 };
 
+/// Registers the batch destination "postgres" and the CDC destination
+/// "postgres".
+Status RegisterPostgresDestinations(Registry& registry);
+
 class PostgresDestination : public Destination {
  public:
   /// Checks the options (table name, key for upsert); connects only in Begin.
@@ -100,6 +105,16 @@ class PostgresDestination : public Destination {
   std::string Note() const override { return note_; }
   void SetSkipBadRows(bool skip) override { skip_bad_rows_ = skip; }
   std::vector<RejectedRow> TakeRejectedRows() override;
+  Status PrepareLoad(const LoadContext& load) override {
+    options_.untyped_empty = load.untyped_empty;
+    return Status::OK();
+  }
+  bool NeedsInputOrder() const override { return options_.mode == PostgresLoadMode::kUpsert; }
+  /// Connects and checks the table: it exists and fits `schema`, or it may
+  /// be created.
+  Result<std::string> Check(const Schema& schema) override;
+  /// Connects and runs SELECT 1.
+  Status Ping() override;
 
  private:
   explicit PostgresDestination(PostgresDestinationOptions options, PgTableName name);

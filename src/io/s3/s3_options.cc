@@ -196,4 +196,32 @@ std::string S3UrlString(std::string_view bucket, std::string_view key) {
   return out;
 }
 
+S3Options ReadS3Section(const ConfigTable& s3) {
+  S3Options o;
+  o.endpoint = s3.GetString("endpoint");
+  o.region = s3.GetString("region");
+  o.access_key_id = s3.GetString("access_key_id");
+  o.secret_access_key = s3.GetString("secret_access_key");
+  o.session_token = s3.GetString("session_token");
+  std::string addressing = s3.GetString("addressing");
+  if (addressing == "path" || addressing == "virtual") {
+    o.path_style = addressing == "path";
+  } else if (!addressing.empty()) {
+    s3.Fail("addressing", "must be \"path\" or \"virtual\"");
+  }
+  o.stall_timeout_ms = s3.GetMillis("stall_timeout", o.stall_timeout_ms);
+  if (o.stall_timeout_ms < 1000) s3.Fail("stall_timeout", "must be a duration of at least 1s");
+  o.retry.max_elapsed = std::chrono::milliseconds(
+      s3.GetMillis("retry_max_elapsed", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::minutes(5)).count()));
+  return o;
+}
+
+Result<S3Options> ResolveS3OptionsForUse(S3Options written, const CancellationSource* cancel) {
+  written.cancel = cancel;
+  auto resolved = ResolveS3Options(std::move(written), ProcessEnv());
+  if (!resolved.ok()) return resolved.status().WithContext("[s3]");
+  return resolved;
+}
+
 }  // namespace sluice::io

@@ -13,6 +13,7 @@
 
 #include "core/cancellation.h"
 #include "core/retry.h"
+#include "sluice/config_table.h"
 #include "sluice/status.h"
 
 namespace sluice::io {
@@ -60,6 +61,15 @@ EnvLookup ProcessEnv();
 /// Fails with InvalidArgument when only half of a key pair is given, or when
 /// an explicitly named AWS_PROFILE is in neither file.
 Result<S3Options> ResolveS3Options(S3Options from_config, const EnvLookup& env);
+
+/// [s3] of a pipeline file as written (nothing resolved yet): endpoint,
+/// region, access_key_id, secret_access_key, session_token, addressing
+/// ("path" | "virtual"), stall_timeout, retry_max_elapsed. Every key is
+/// read; bad values are recorded in the table.
+S3Options ReadS3Section(const ConfigTable& s3);
+/// `written` completed from the process environment and ~/.aws, with
+/// `cancel` for the requests; errors name [s3].
+Result<S3Options> ResolveS3OptionsForUse(S3Options written, const CancellationSource* cancel);
 
 struct S3Url {
   std::string bucket;

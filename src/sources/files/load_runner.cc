@@ -1,4 +1,4 @@
-#include "service/pipeline_runner.h"
+#include "sources/files/load_runner.h"
 
 #include <unistd.h>
 
@@ -13,19 +13,19 @@
 #include "core/pipeline_runtime.h"
 #include "core/redact.h"
 #include "engine/duckdb_engine.h"
-#include "service/destination_factory.h"
+#include "destinations/native/native_destination.h"
 #include "sources/files/files_source.h"
 
-namespace sluice::service {
+namespace sluice::sources {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& config,
+Result<std::unique_ptr<FilesSource>> MakeSource(const FilesPipelineConfig& config,
                                                          const CancellationSource* cancel = nullptr,
                                                          std::vector<io::LocalFile> files = {}) {
-  sources::FilesSourceOptions o;
+  FilesSourceOptions o;
   o.path = config.source.path;
   o.files = std::move(files);
   o.format = config.source.format;
@@ -33,15 +33,15 @@ Result<std::unique_ptr<sources::FilesSource>> MakeSource(const PipelineConfig& c
   o.delimiter = config.source.delimiter;
   o.columns = config.source.columns;
   o.max_line_size = config.source.max_line_size;
-  o.on_error = config.source.on_error == "skip" ? sources::OnError::kSkip : sources::OnError::kFail;
+  o.on_error = config.source.on_error == "skip" ? OnError::kSkip : OnError::kFail;
   o.rejects_path = config.source.rejects;
   o.max_rejects = config.source.max_rejects;
   o.temp_dir = config.engine.temp_directory;
   o.cancel = cancel;
-  return sources::FilesSource::Make(std::move(o));
+  return FilesSource::Make(std::move(o));
 }
 
-Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& config) {
+Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const FilesPipelineConfig& config) {
   engine::EngineOptions o;
   o.threads = config.engine.threads;
   o.memory_limit = config.engine.memory_limit;
@@ -50,7 +50,7 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const PipelineConfig& c
   return engine::DuckDbEngine::Open(o);
 }
 
-std::string SelectSql(const PipelineConfig& config) {
+std::string SelectSql(const FilesPipelineConfig& config) {
   return config.transform_sql.empty() ? "SELECT * FROM input" : engine::StripSql(config.transform_sql);
 }
 
@@ -102,7 +102,7 @@ int DefaultEncodeThreads() {
 }
 
 /// Streams the query's batches into a batch destination.
-Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, sources::FilesSource* source,
+Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* engine, FilesSource* source,
                     Destination* dest, const RunOptions& options, RunSummary* summary) {
   PipelineRuntime runtime(options.cancel);
   StageCounters* source_counters = runtime.Counters("source");
@@ -220,13 +220,13 @@ Status RunBatchLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, 
 }
 
 /// Lets DuckDB write the destination itself, in one statement.
-Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine, sources::FilesSource* source,
+Status RunNativeLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* engine, FilesSource* source,
                      destinations::NativeDestination* dest, const RunOptions& options, RunSummary* summary) {
   std::string sql = SelectSql(config);
   {
     CancelWatcher watcher(options.cancel, [engine] { engine->Interrupt(); });
     SLUICE_ASSIGN_OR_RETURN(auto columns, engine->Describe(sql));
-    SLUICE_RETURN_IF_ERROR(dest->Begin(engine, columns));
+    SLUICE_RETURN_IF_ERROR(dest->BeginInEngine(engine, columns));
   }
   if (options.cancel && options.cancel->cancelled()) return Status::Cancelled("interrupted");
   PipelineRuntime runtime(options.cancel);
@@ -235,7 +235,7 @@ Status RunNativeLoad(const PipelineConfig& config, engine::DuckDbEngine* engine,
   source->StartFeeding(options.cancel);
   int64_t rows = 0;
   runtime.AddStage("load", 1, [&](int) -> Status {
-    SLUICE_ASSIGN_OR_RETURN(rows, dest->Load(engine, sql));
+    SLUICE_ASSIGN_OR_RETURN(rows, dest->LoadInEngine(engine, sql));
     return Status::OK();
   });
   runtime.OnTick(250, [&] {
@@ -272,7 +272,7 @@ std::string EmptyFilesNote(const std::vector<std::string>& files) {
 
 /// An input without rows and with unknown column types must stay without
 /// rows: an aggregate over it (count(*)) would need types it does not have.
-Status CheckUntypedResultIsEmpty(const PipelineConfig& config, engine::DuckDbEngine* engine) {
+Status CheckUntypedResultIsEmpty(const FilesPipelineConfig& config, engine::DuckDbEngine* engine) {
   SLUICE_ASSIGN_OR_RETURN(
       auto rows, engine->QueryRows("SELECT count(*) FROM (" + SelectSql(config) + "\n) AS sluice_untyped"));
   if (!rows.empty() && rows[0][0] && *rows[0][0] != "0") {
@@ -286,7 +286,17 @@ Status CheckUntypedResultIsEmpty(const PipelineConfig& config, engine::DuckDbEng
 
 }  // namespace
 
-Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options) {
+Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConfig& config,
+                                                         const RunOptions& options, bool untyped_empty) {
+  SLUICE_ASSIGN_OR_RETURN(auto dest, config.registry->MakeDestination(*config.destination));
+  if (auto* native = dynamic_cast<destinations::NativeDestination*>(dest.get())) native->SetCancel(options.cancel);
+  LoadContext load = options.load;
+  load.untyped_empty = untyped_empty;
+  SLUICE_RETURN_IF_ERROR(dest->PrepareLoad(load));
+  return dest;
+}
+
+Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& options) {
   auto start = Clock::now();
   RunSummary summary;
   SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel, options.files));
@@ -296,38 +306,36 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   if (!source->empty_files().empty()) summary.notes.push_back(EmptyFilesNote(source->empty_files()));
   if (source->all_empty()) {
     // Nothing to load and nothing to create: the destination is not touched.
-    SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination, options.cancel));
-    summary.destination = dest.Describe();
+    SLUICE_ASSIGN_OR_RETURN(auto dest, MakeLoadDestination(config, options, false));
+    summary.destination = dest->Describe();
     summary.notes.push_back(summary.destination + " was not touched");
     summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     return summary;
   }
-  DestinationConfig dest_config = config.destination;
-  dest_config.untyped_empty = source->untyped_empty();
-  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(dest_config, options.cancel));
-  summary.destination = dest.Describe();
-  if (config.destination.mode == "upsert") {
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeLoadDestination(config, options, source->untyped_empty()));
+  auto* native = dynamic_cast<destinations::NativeDestination*>(dest.get());
+  summary.destination = dest->Describe();
+  if (dest->NeedsInputOrder()) {
     // "The last row for a key wins" needs the input's order; other modes
     // let DuckDB's parallel scan deliver rows in any order, which is faster.
     SLUICE_RETURN_IF_ERROR(engine->Execute("SET preserve_insertion_order = true"));
   }
 
   Status status;
-  if (dest.batch) dest.batch->SetSkipBadRows(config.source.on_error == "skip");
+  if (!native) dest->SetSkipBadRows(config.source.on_error == "skip");
   if (source->untyped_empty()) status = CheckUntypedResultIsEmpty(config, engine.get());
   // Compressed inputs are checked for truncation while DuckDB reads them.
   source->StartIntegrityChecks();
   if (status.ok()) {
-    status = dest.batch
-                 ? RunBatchLoad(config, engine.get(), source.get(), dest.batch.get(), options, &summary)
-                 : RunNativeLoad(config, engine.get(), source.get(), dest.native.get(), options, &summary);
+    status = native ? RunNativeLoad(config, engine.get(), source.get(), native, options, &summary)
+                    : RunBatchLoad(config, engine.get(), source.get(), dest.get(), options, &summary);
   }
   if (status.ok()) {
     // Rejected rows are checked before the commit, so that too many of them
     // leave the destination untouched. Rows the destination refused (values
     // it cannot store) count as rejected too.
     std::vector<RejectedRow> refused;
-    if (dest.batch) refused = dest.batch->TakeRejectedRows();
+    if (!native) refused = dest->TakeRejectedRows();
     summary.rows -= static_cast<int64_t>(refused.size());
     auto rejected = source->FinishRejects(engine.get(), refused);
     if (rejected.ok()) {
@@ -335,10 +343,10 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
     } else {
       status = rejected.status();
     }
-  } else if (status.code() == StatusCode::kDataError && dest.batch) {
+  } else if (status.code() == StatusCode::kDataError && !native) {
     // A value the destination cannot store: name the input line it came
     // from when the transform kept input rows.
-    auto refused = dest.batch->TakeRejectedRows();
+    auto refused = dest->TakeRejectedRows();
     if (!refused.empty()) {
       const RejectedRow& bad = refused.front();
       auto found = source->LocateValues({{bad.column, bad.value}});
@@ -362,31 +370,31 @@ Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOption
   }
   if (status.ok() && options.before_commit) status = options.before_commit();
   if (status.ok()) {
-    status = dest.batch ? dest.batch->Commit() : dest.native->Commit(engine.get());
+    status = native ? native->CommitInEngine(engine.get()) : dest->Commit();
   }
   if (!status.ok()) summary.checkpoint_committed = false;
   if (!status.ok()) {
     status = source->Explain(status);
-    if (dest.batch) {
-      dest.batch->Abort();
+    if (native) {
+      native->AbortInEngine(engine.get());
     } else {
-      dest.native->Abort(engine.get());
+      dest->Abort();
     }
     if (options.cancel && options.cancel->cancelled()) {
       return Status::Cancelled("interrupted; " + summary.destination + " left unchanged");
     }
     return status;
   }
-  std::string note = dest.batch ? dest.batch->Note() : dest.native->Note();
+  std::string note = dest->Note();
   if (!note.empty()) summary.notes.push_back(summary.destination + ": " + note);
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
 
-Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::vector<io::LocalFile>& files) {
+Result<std::string> ValidateLoad(const FilesPipelineConfig& config, const std::vector<io::LocalFile>& files) {
   std::string report;
   SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, nullptr, files));
-  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeDestination(config.destination));
+  SLUICE_ASSIGN_OR_RETURN(auto dest, MakeLoadDestination(config, RunOptions{}, false));
   SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
   report += "source:      " + source->Describe();
   if (!source->is_stdin()) report += " (" + HumanBytes(static_cast<double>(source->total_bytes())) + ")";
@@ -407,9 +415,15 @@ Result<std::string> ValidatePipeline(const PipelineConfig& config, const std::ve
       report += "note:        the input has a header line and no rows; its column types are unknown\n";
     }
   }
-  SLUICE_ASSIGN_OR_RETURN(std::string checked, CheckDestination(config.destination, schema, engine.get()));
+  std::string checked;
+  if (auto* native = dynamic_cast<destinations::NativeDestination*>(dest.get())) {
+    SLUICE_RETURN_IF_ERROR(native->CheckInEngine(engine.get()));
+    checked = native->Describe() + " (reachable)";
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(checked, dest->Check(schema));
+  }
   report += "destination: " + checked + "\n";
   return report;
 }
 
-}  // namespace sluice::service
+}  // namespace sluice::sources

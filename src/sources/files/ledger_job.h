@@ -20,16 +20,18 @@
 #include <string>
 #include <vector>
 
-#include "service/config.h"
-#include "service/pipeline_runner.h"
+#include "sources/files/files_config.h"
+#include "sources/files/load_runner.h"
 #include "sluice/status.h"
 #include "state/state_store.h"
 
-namespace sluice::service {
+namespace sluice::sources {
 
 struct JobReport {
   int64_t run_id = 0;
-  std::string status;  // succeeded, failed, cancelled
+  std::string status;  // succeeded, failed, cancelled, skipped (for the run log)
+  /// The run's outcome: OK, or the error that ended it (its code says why).
+  Status outcome;
   std::string error;
   int64_t files_found = 0;  // new or changed objects this run considered
   int64_t files_loaded = 0;
@@ -60,24 +62,22 @@ struct JobOptions {
 /// Runs the pipeline once over what is new. Returns an error only when the
 /// run could not be recorded or started at all (state store, listing);
 /// load failures are in the report (status "failed") and the run log.
-Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& options);
+Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOptions& options);
 
 /// One run of any pipeline: RunBatchJob for an incremental source, else
 /// one plain load of whatever [source] path names, recorded in the run log
 /// when a store is given. Retryable failures (a server unavailable) are
 /// retried by the [retry] policy; the failed attempt was rolled back.
-Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options);
+Result<JobReport> RunJob(const FilesPipelineConfig& config, const JobOptions& options);
 
 /// `sluice validate` for an incremental source: lists it, asks the state
 /// store what is new, compiles the SQL against one fetched object and
 /// checks the destination, loading nothing and recording nothing.
-Result<std::string> ValidateBatchJob(const PipelineConfig& config);
+Result<std::string> ValidateBatchJob(const FilesPipelineConfig& config);
 
-/// The state store a pipeline's config names ([state], or the default
-/// SQLite file .sluice/state.db).
-state::StateConfig StateConfigFor(const PipelineConfig& config);
+/// The state store runs use: the one [state] names (the default SQLite
+/// file when none) for a pipeline that remembers files, else one in memory
+/// (an S3 source without a ledger still lists under a run lock).
+Result<std::unique_ptr<state::StateStore>> OpenFilesStateStore(const FilesPipelineConfig& config);
 
-/// The kind of an error, as metrics label it.
-std::string ErrorKind(const Status& status);
-
-}  // namespace sluice::service
+}  // namespace sluice::sources

@@ -1,4 +1,4 @@
-#include "service/batch_job.h"
+#include "sources/files/ledger_job.h"
 
 #include <fnmatch.h>
 #include <signal.h>
@@ -21,9 +21,10 @@
 #include "core/replace_all.h"
 #include "core/retry.h"
 #include "io/s3/s3_client.h"
-#include "service/destination_factory.h"
+#include "state/memory_state_store.h"
+#include "state/register_state_stores.h"
 
-namespace sluice::service {
+namespace sluice::sources {
 
 namespace {
 
@@ -138,7 +139,7 @@ std::string SpoolName(size_t index, const std::string& key) {
 /// runs whose process is gone (a crash) are removed when the next run starts.
 class Spool {
  public:
-  static Result<std::unique_ptr<Spool>> Make(const PipelineConfig& config) {
+  static Result<std::unique_ptr<Spool>> Make(const FilesPipelineConfig& config) {
     fs::path base = config.engine.temp_directory.empty()
                         ? fs::temp_directory_path() / "sluice-spool"
                         : fs::path(config.engine.temp_directory) / "sluice-spool";
@@ -284,9 +285,9 @@ class Fetcher {
   std::vector<std::thread> workers_;
 };
 
-Result<std::unique_ptr<io::S3Client>> MakeS3Client(const PipelineConfig& config,
+Result<std::unique_ptr<io::S3Client>> MakeS3Client(const FilesPipelineConfig& config,
                                                    const CancellationSource* cancel) {
-  SLUICE_ASSIGN_OR_RETURN(io::S3Options o, S3OptionsFor(config.s3, cancel));
+  SLUICE_ASSIGN_OR_RETURN(io::S3Options o, io::ResolveS3OptionsForUse(config.s3, cancel));
   return io::S3Client::Make(std::move(o));
 }
 
@@ -341,30 +342,37 @@ std::string FileStem(const std::string& key, const std::string& base) {
   return rel;
 }
 
-/// The output of one load: {run} and {file} in a file destination's path
-/// become the run id and the loaded file's name (see FileStem; `input_base`
-/// is InputBase of the source path), so that each load writes its own
-/// output and a replay overwrites it.
-std::string OutputPathFor(const std::string& path_template, int64_t run_id,
-                          const std::vector<std::string>& keys, const std::string& input_base) {
-  std::string path = ReplaceAll(path_template, "{run}", std::to_string(run_id));
-  if (keys.size() == 1) path = ReplaceAll(std::move(path), "{file}", FileStem(keys[0], input_base));
-  return path;
+/// What one load is for its destination: the run, and for a load of one
+/// file its name for {file} (see FileStem; `input_base` is InputBase of the
+/// source path), so that each load writes its own output and a replay
+/// overwrites it.
+LoadContext LoadFor(int64_t run_id, const std::vector<std::string>& keys, const std::string& input_base) {
+  LoadContext load;
+  load.run_id = run_id;
+  if (keys.size() == 1) load.input = FileStem(keys[0], input_base);
+  return load;
+}
+
+/// The output a load writes, as its destination names it ("" when the
+/// destination writes no named outputs).
+Result<std::string> OutputOf(const FilesPipelineConfig& config, const LoadContext& load) {
+  SLUICE_ASSIGN_OR_RETURN(auto dest, config.registry->MakeDestination(*config.destination));
+  SLUICE_RETURN_IF_ERROR(dest->PrepareLoad(load));
+  return dest->OutputName();
 }
 
 /// Whether loads write outputs of their own ({run} or {file} in a file
 /// destination's path), which must never replace each other.
-bool WritesPerLoadOutputs(const PipelineConfig& config) {
-  const std::string& path = config.destination.path;
-  return config.destination.type == "file" &&
-         (path.find("{file}") != std::string::npos || path.find("{run}") != std::string::npos);
+bool WritesPerLoadOutputs(const FilesPipelineConfig& config) {
+  const std::string& path = config.output_template;
+  return path.find("{file}") != std::string::npos || path.find("{run}") != std::string::npos;
 }
 
 /// Before a load writes `output`: refuses when another input wrote it (the
 /// state store remembers which input each output was written from) or when
 /// it exists and this pipeline did not write it, then claims it for `input`.
 /// `s3` gives the client for an s3:// output (made once per run).
-Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const std::string& output,
+Status ClaimOutput(state::StateStore* store, const FilesPipelineConfig& config, const std::string& output,
                    const std::string& input, int64_t run_id,
                    const std::function<Result<io::S3Client*>()>& s3) {
   SLUICE_ASSIGN_OR_RETURN(auto claim, store->OutputClaim(config.name, output));
@@ -396,7 +404,7 @@ Status ClaimOutput(state::StateStore* store, const PipelineConfig& config, const
   }
   // {file} may name a sub-directory (an S3 key below the source prefix):
   // created below the directory the path names before {file}, when that exists.
-  const std::string& path = config.destination.path;
+  const std::string& path = config.output_template;
   size_t at = path.find("{file}");
   if (!output.starts_with("s3://") && at != std::string::npos) {
     std::error_code ec;
@@ -424,7 +432,7 @@ class PipelineLock {
 /// pipeline at a time, also across processes, so a second `serve` or a
 /// manual `run` skips its turn instead of racing this one. Returns nullptr
 /// (and a "skipped" report) when another process holds the lock.
-Result<std::unique_ptr<PipelineLock>> StartRun(const PipelineConfig& config, state::StateStore* store,
+Result<std::unique_ptr<PipelineLock>> StartRun(const FilesPipelineConfig& config, state::StateStore* store,
                                                JobReport* report) {
   SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
   if (!locked) {
@@ -462,40 +470,17 @@ void AddStages(std::vector<StageTotals>* into, const std::vector<StageTotals>& s
 
 }  // namespace
 
-std::string ErrorKind(const Status& status) {
-  switch (status.code()) {
-    case StatusCode::kOk:
-      return "";
-    case StatusCode::kInvalidArgument:
-      return "config";
-    case StatusCode::kDataError:
-      return "data";
-    case StatusCode::kSchemaMismatch:
-      return "schema";
-    case StatusCode::kNotFound:
-      return "not_found";
-    case StatusCode::kIoError:
-      return "io";
-    case StatusCode::kUnavailable:
-      return "unavailable";
-    case StatusCode::kCancelled:
-      return "cancelled";
-    default:
-      return "internal";
-  }
-}
-
-state::StateConfig StateConfigFor(const PipelineConfig& config) {
-  state::StateConfig s;
-  s.url = config.state.url;
-  s.path = config.state.path.empty() && config.state.url.empty() ? ".sluice/state.db" : config.state.path;
-  return s;
+Result<std::unique_ptr<state::StateStore>> OpenFilesStateStore(const FilesPipelineConfig& config) {
+  // An S3 source without a ledger still needs listing and a run lock, but
+  // remembers nothing between runs.
+  if (!config.uses_state()) return state::MakeMemoryStateStore();
+  return state::MakeStateStore(*config.registry, *config.state);
 }
 
 namespace {
 
 /// The lister for config's source; `client` receives the S3 client, if any.
-Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config,
+Result<std::unique_ptr<ObjectLister>> MakeLister(const FilesPipelineConfig& config,
                                                  const CancellationSource* cancel,
                                                  std::unique_ptr<io::S3Client>* client) {
   int64_t min_modified = config.source.modified_within_seconds > 0
@@ -520,12 +505,11 @@ Result<std::unique_ptr<ObjectLister>> MakeLister(const PipelineConfig& config,
 
 }  // namespace
 
-Result<std::string> ValidateBatchJob(const PipelineConfig& config) {
+Result<std::string> ValidateBatchJob(const FilesPipelineConfig& config) {
   std::unique_ptr<io::S3Client> client;
   SLUICE_ASSIGN_OR_RETURN(auto lister, MakeLister(config, nullptr, &client));
-  auto store = state::OpenStateStore(config.source.is_incremental() ? StateConfigFor(config)
-                                                                    : state::StateConfig{"", "", true});
-  if (!store.ok()) return store.status().WithContext("[state]");
+  auto store = OpenFilesStateStore(config);
+  if (!store.ok()) return store.status();
   int64_t listed = 0, fresh = 0, bytes = 0;
   std::optional<state::ObjectInfo> sample;
   while (true) {
@@ -555,7 +539,7 @@ Result<std::string> ValidateBatchJob(const PipelineConfig& config) {
   } else {
     files.push_back({sample->key, sample->size, sample->modified_unix_ms * 1000000});
   }
-  auto report = ValidatePipeline(config, files);
+  auto report = ValidateLoad(config, files);
   if (!report.ok()) return Rename(report.status(), {{files[0].path, sample->key}});
   // The per-file report's first line names the sample; keep the listing's.
   std::string rest = *report;
@@ -563,7 +547,7 @@ Result<std::string> ValidateBatchJob(const PipelineConfig& config) {
   return head + "sample:      " + sample->key + "\n" + rest;
 }
 
-Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& options) {
+Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOptions& options) {
   auto start = Clock::now();
   const CancellationSource* cancel = options.run.cancel;
   state::StateStore* store = options.store;
@@ -589,6 +573,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       if (report.error_kind.empty()) report.error_kind = ErrorKind(status);
     }
     report.retryable = !status.ok() && status.retryable();
+    report.outcome = status;
     Status logged = store->FinishRun(report.run_id, report.status, report.error, report.files_loaded,
                                      report.rows, NowUnixMs());
     if (!logged.ok())
@@ -629,7 +614,9 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
   if (WritesPerLoadOutputs(config) && config.source.batch == "per_file") {
     std::map<std::string, std::string> writer;
     for (const auto& o : todo) {
-      std::string output = OutputPathFor(config.destination.path, report.run_id, {o.key}, input_base);
+      auto made = OutputOf(config, LoadFor(report.run_id, {o.key}, input_base));
+      if (!made.ok()) return finish(made.status());
+      const std::string& output = *made;
       auto [it, fresh] = writer.emplace(output, o.key);
       if (!fresh) {
         return finish(Status::InvalidArgument("[destination] path: " + it->second + " and " + o.key +
@@ -734,14 +721,15 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
       }
       std::vector<std::string> keys;
       for (const auto& f : fetched) keys.push_back(f.object.key);
-      PipelineConfig load_config = config;
-      load_config.destination.path = OutputPathFor(config.destination.path, report.run_id, keys, input_base);
+      run.load = LoadFor(report.run_id, keys, input_base);
       if (status.ok() && WritesPerLoadOutputs(config)) {
         std::string input = keys.size() == 1 ? keys[0] : "run " + std::to_string(report.run_id);
-        status = ClaimOutput(store, config, load_config.destination.path, input, report.run_id, output_s3);
+        auto output = OutputOf(config, run.load);
+        status = output.ok() ? ClaimOutput(store, config, *output, input, report.run_id, output_s3)
+                             : output.status();
       }
       if (status.ok()) {
-        auto result = RunPipelineOnce(load_config, run);
+        auto result = RunLoad(config, run);
         if (result.ok()) {
           summary = std::move(result).value();
         } else {
@@ -832,7 +820,7 @@ Result<JobReport> RunBatchJob(const PipelineConfig& config, const JobOptions& op
 
 namespace {
 
-Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& options) {
+Result<JobReport> RunPlainJob(const FilesPipelineConfig& config, const JobOptions& options) {
   JobReport report;
   state::StateStore* store = options.store;
   std::unique_ptr<PipelineLock> lock;
@@ -840,7 +828,7 @@ Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& op
     SLUICE_ASSIGN_OR_RETURN(lock, StartRun(config, store, &report));
     if (!lock) return report;  // skipped
   }
-  auto summary = RunPipelineOnce(config, options.run);
+  auto summary = RunLoad(config, options.run);
   if (summary.ok()) {
     report.status = "succeeded";
     report.files_loaded = report.files_found = 1;
@@ -865,12 +853,13 @@ Result<JobReport> RunPlainJob(const PipelineConfig& config, const JobOptions& op
       spdlog::warn("pipeline {}: could not record run {}: {}", config.name, report.run_id, logged.message());
   }
   report.retryable = summary.ok() ? false : summary.status().retryable();
+  report.outcome = summary.ok() ? Status::OK() : summary.status();
   return report;
 }
 
 }  // namespace
 
-Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options) {
+Result<JobReport> RunJob(const FilesPipelineConfig& config, const JobOptions& options) {
   bool batch_job = (config.source.is_incremental() || config.source.is_s3()) && options.store != nullptr;
   auto once = [&]() -> Result<JobReport> {
     return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
@@ -898,4 +887,4 @@ Result<JobReport> RunJob(const PipelineConfig& config, const JobOptions& options
   }
 }
 
-}  // namespace sluice::service
+}  // namespace sluice::sources

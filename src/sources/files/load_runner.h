@@ -1,5 +1,5 @@
-// Running one pipeline once: builds the engine, the source and the
-// destination from a PipelineConfig, moves the data, and reports what
+// One load of a files pipeline: builds the engine, the source and the
+// destination (from the registry) and moves the data, and reports what
 // happened. Called from one thread; cancellation comes from a
 // CancellationSource that signal handlers may set.
 #pragma once
@@ -11,13 +11,11 @@
 
 #include "core/cancellation.h"
 #include "io/local_files.h"
-#include "service/config.h"
+#include "sources/files/files_config.h"
 #include "sluice/destination.h"
 #include "sluice/status.h"
 
-namespace sluice::service {
-
-enum class ProgressMode { kAuto, kAlways, kNever };
+namespace sluice::sources {
 
 struct RunOptions {
   const CancellationSource* cancel = nullptr;
@@ -33,6 +31,8 @@ struct RunOptions {
   /// Called after every row was written and before the destination
   /// commits; an error rolls the load back.
   std::function<Status()> before_commit;
+  /// What this load is, for the destination (run id, input name).
+  LoadContext load;
 };
 
 /// Rows and bytes that passed one stage of the load.
@@ -61,13 +61,17 @@ struct RunSummary {
   std::vector<std::string> notes;
 };
 
-Result<RunSummary> RunPipelineOnce(const PipelineConfig& config, const RunOptions& options);
+Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& options);
+
+/// The destination of one load, from the registry, prepared for `options`.
+Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConfig& config,
+                                                         const RunOptions& options, bool untyped_empty);
 
 /// Checks the file, the destination's reachability and the SQL against the
 /// source's schema, loading nothing. Returns a human-readable report.
 /// With `files`, the SQL is compiled against those local files instead of
 /// what [source] path matches (an object fetched from S3).
-Result<std::string> ValidatePipeline(const PipelineConfig& config,
+Result<std::string> ValidateLoad(const FilesPipelineConfig& config,
                                      const std::vector<io::LocalFile>& files = {});
 
-}  // namespace sluice::service
+}  // namespace sluice::sources
