@@ -1,15 +1,8 @@
-// The small out-of-line helpers of include/sluice/cdc.h.
-#include <cstdio>
-
+// The small out-of-line helpers of include/sluice/cdc.h that know nothing
+// of PostgreSQL (CdcLsnToString is in io/postgres/lsn.cc).
 #include "sluice/cdc.h"
 
 namespace sluice {
-
-std::string CdcLsnToString(CdcLsn lsn) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%X/%X", static_cast<unsigned>(lsn >> 32), static_cast<unsigned>(lsn));
-  return text;
-}
 
 bool CdcTable::has_key() const {
   if (identity == CdcIdentity::kFull) return true;

@@ -123,7 +123,7 @@ Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, 
   if (!doc.HasSection("source")) return Status::InvalidArgument("missing [source] section");
   if (!doc.HasSection("destination")) return Status::InvalidArgument("missing [destination] section");
   const ConfigTable& source = doc.Section("source");
-  cfg.source_type = source.GetString("type", "files");
+  cfg.source_type = loaded->registry.TypeOf(ComponentKind::kSource, source);
   SLUICE_RETURN_IF_ERROR(source.Check());
   const auto* factory =
       static_cast<const JobFactory*>(loaded->registry.FindInternal(ComponentKind::kSource, cfg.source_type));
@@ -131,6 +131,7 @@ Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, 
     std::string available;
     for (const auto& t : loaded->registry.Types(ComponentKind::kSource))
       available += (available.empty() ? "" : ", ") + t;
+    if (cfg.source_type.empty()) return Status::InvalidArgument("[source] type is required (available: " + available + ")");
     return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source_type +
                                    "' (available: " + available + ")");
   }

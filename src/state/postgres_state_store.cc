@@ -148,12 +148,12 @@ class PostgresStateStore final : public StateStore {
     });
   }
 
-  Result<std::vector<CheckpointStatement>> MarkLoadedStatements(
+  Result<std::vector<CommitStatement>> MarkLoadedStatements(
       const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) override {
-    std::vector<CheckpointStatement> out;
+    std::vector<CommitStatement> out;
     out.reserve(objects.size());
     for (const ObjectInfo& o : objects) {
-      CheckpointStatement st;
+      CommitStatement st;
       st.sql = kInsertLedger;
       st.params = LedgerParams(pipeline, run_id, o);
       st.expect_rows = 1;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "sluice/destination.h"
 #include "sluice/status.h"
 
 namespace sluice::state {
@@ -57,17 +58,6 @@ struct FileRecord {
   std::string error;
 };
 
-/// A parameterised SQL statement ($1, $2, ...; text parameters, NULL as
-/// nullopt) for a destination to run inside its own load transaction.
-struct CheckpointStatement {
-  std::string sql;
-  std::vector<std::optional<std::string>> params;
-  /// The statement must affect exactly this many rows, or the load is
-  /// rolled back (the ledger entry already existed: another process loaded
-  /// the object first). -1: any count.
-  int64_t expect_rows = -1;
-};
-
 class StateStore {
  public:
   StateStore() = default;
@@ -101,7 +91,7 @@ class StateStore {
   /// fails the load, when the same key and ETag was recorded meanwhile.
   /// The run log's file rows are not among them: record those with
   /// RecordFile. Does not touch the database. Other stores return an error.
-  virtual Result<std::vector<CheckpointStatement>> MarkLoadedStatements(
+  virtual Result<std::vector<CommitStatement>> MarkLoadedStatements(
       const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) {
     (void)pipeline, (void)run_id, (void)objects;
     return Status::Internal("this state store cannot write into a destination's transaction");

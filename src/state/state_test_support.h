@@ -1,6 +1,6 @@
 // Helpers shared by the state store tests: one PostgreSQL server for all
 // of them, and a plain libpq connection of the test itself playing the
-// destination that runs a store's checkpoint statements (CheckpointStatement,
+// destination that runs a store's checkpoint statements (CommitStatement,
 // CommitStatement: anything with sql, params and expect_rows) inside its own
 // transaction.
 #pragma once

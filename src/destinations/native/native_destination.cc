@@ -22,14 +22,6 @@ namespace sluice::destinations {
 using engine::QuoteIdent;
 using engine::QuoteLiteral;
 
-Result<LoadMode> ParseLoadMode(const std::string& name) {
-  if (name.empty() || name == "append") return LoadMode::kAppend;
-  if (name == "replace") return LoadMode::kReplace;
-  if (name == "upsert") return LoadMode::kUpsert;
-  return Status::InvalidArgument("[destination] mode: unknown mode '" + name +
-                                 "' (expected append, replace or upsert)");
-}
-
 Result<std::pair<std::string, std::string>> SplitTableName(const std::string& name) {
   std::vector<std::string> parts(1);
   bool quoted = false;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/cancellation.h"
+#include "core/load_mode.h"
 #include "engine/duckdb_engine.h"
 #include "io/s3/s3_options.h"
 #include "sluice/destination.h"
@@ -20,8 +21,6 @@
 
 namespace sluice::destinations {
 
-enum class LoadMode { kAppend, kReplace, kUpsert };
-Result<LoadMode> ParseLoadMode(const std::string& name);
 
 /// A Destination that DuckDB writes: the pipeline runs the load through
 /// the *InEngine methods instead of Begin/Write/Commit, which fail.

@@ -53,14 +53,6 @@ std::string DisplayIdent(const std::string& name) { return NeedsQuotes(name) ? I
 
 }  // namespace
 
-Result<PostgresLoadMode> ParsePostgresLoadMode(const std::string& text) {
-  if (text == "append") return PostgresLoadMode::kAppend;
-  if (text == "replace") return PostgresLoadMode::kReplace;
-  if (text == "upsert") return PostgresLoadMode::kUpsert;
-  return Status::InvalidArgument("unknown postgres load mode '" + text +
-                                 "'; expected append, replace or upsert");
-}
-
 std::string PgTableName::Quoted() const { return Ident(schema) + "." + Ident(table); }
 
 std::string PgTableName::Display() const { return DisplayIdent(schema) + "." + DisplayIdent(table); }
@@ -141,7 +133,7 @@ Result<std::unique_ptr<PostgresDestination>> PostgresDestination::Make(PostgresD
                                      " bytes, longer than PostgreSQL's limit of 63; choose a shorter name");
     }
   }
-  if (options.mode == PostgresLoadMode::kUpsert && options.key.empty()) {
+  if (options.mode == LoadMode::kUpsert && options.key.empty()) {
     return Status::InvalidArgument("postgres table " + name.Display() +
                                    ": mode upsert needs key (the columns that identify a row)");
   }
@@ -208,7 +200,7 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
     }
     columns.push_back(field.name);
   }
-  const bool upsert = options_.mode == PostgresLoadMode::kUpsert;
+  const bool upsert = options_.mode == LoadMode::kUpsert;
   for (const auto& k : options_.key) {
     if (schema.IndexOf(k) < 0) {
       return Status::InvalidArgument("key column \"" + k + "\" is not a column of the result " +
@@ -274,13 +266,13 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
   std::string copy_target = target;
   merge_sql_.clear();
   switch (options_.mode) {
-    case PostgresLoadMode::kAppend:
+    case LoadMode::kAppend:
       break;
-    case PostgresLoadMode::kReplace:
+    case LoadMode::kReplace:
       SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE TABLE " + target));
       fresh = true;
       break;
-    case PostgresLoadMode::kUpsert: {
+    case LoadMode::kUpsert: {
       SLUICE_RETURN_IF_ERROR(CheckUpsertKey(table->oid));
       std::string seq = "sluice_seq";
       while (seen.count(seq)) seq += "_";
@@ -332,7 +324,7 @@ Status PostgresDestination::BeginUntypedEmpty(const std::optional<PgTable>& tabl
                                     "\" that the input has");
     }
   }
-  if (options_.mode == PostgresLoadMode::kReplace) {
+  if (options_.mode == LoadMode::kReplace) {
     SLUICE_RETURN_IF_ERROR(conn_->Exec("TRUNCATE TABLE " + name_.Quoted()));
     note_ = "the input has no rows: the table was emptied (mode replace)";
   } else {
@@ -549,7 +541,7 @@ Status RegisterPostgresDestinations(Registry& registry) {
         if (o.url.empty()) return Status::InvalidArgument(t.Name() + " url is required for type postgres");
         SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(o.url).WithContext(t.Name() + " url"));
         if (o.table.empty()) return Status::InvalidArgument(t.Name() + " table is required for type postgres");
-        SLUICE_ASSIGN_OR_RETURN(o.mode, ParsePostgresLoadMode(mode));
+        SLUICE_ASSIGN_OR_RETURN(o.mode, ParseLoadMode(mode));
         SLUICE_ASSIGN_OR_RETURN(auto dest, PostgresDestination::Make(std::move(o)));
         return std::unique_ptr<Destination>(std::move(dest));
       },

@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "destinations/postgres/pg_types.h"
+#include "core/load_mode.h"
 #include "sluice/destination.h"
 #include "sluice/registry.h"
 
@@ -43,11 +44,6 @@ namespace sluice {
 
 class CopyEncoder;
 class PgConnection;
-
-enum class PostgresLoadMode { kAppend, kReplace, kUpsert };
-
-/// "append", "replace" or "upsert".
-Result<PostgresLoadMode> ParsePostgresLoadMode(const std::string& text);
 
 /// A schema-qualified table name, unquoted.
 struct PgTableName {
@@ -65,7 +61,7 @@ Result<PgTableName> ParsePgTableName(const std::string& text);
 struct PostgresDestinationOptions {
   std::string url;    // libpq URL or key/value string; may hold a password
   std::string table;  // "schema.table" or "table"
-  PostgresLoadMode mode = PostgresLoadMode::kAppend;
+  LoadMode mode = LoadMode::kAppend;
   std::vector<std::string> key;  // upsert: the result columns that identify a row
   bool create_table = true;
   /// The load has no rows and the types of its columns are unknown (a CSV
@@ -109,7 +105,7 @@ class PostgresDestination : public Destination {
     options_.untyped_empty = load.untyped_empty;
     return Status::OK();
   }
-  bool NeedsInputOrder() const override { return options_.mode == PostgresLoadMode::kUpsert; }
+  bool NeedsInputOrder() const override { return options_.mode == LoadMode::kUpsert; }
   /// Connects and checks the table: it exists and fits `schema`, or it may
   /// be created.
   Result<std::string> Check(const Schema& schema) override;

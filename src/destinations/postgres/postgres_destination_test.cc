@@ -63,7 +63,7 @@ class PostgresDestinationTest : public ::testing::Test {
   }
 
   static std::unique_ptr<PostgresDestination> Dest(const std::string& table,
-                                                   PostgresLoadMode mode = PostgresLoadMode::kAppend,
+                                                   LoadMode mode = LoadMode::kAppend,
                                                    std::vector<std::string> key = {}, bool create = true) {
     PostgresDestinationOptions options;
     options.url = Url();
@@ -323,7 +323,7 @@ TEST_F(PostgresDestinationTest, AppendsIntoAnExistingTableWithWiderTypesAndDefau
 }
 
 TEST_F(PostgresDestinationTest, AbortLeavesTheTableUnchangedInEveryMode) {
-  for (auto mode : {PostgresLoadMode::kAppend, PostgresLoadMode::kReplace, PostgresLoadMode::kUpsert}) {
+  for (auto mode : {LoadMode::kAppend, LoadMode::kReplace, LoadMode::kUpsert}) {
     SCOPED_TRACE(static_cast<int>(mode));
     Exec(
         "DROP TABLE IF EXISTS abort_me; CREATE TABLE abort_me (id bigint PRIMARY KEY, name text); "
@@ -370,7 +370,7 @@ TEST_F(PostgresDestinationTest, AppendedRowsAreInvisibleUntilCommit) {
 
 TEST_F(PostgresDestinationTest, ReplaceSwapsTheContentsAtCommitAndReadersWait) {
   Exec("CREATE TABLE replaced (id bigint, name text); INSERT INTO replaced VALUES (1, 'old'), (2, 'old')");
-  auto dest = Dest("replaced", PostgresLoadMode::kReplace);
+  auto dest = Dest("replaced", LoadMode::kReplace);
   ASSERT_TRUE(dest);
   ASSERT_TRUE(dest->Begin(KeyValueSchema()).ok());
   ASSERT_TRUE(dest->Write(*KeyValueBatch({{5, "new"}})).ok());
@@ -383,7 +383,7 @@ TEST_F(PostgresDestinationTest, ReplaceSwapsTheContentsAtCommitAndReadersWait) {
 }
 
 TEST_F(PostgresDestinationTest, UpsertLastRowForAKeyWins) {
-  auto dest = Dest("upserted", PostgresLoadMode::kUpsert, {"id"});
+  auto dest = Dest("upserted", LoadMode::kUpsert, {"id"});
   ASSERT_TRUE(dest);
   Status st = Load(*dest, KeyValueSchema(), {KeyValueBatch({{1, "a"}, {2, "b"}})});
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -407,7 +407,7 @@ TEST_F(PostgresDestinationTest, UpsertWithOnlyKeyColumnsIgnoresExistingRows) {
   b.AppendInt(0, 2);
   auto batch = b.Finish();
   ASSERT_TRUE(batch.ok());
-  auto dest = Dest("key_only", PostgresLoadMode::kUpsert, {"id"});
+  auto dest = Dest("key_only", LoadMode::kUpsert, {"id"});
   ASSERT_TRUE(dest);
   Status st = Load(*dest, schema, {*batch});
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -417,7 +417,7 @@ TEST_F(PostgresDestinationTest, UpsertWithOnlyKeyColumnsIgnoresExistingRows) {
 
 TEST_F(PostgresDestinationTest, UpsertWithoutAUniqueConstraintAsksForOne) {
   Exec("CREATE TABLE no_key (id bigint, name text)");
-  auto dest = Dest("no_key", PostgresLoadMode::kUpsert, {"id"});
+  auto dest = Dest("no_key", LoadMode::kUpsert, {"id"});
   ASSERT_TRUE(dest);
   Status st = dest->Begin(KeyValueSchema());
   ASSERT_FALSE(st.ok());
@@ -428,12 +428,12 @@ TEST_F(PostgresDestinationTest, UpsertWithoutAUniqueConstraintAsksForOne) {
 }
 
 TEST_F(PostgresDestinationTest, UpsertKeyMustBeAResultColumn) {
-  auto dest = Dest("bad_key", PostgresLoadMode::kUpsert, {"missing"});
+  auto dest = Dest("bad_key", LoadMode::kUpsert, {"missing"});
   ASSERT_TRUE(dest);
   Status st = dest->Begin(KeyValueSchema());
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(st.message().find("\"missing\""), std::string::npos) << st.message();
-  PostgresDestinationOptions options{Url(), "t", PostgresLoadMode::kUpsert, {}, true};
+  PostgresDestinationOptions options{Url(), "t", LoadMode::kUpsert, {}, true};
   EXPECT_EQ(PostgresDestination::Make(options).status().code(), StatusCode::kInvalidArgument);
 }
 
@@ -514,7 +514,7 @@ TEST_F(PostgresDestinationTest, WithSkipBadRowsTheRowIsLeftOutAndKept) {
 }
 
 TEST_F(PostgresDestinationTest, MissingTableWithoutCreateTableIsNotFound) {
-  auto dest = Dest("absent", PostgresLoadMode::kAppend, {}, /*create=*/false);
+  auto dest = Dest("absent", LoadMode::kAppend, {}, /*create=*/false);
   ASSERT_TRUE(dest);
   Status st = dest->Begin(KeyValueSchema());
   EXPECT_EQ(st.code(), StatusCode::kNotFound);
@@ -529,7 +529,7 @@ TEST_F(PostgresDestinationTest, QuotesEveryIdentifier) {
   b.AppendBytes(1, "v");
   auto batch = b.Finish();
   ASSERT_TRUE(batch.ok());
-  auto dest = Dest("\"Odd Schema\".\"Tab.le\"", PostgresLoadMode::kUpsert, {"Id"});
+  auto dest = Dest("\"Odd Schema\".\"Tab.le\"", LoadMode::kUpsert, {"Id"});
   ASSERT_TRUE(dest);
   EXPECT_EQ(dest->Describe(), "postgres table \"Odd Schema\".\"Tab.le\"");
   Status st = Load(*dest, schema, {*batch});
@@ -611,9 +611,9 @@ TEST(PgTableName, SplitsOnTheFirstUnquotedDotAndFoldsUnquotedParts) {
   EXPECT_EQ((PgTableName{"public", "Sales"}.Display()), "public.\"Sales\"");
 }
 
-TEST(PostgresLoadMode, ParsesTheConfigSpelling) {
-  EXPECT_EQ(ParsePostgresLoadMode("upsert").ValueOr(PostgresLoadMode::kAppend), PostgresLoadMode::kUpsert);
-  EXPECT_EQ(ParsePostgresLoadMode("merge").status().code(), StatusCode::kInvalidArgument);
+TEST(LoadMode, ParsesTheConfigSpelling) {
+  EXPECT_EQ(ParseLoadMode("upsert").ValueOr(LoadMode::kAppend), LoadMode::kUpsert);
+  EXPECT_EQ(ParseLoadMode("merge").status().code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace

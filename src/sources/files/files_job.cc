@@ -359,6 +359,8 @@ FilesPipelineConfig ReadFilesPipelineConfig(const JobContext& context) {
 }
 
 Status RegisterFilesSource(Registry& registry) {
+  // A [source] that names no type reads files.
+  registry.SetDefaultType(ComponentKind::kSource, [](const ConfigTable&) { return std::string("files"); });
   auto factory = std::make_shared<const JobFactory>(MakeFilesJob);
   return registry.AddInternal(
       ComponentKind::kSource, "files", factory,

@@ -9,7 +9,7 @@
 
 namespace sluice::sources {
 
-/// Registers the source type "files".
+/// Registers the source type "files", the default of a [source] without type.
 Status RegisterFilesSource(Registry& registry);
 
 }  // namespace sluice::sources

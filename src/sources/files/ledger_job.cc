@@ -715,7 +715,7 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
         if (!statements.ok()) {
           status = statements.status();
         } else {
-          for (auto& s : *statements) run.checkpoint.push_back({s.sql, s.params, s.expect_rows});
+          run.checkpoint = std::move(statements).value();
           run.checkpoint_database = ledger_db;
         }
       }

@@ -165,7 +165,7 @@ class CdcJob final : public Job {
       SLUICE_ASSIGN_OR_RETURN(store_, OpenStore());
     }
     ReplicatorOptions options = options_;
-    options.cancel = cancel ? cancel->flag() : nullptr;
+    options.cancel = cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
       replicator_ = std::make_unique<Replicator>(options, destination_.get(), store_.get());
@@ -264,6 +264,8 @@ Result<std::unique_ptr<Job>> MakeCdcJob(const JobContext& context) {
   o.batch_max_rows = batch.GetInt("max_rows", o.batch_max_rows);
   o.batch_max_bytes = batch.GetBytes("max_bytes", o.batch_max_bytes);
   o.batch_max_fill_ms = batch.GetInt("max_fill_ms", o.batch_max_fill_ms);
+  o.reconnect.initial = std::chrono::milliseconds(context.retry.initial_ms);
+  o.reconnect.max_delay = std::chrono::milliseconds(context.retry.max_delay_ms);
   o.spill_directory = (context.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
                                                              : context.engine.temp_directory) +
                       "/sluice-spill";

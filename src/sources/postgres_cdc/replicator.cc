@@ -54,7 +54,7 @@ class Replicator::Session {
   bool restart() const { return restart_; }
 
  private:
-  bool cancelled() const { return o_.cancel != nullptr && o_.cancel->load(); }
+  bool cancelled() const { return o_.cancel != nullptr && o_.cancel->cancelled(); }
   Status Prepare();
   Status WaitForSlot(bool* exists);
   Status CopyWithSnapshot(const std::vector<std::shared_ptr<const CdcTable>>& tables,
@@ -705,28 +705,29 @@ Status Replicator::Run() {
   spdlog::info("pipeline {}: replicating publication {} into {} ({}; state in {})", options_.pipeline,
                options_.publication, destination_->Describe(),
                exactly_once_ ? "exactly once" : "at least once", store_->Describe());
-  std::mt19937_64 rng(std::random_device{}());
-  int64_t delay = options_.reconnect_initial_ms;
-  auto cancelled = [&] { return options_.cancel != nullptr && options_.cancel->load(); };
+  // Reconnects until stopped: only the policy's delays are used.
+  RetryPolicy policy = options_.reconnect;
+  policy.max_attempts = 0;
+  policy.max_elapsed = std::chrono::hours(24 * 365 * 100);
+  auto backoff = std::make_unique<RetryState>(policy);
+  auto cancelled = [&] { return options_.cancel != nullptr && options_.cancel->cancelled(); };
   while (!cancelled()) {
     Session session(this);
     Status status = session.Run();
     if (cancelled()) return Status::OK();
     if (status.ok()) {
-      delay = options_.reconnect_initial_ms;
+      backoff = std::make_unique<RetryState>(policy);
       // A table joined, left or errored: start over (almost) at once.
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
     if (!status.retryable()) return status;
     stats_.reconnects++;
-    int64_t wait = delay / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(delay / 2 + 1));
+    std::chrono::milliseconds wait = backoff->NextDelay();
+    if (wait.count() < 0) wait = policy.max_delay;
     spdlog::warn("pipeline {}: {}; reconnecting in {:.1f} s", options_.pipeline, status.message(),
-                 wait / 1000.0);
-    for (int64_t waited = 0; waited < wait && !cancelled(); waited += 50) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    delay = std::min(options_.reconnect_max_ms, delay * 2);
+                 wait.count() / 1000.0);
+    if (!SleepUnlessCancelled(wait, options_.cancel)) return Status::OK();
   }
   return Status::OK();
 }

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cancellation.h"
+#include "core/retry.h"
 #include "sluice/cdc.h"
 #include "sluice/status.h"
 
@@ -59,9 +61,12 @@ struct ReplicatorOptions {
   int64_t publication_refresh_ms = 10000;
   /// Standby status updates at least this often.
   int64_t status_interval_ms = 10000;
-  int64_t reconnect_initial_ms = 500;
-  int64_t reconnect_max_ms = 30000;
-  const std::atomic<bool>* cancel = nullptr;
+  /// Backoff between reconnections after a lost connection ([retry]
+  /// initial and max_delay); replication reconnects until it is stopped,
+  /// whatever the policy's attempts and elapsed time say.
+  RetryPolicy reconnect{std::chrono::milliseconds(500), std::chrono::milliseconds(30000), 2.0, 0.5};
+  /// Stops replication (then Run returns OK); must outlive the replicator.
+  const CancellationSource* cancel = nullptr;
 };
 
 struct ReplicatorStats {

@@ -106,7 +106,7 @@ class Worker {
         }
       }
       PQfreemem(buffer);
-      if (status.ok() && options_.cancel != nullptr && options_.cancel->load()) {
+      if (status.ok() && options_.cancel != nullptr && options_.cancel->cancelled()) {
         status = Status::Cancelled("initial copy cancelled");
       }
       if (!status.ok()) break;

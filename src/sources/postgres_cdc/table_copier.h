@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cancellation.h"
 #include "sluice/cdc.h"
 #include "sluice/status.h"
 
@@ -25,7 +26,7 @@ struct CopyOptions {
   int workers = 4;
   int64_t batch_bytes = 8 << 20;   // rows per WriteTableRows call, by bytes
   int64_t pages_per_range = 4096;  // split tables larger than this (32 MB)
-  const std::atomic<bool>* cancel = nullptr;
+  const CancellationSource* cancel = nullptr;
 };
 
 /// Called (from a worker) when a table's copy is complete and durable.
