@@ -223,15 +223,21 @@ sluice::Status JsonlLogDestination::WriteEvents(const sluice::ChangeBatch& batch
   // A transaction held from earlier pieces ends in this batch when the batch
   // closes any transaction (its own is the first to close).
   bool held_ends = batch.transactions() > 0 || batch.complete();
-  if (held_ends && !pending_.empty()) lines = pending_ + lines;
+  const size_t held_written = held_ends ? pending_changes_ : 0;
+  if (held_written > 0) lines = pending_ + lines;
   if (!lines.empty()) SLUICE_RETURN_IF_ERROR(AppendLocked(lines));
   // Change what is held only once the write succeeded: a failed WriteEvents
   // is called again with the same events.
-  if (held_ends) pending_.clear();
+  if (held_ends) {
+    pending_.clear();
+    pending_changes_ = 0;
+  }
   pending_ += open;
+  pending_changes_ += events.size() - whole;
 
   std::string message = "WriteEvents: " + std::to_string(whole) + " changes";
   if (whole > 0) message += " (" + CountOps(events.subspan(0, whole)) + ")";
+  if (held_written > 0) message += " and " + std::to_string(held_written) + " held from earlier pieces";
   message += " in " + std::to_string(batch.transactions()) + " transactions";
   if (batch.end_lsn() != 0) message += " up to " + sluice::CdcLsnToString(batch.end_lsn());
   message += " written";
@@ -250,9 +256,10 @@ void JsonlLogDestination::SetExactlyOnce(bool exactly_once) {
 
 void JsonlLogDestination::DiscardIncomplete() {
   std::lock_guard lock(mu_);
-  Log(kName, "DiscardIncomplete: dropping the held lines of an open transaction (" +
-                 std::to_string(pending_.size()) + " bytes); the stream sends it again");
+  Log(kName, "DiscardIncomplete: dropping " + std::to_string(pending_changes_) +
+                 " held changes of an open transaction; the stream sends them again");
   pending_.clear();
+  pending_changes_ = 0;
 }
 
 std::string JsonlLogDestination::Describe() const { return "jsonl_log file " + path_; }

@@ -40,6 +40,7 @@
 
 #include <sluice/sluice.h>
 
+#include <cstddef>
 #include <cstdio>
 #include <mutex>
 #include <string>
@@ -71,7 +72,8 @@ class JsonlLogDestination : public sluice::CdcDestination {
   std::FILE* file_ = nullptr;  // guarded by mu_
   /// Lines of a transaction whose pieces have arrived in incomplete batches:
   /// written when its last piece arrives, dropped by DiscardIncomplete.
-  std::string pending_;  // guarded by mu_ (WriteEvents runs on one thread)
+  std::string pending_;         // guarded by mu_ (WriteEvents runs on one thread)
+  size_t pending_changes_ = 0;  // guarded by mu_: how many lines pending_ holds
 };
 
 /// Adds "jsonl_log" to the registry's CDC destinations.

@@ -16,7 +16,7 @@ inline void Log(std::string_view component, std::string_view message) {
   line += '[';
   line += component;
   line += "] ";
-  line += message;
+  for (char c : message) line += (c == '\n' || c == '\r') ? ' ' : c;  // one line, whatever an error says
   line += '\n';
   std::fwrite(line.data(), 1, line.size(), stderr);
 }

@@ -54,7 +54,7 @@ std::string Show(const SubprocessResult& r) {
 }
 
 /// Runs a build tool; the result for assertions.
-SubprocessResult Run(const std::vector<std::string>& argv, const SubprocessOptions& options = {}) {
+SubprocessResult RunTool(const std::vector<std::string>& argv, const SubprocessOptions& options = {}) {
   SubprocessOptions o = options;
   if (o.timeout_ms == 120000) o.timeout_ms = 600000;
   return RunSubprocess(argv, o);
@@ -180,7 +180,7 @@ TEST(InstalledPackage, CustomComponentsExampleBuildsAgainstTheInstallAndReplicat
   // --- install, then move the prefix: the package must be relocatable ---
   const std::string stage = work.Path("stage");
   const std::string prefix = work.Path("prefix");
-  SubprocessResult installed = Run({SLUICE_CMAKE_COMMAND, "--install", kBuildDir, "--prefix", stage});
+  SubprocessResult installed = RunTool({SLUICE_CMAKE_COMMAND, "--install", kBuildDir, "--prefix", stage});
   ASSERT_EQ(installed.exit_code, 0) << Show(installed);
   fs::rename(stage, prefix);
 
@@ -240,22 +240,22 @@ TEST(InstalledPackage, CustomComponentsExampleBuildsAgainstTheInstallAndReplicat
   }
   EXPECT_EQ(Runpath(library), "$ORIGIN");
   EXPECT_EQ(Runpath(bin_dir + "/sluice"), "$ORIGIN/" SLUICE_BIN_TO_LIB);
-  SubprocessResult version = Run({bin_dir + "/sluice", "version"});
+  SubprocessResult version = RunTool({bin_dir + "/sluice", "version"});
   EXPECT_EQ(version.exit_code, 0) << Show(version);
   EXPECT_NE(version.out.find("DuckDB"), std::string::npos) << Show(version);
 
   // --- the example, as an out-of-tree project against the prefix ---
   const std::string example_build = work.Path("example-build");
   SubprocessResult configured =
-      Run({SLUICE_CMAKE_COMMAND, "-S", kExampleDir, "-B", example_build, "-G", SLUICE_CMAKE_GENERATOR,
-           "-DCMAKE_MAKE_PROGRAM=" SLUICE_CMAKE_MAKE_PROGRAM, "-DCMAKE_CXX_COMPILER=" SLUICE_CXX_COMPILER,
-           "-DCMAKE_PREFIX_PATH=" + prefix, "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF",
-           "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"});
+      RunTool({SLUICE_CMAKE_COMMAND, "-S", kExampleDir, "-B", example_build, "-G", SLUICE_CMAKE_GENERATOR,
+               "-DCMAKE_MAKE_PROGRAM=" SLUICE_CMAKE_MAKE_PROGRAM, "-DCMAKE_CXX_COMPILER=" SLUICE_CXX_COMPILER,
+               "-DCMAKE_PREFIX_PATH=" + prefix, "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF",
+               "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"});
   ASSERT_EQ(configured.exit_code, 0) << Show(configured);
   EXPECT_NE(ReadFile(example_build + "/CMakeCache.txt").find("sluice_DIR:PATH=" + package_dir + "\n"),
             std::string::npos)
       << "find_package(sluice) did not take the package from " << package_dir;
-  SubprocessResult built = Run({SLUICE_CMAKE_COMMAND, "--build", example_build, "-j2"});
+  SubprocessResult built = RunTool({SLUICE_CMAKE_COMMAND, "--build", example_build, "-j2"});
   ASSERT_EQ(built.exit_code, 0) << Show(built);
   std::string commands = ReadFile(example_build + "/compile_commands.json");
   EXPECT_NE(commands.find(prefix + "/" + SLUICE_INSTALL_INCLUDEDIR), std::string::npos) << commands;
