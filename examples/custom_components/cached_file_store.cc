@@ -5,13 +5,15 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <optional>
-#include <sstream>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "tutorial_log.h"
 
