@@ -81,11 +81,12 @@ class ConfigTable {
   std::vector<std::string> KeysRead() const;
 
   struct Impl;
-  /// For sluice's own loader: a table over parsed TOML.
-  ConfigTable(std::shared_ptr<Impl> doc, const void* table, std::string path, const ConfigTable* parent);
+  /// For sluice's own loader: a table over parsed TOML. The document owns
+  /// its tables and outlives them.
+  ConfigTable(Impl* doc, const void* table, std::string path, const ConfigTable* parent);
 
  private:
-  std::shared_ptr<Impl> doc_;
+  Impl* doc_ = nullptr;
   const void* table_ = nullptr;  // the TOML table; nullptr: empty
   std::string path_;             // "destination", "destination.retry"
   const ConfigTable* parent_ = nullptr;

@@ -20,12 +20,12 @@ struct ConfigTable::Impl {
   /// asks (the files source and a file destination both read [s3]).
   std::map<std::string, std::unique_ptr<ConfigTable>, std::less<>> sections;
 
-  const ConfigTable& SectionTable(const std::shared_ptr<Impl>& self, std::string_view name) {
+  const ConfigTable& SectionTable(std::string_view name) {
     auto it = sections.find(name);
     if (it != sections.end()) return *it->second;
     const toml::node* node = root.get(name);
     const void* table = node && node->is_table() ? node->as_table() : nullptr;
-    auto made = std::make_unique<ConfigTable>(self, table, std::string(name), nullptr);
+    auto made = std::make_unique<ConfigTable>(this, table, std::string(name), nullptr);
     if (node && !node->is_table()) made->Fail("", "must be a table");
     return *sections.emplace(std::string(name), std::move(made)).first->second;
   }
@@ -63,9 +63,8 @@ ConfigTable::ConfigTable(std::string describe) {
   path_ = std::move(describe);
 }
 
-ConfigTable::ConfigTable(std::shared_ptr<Impl> doc, const void* table, std::string path,
-                         const ConfigTable* parent)
-    : doc_(std::move(doc)), table_(table), path_(std::move(path)), parent_(parent) {}
+ConfigTable::ConfigTable(Impl* doc, const void* table, std::string path, const ConfigTable* parent)
+    : doc_(doc), table_(table), path_(std::move(path)), parent_(parent) {}
 
 ConfigTable::~ConfigTable() = default;
 
@@ -265,7 +264,7 @@ const ConfigTable& ConfigTable::Section(std::string_view name) const {
     // Another section of the file ([s3] from [destination]), when written
     // or when another component asked for it already.
     const toml::node* root = doc_->root.get(name);
-    if ((root && root->is_table()) || doc_->sections.count(name)) return doc_->SectionTable(doc_, name);
+    if ((root && root->is_table()) || doc_->sections.count(name)) return doc_->SectionTable(name);
   }
   children_.emplace_back(std::string(name),
                          std::make_unique<ConfigTable>(doc_, nullptr, path_ + "." + std::string(name), this));
@@ -324,7 +323,7 @@ Result<std::unique_ptr<ConfigDocument>> ConfigDocument::Parse(std::string_view t
 
 ConfigDocument::~ConfigDocument() = default;
 
-const ConfigTable& ConfigDocument::Section(std::string_view name) const { return impl_->SectionTable(impl_, name); }
+const ConfigTable& ConfigDocument::Section(std::string_view name) const { return impl_->SectionTable(name); }
 
 bool ConfigDocument::HasSection(std::string_view name) const {
   const toml::node* n = impl_->root.get(name);

@@ -69,7 +69,7 @@ std::vector<CommitStatement> ToCommitStatements(const char* sql, PgParams params
 
 class PostgresCdcStore final : public CdcStore {
  public:
-  PostgresCdcStore(std::unique_ptr<PgSession> session, std::string pipeline)
+  PostgresCdcStore(std::unique_ptr<PgConnection> session, std::string pipeline)
       : session_(std::move(session)), pipeline_(std::move(pipeline)) {}
 
   /// Migrates and creates the pipeline's progress row.
@@ -77,15 +77,15 @@ class PostgresCdcStore final : public CdcStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_RETURN_IF_ERROR(MigratePostgresStore(*session_, Describe()));
     return session_
-        ->Query(
+        ->Statement(
             "INSERT INTO sluice.cdc_progress (pipeline, confirmed_lsn) VALUES ($1, 0) "
             "ON CONFLICT (pipeline) DO NOTHING",
             {pipeline_})
         .status();
   }
 
-  std::string Describe() const override { return "postgres " + session_->identity() + " (schema sluice)"; }
-  std::string TransactionDatabase() const override { return session_->identity(); }
+  std::string Describe() const override { return "postgres " + session_->where() + " (schema sluice)"; }
+  std::string TransactionDatabase() const override { return session_->where(); }
 
   std::vector<CommitStatement> ConfirmedLsnStatements(CdcLsn lsn) const override {
     return ToCommitStatements(kUpsertConfirmedLsn, {pipeline_, std::to_string(lsn)}, 1);
@@ -96,8 +96,8 @@ class PostgresCdcStore final : public CdcStore {
   }
 
   Result<std::vector<CdcTable>> LoadSchemas() override {
-    auto r = Locked([&](PgSession& s) {
-      return s.Query(
+    auto r = Locked([&](PgConnection& s) {
+      return s.Statement(
           "SELECT table_id, table_name, schema_json FROM sluice.cdc_table_schemas WHERE pipeline = $1 "
           "ORDER BY table_id",
           {pipeline_});
@@ -119,12 +119,12 @@ class PostgresCdcStore final : public CdcStore {
   Status SaveSchema(const CdcTable& table) override {
     SLUICE_ASSIGN_OR_RETURN(std::string text, CdcTableToJson(table));
     const PgParams params = {pipeline_, std::to_string(table.id), table.QualifiedName(), text};
-    return Locked([&](PgSession& s) { return s.Query(kUpsertSchema, params).status(); });
+    return Locked([&](PgConnection& s) { return s.Statement(kUpsertSchema, params).status(); });
   }
 
   Result<std::vector<TableSyncStatus>> LoadTableStates() override {
-    auto r = Locked([&](PgSession& s) {
-      return s.Query(
+    auto r = Locked([&](PgConnection& s) {
+      return s.Statement(
           "SELECT table_id, table_name, state, lsn, attempts, coalesce(error, ''), retry_at_unix_ms "
           "FROM sluice.cdc_table_states WHERE pipeline = $1 ORDER BY table_id",
           {pipeline_});
@@ -153,13 +153,13 @@ class PostgresCdcStore final : public CdcStore {
 
   Status SaveTableState(const TableSyncStatus& status) override {
     const PgParams params = StateParams(pipeline_, status);
-    Status st = Locked([&](PgSession& s) { return s.Query(kUpsertState, params).status(); });
+    Status st = Locked([&](PgConnection& s) { return s.Statement(kUpsertState, params).status(); });
     return st.ok() ? st : st.WithContext("state of table " + status.table_name);
   }
 
   Result<CdcLsn> LoadConfirmedLsn() override {
-    auto r = Locked([&](PgSession& s) {
-      return s.Query("SELECT confirmed_lsn FROM sluice.cdc_progress WHERE pipeline = $1", {pipeline_});
+    auto r = Locked([&](PgConnection& s) {
+      return s.Statement("SELECT confirmed_lsn FROM sluice.cdc_progress WHERE pipeline = $1", {pipeline_});
     });
     if (!r.ok()) return r.status();
     if (r->rows.empty()) return CdcLsn{0};
@@ -168,21 +168,21 @@ class PostgresCdcStore final : public CdcStore {
 
   Status SaveConfirmedLsn(CdcLsn lsn) override {
     const PgParams params = {pipeline_, std::to_string(lsn)};
-    Status st = Locked([&](PgSession& s) { return s.Query(kUpsertConfirmedLsn, params).status(); });
+    Status st = Locked([&](PgConnection& s) { return s.Statement(kUpsertConfirmedLsn, params).status(); });
     return st.ok() ? st
                    : st.WithContext("confirmed LSN " + CdcLsnToString(lsn) + " of pipeline " + pipeline_);
   }
 
   Status DropTable(uint32_t table_id) override {
     const PgParams params = {pipeline_, std::to_string(table_id)};
-    return Locked([&](PgSession& s) {
-      return Transaction(s, [&](PgSession& t) -> Status {
+    return Locked([&](PgConnection& s) {
+      return Transaction(s, [&](PgConnection& t) -> Status {
         SLUICE_RETURN_IF_ERROR(
-            t.Query("DELETE FROM sluice.cdc_table_states WHERE pipeline = $1 AND table_id = $2::bigint",
+            t.Statement("DELETE FROM sluice.cdc_table_states WHERE pipeline = $1 AND table_id = $2::bigint",
                     params)
                 .status());
         return t
-            .Query("DELETE FROM sluice.cdc_table_schemas WHERE pipeline = $1 AND table_id = $2::bigint",
+            .Statement("DELETE FROM sluice.cdc_table_schemas WHERE pipeline = $1 AND table_id = $2::bigint",
                    params)
             .status();
       });
@@ -191,12 +191,12 @@ class PostgresCdcStore final : public CdcStore {
 
   Status DropPipeline() override {
     const PgParams params = {pipeline_};
-    return Locked([&](PgSession& s) {
-      return Transaction(s, [&](PgSession& t) -> Status {
+    return Locked([&](PgConnection& s) {
+      return Transaction(s, [&](PgConnection& t) -> Status {
         for (const char* sql : {"DELETE FROM sluice.cdc_table_states WHERE pipeline = $1",
                                 "DELETE FROM sluice.cdc_table_schemas WHERE pipeline = $1",
                                 "DELETE FROM sluice.cdc_progress WHERE pipeline = $1"}) {
-          SLUICE_RETURN_IF_ERROR(t.Query(sql, params).status());
+          SLUICE_RETURN_IF_ERROR(t.Statement(sql, params).status());
         }
         return Status::OK();
       });
@@ -208,26 +208,26 @@ class PostgresCdcStore final : public CdcStore {
   /// is idempotent, so a connection that breaks during fn is reset and fn
   /// runs once more.
   template <typename Fn>
-  auto Locked(Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
+  auto Locked(Fn&& fn) -> decltype(fn(std::declval<PgConnection&>())) {
     std::lock_guard<std::mutex> lock(mu_);
     return RunOnSession(
         *session_, /*idempotent=*/true, [&] { return session_->Reset(); }, fn);
   }
 
   template <typename Fn>
-  static Status Transaction(PgSession& s, Fn&& fn) {
+  static Status Transaction(PgConnection& s, Fn&& fn) {
     return RunTransaction(s, "BEGIN", fn);
   }
 
   std::mutex mu_;
-  const std::unique_ptr<PgSession> session_;
+  const std::unique_ptr<PgConnection> session_;
   const std::string pipeline_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<CdcStore>> OpenPostgresCdcStore(const std::string& url, const std::string& pipeline) {
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgSession> session, PgSession::Connect(url));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> session, ConnectStateStore(url));
   auto store = std::make_unique<PostgresCdcStore>(std::move(session), pipeline);
   SLUICE_RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<CdcStore>(std::move(store));

@@ -17,18 +17,18 @@ int64_t ToInt(const PgValue& v) {
   return out;
 }
 
-Status Apply(PgSession& s, const std::string& describe) {
+Status Apply(PgConnection& s, const std::string& describe) {
   // A process stuck while holding the lock must not hang every other one:
   // after a minute the wait fails as Unavailable (55P03), and the caller
   // may retry.
   SLUICE_RETURN_IF_ERROR(s.Exec("SET LOCAL lock_timeout = '60s'"));
   SLUICE_RETURN_IF_ERROR(
-      s.Query("SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(kMigrationLockKey)}).status());
+      s.Statement("SELECT pg_advisory_xact_lock($1::bigint)", {std::to_string(kMigrationLockKey)}).status());
   // Existence checks instead of IF NOT EXISTS: a role that may use but not
   // create the schema (an administrator created it) must be able to open an
   // up-to-date store.
   SLUICE_ASSIGN_OR_RETURN(PgQueryResult schema,
-                          s.Query("SELECT to_regnamespace('sluice') IS NOT NULL, "
+                          s.Statement("SELECT to_regnamespace('sluice') IS NOT NULL, "
                                   "to_regclass('sluice.schema_migrations') IS NOT NULL"));
   if (Text(schema.rows.at(0).at(0)) != "t") SLUICE_RETURN_IF_ERROR(s.Exec("CREATE SCHEMA sluice"));
   if (Text(schema.rows.at(0).at(1)) != "t") {
@@ -37,7 +37,7 @@ Status Apply(PgSession& s, const std::string& describe) {
                "applied_at timestamptz NOT NULL DEFAULT now())"));
   }
   SLUICE_ASSIGN_OR_RETURN(PgQueryResult applied,
-                          s.Query("SELECT coalesce(max(version), 0) FROM sluice.schema_migrations"));
+                          s.Statement("SELECT coalesce(max(version), 0) FROM sluice.schema_migrations"));
   const int64_t current = ToInt(applied.rows.at(0).at(0));
   const auto migrations = PostgresMigrations();
   const int latest = LatestVersion(migrations);
@@ -48,7 +48,7 @@ Status Apply(PgSession& s, const std::string& describe) {
     Status st = s.Exec(std::string(m.sql));
     if (!st.ok()) return st.WithContext("migration " + version + " (" + std::string(m.name) + ")");
     SLUICE_RETURN_IF_ERROR(
-        s.Query("INSERT INTO sluice.schema_migrations (version, name) VALUES ($1::int, $2)",
+        s.Statement("INSERT INTO sluice.schema_migrations (version, name) VALUES ($1::int, $2)",
                 {version, std::string(m.name)})
             .status());
   }
@@ -57,7 +57,7 @@ Status Apply(PgSession& s, const std::string& describe) {
 
 }  // namespace
 
-Status MigratePostgresStore(PgSession& session, const std::string& describe) {
+Status MigratePostgresStore(PgConnection& session, const std::string& describe) {
   // READ COMMITTED whatever the database's default: each statement after
   // the lock must see what the previous holder of the lock committed.
   SLUICE_RETURN_IF_ERROR(session.Exec("BEGIN ISOLATION LEVEL READ COMMITTED"));

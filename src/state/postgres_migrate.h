@@ -18,6 +18,6 @@ namespace sluice::state {
 /// Creates schema `sluice` and sluice.schema_migrations when missing, then
 /// applies the missing migrations. A database that has a migration this
 /// build does not know is refused (NewerSchemaError naming `describe`).
-Status MigratePostgresStore(PgSession& session, const std::string& describe);
+Status MigratePostgresStore(PgConnection& session, const std::string& describe);
 
 }  // namespace sluice::state

@@ -103,18 +103,18 @@ PgParams LedgerParams(const std::string& pipeline, int64_t run_id, const ObjectI
 
 class PostgresStateStore final : public StateStore {
  public:
-  explicit PostgresStateStore(std::unique_ptr<PgSession> session) : session_(std::move(session)) {}
+  explicit PostgresStateStore(std::unique_ptr<PgConnection> session) : session_(std::move(session)) {}
 
   Status Migrate() {
     std::lock_guard<std::mutex> lock(mu_);
     return MigratePostgresStore(*session_, Describe());
   }
 
-  std::string Describe() const override { return "postgres " + session_->identity() + " (schema sluice)"; }
-  std::string PostgresDatabase() const override { return session_->identity(); }
+  std::string Describe() const override { return "postgres " + session_->where() + " (schema sluice)"; }
+  std::string PostgresDatabase() const override { return session_->where(); }
 
   Status Ping() override {
-    return Locked(kIdempotent, [](PgSession& s) { return s.Query("SELECT 1").status(); });
+    return Locked(kIdempotent, [](PgConnection& s) { return s.Statement("SELECT 1").status(); });
   }
 
   Result<std::vector<ObjectInfo>> FilterNew(const std::string& pipeline,
@@ -122,7 +122,7 @@ class PostgresStateStore final : public StateStore {
     if (page.empty()) return std::vector<ObjectInfo>{};
     const PgParams params = {pipeline, TextArrayLiteral(page, &ObjectInfo::key),
                              TextArrayLiteral(page, &ObjectInfo::etag)};
-    auto loaded = Locked(kIdempotent, [&](PgSession& s) { return s.Query(kLoadedVersions, params); });
+    auto loaded = Locked(kIdempotent, [&](PgConnection& s) { return s.Statement(kLoadedVersions, params); });
     if (!loaded.ok()) return loaded.status();
     std::set<std::pair<std::string, std::string>> versions;
     for (auto& row : loaded->rows) versions.emplace(Text(row[0]), Text(row[1]));
@@ -138,10 +138,10 @@ class PostgresStateStore final : public StateStore {
     if (objects.empty()) return Status::OK();
     // Repeating the whole transaction after a lost connection (even one
     // lost during COMMIT) leaves the same rows.
-    return Locked(kIdempotent, [&](PgSession& s) {
-      return Transaction(s, "BEGIN", [&](PgSession& t) -> Status {
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return Transaction(s, "BEGIN", [&](PgConnection& t) -> Status {
         for (const ObjectInfo& o : objects) {
-          SLUICE_RETURN_IF_ERROR(t.Query(kInsertLedger, LedgerParams(pipeline, run_id, o)).status());
+          SLUICE_RETURN_IF_ERROR(t.Statement(kInsertLedger, LedgerParams(pipeline, run_id, o)).status());
         }
         return Status::OK();
       });
@@ -166,15 +166,15 @@ class PostgresStateStore final : public StateStore {
     // Through Locked: a connection found broken is reset first, which drops
     // held_ (the server released the locks with the old session), so the
     // lock is then taken again on the new connection.
-    auto r = Locked(kIdempotent, [&](PgSession& s) -> Result<bool> {
+    auto r = Locked(kIdempotent, [&](PgConnection& s) -> Result<bool> {
       if (held_.contains(pipeline)) {
         // Held on this connection, if it is still alive: one round trip
         // tells (a failure resets the connection and clears held_, and the
         // retry takes the lock anew).
-        SLUICE_RETURN_IF_ERROR(s.Query("SELECT 1").status());
+        SLUICE_RETURN_IF_ERROR(s.Statement("SELECT 1").status());
         return true;
       }
-      SLUICE_ASSIGN_OR_RETURN(PgQueryResult taken, s.Query(kTryLockPipeline, {pipeline}));
+      SLUICE_ASSIGN_OR_RETURN(PgQueryResult taken, s.Statement(kTryLockPipeline, {pipeline}));
       if (Text(taken.rows.at(0).at(0)) != "t") return false;
       held_.insert(pipeline);
       return true;
@@ -191,14 +191,14 @@ class PostgresStateStore final : public StateStore {
     if (!session_->alive()) return;
     // An aborted transaction would refuse the unlock.
     if (session_->in_transaction()) (void)session_->Exec("ROLLBACK");
-    (void)session_->Query(kUnlockPipeline, {pipeline});
+    (void)session_->Statement(kUnlockPipeline, {pipeline});
   }
 
   Result<int64_t> BeginRun(const std::string& pipeline, int64_t started_unix_ms) override {
     // Not repeated after a lost connection: the first INSERT may have
     // committed, and a second would leave a phantom "running" run.
-    auto r = Locked(kOnce, [&](PgSession& s) {
-      return s.Query("INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
+    auto r = Locked(kOnce, [&](PgConnection& s) {
+      return s.Statement("INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
                          "$2") ", 'running') RETURNING id",
                      {pipeline, Int(started_unix_ms)});
     });
@@ -208,8 +208,8 @@ class PostgresStateStore final : public StateStore {
 
   Status FinishRun(int64_t run_id, const std::string& status, const std::string& error, int64_t files,
                    int64_t rows, int64_t finished_unix_ms) override {
-    auto r = Locked(kIdempotent, [&](PgSession& s) {
-      return s.Query(
+    auto r = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement(
           "UPDATE sluice.runs SET status = $2, error = nullif($3, ''), files = $4::bigint, "
           "rows = $5::bigint, finished_at = " SLUICE_MS_TO_TS("$6") " WHERE id = $1::bigint",
           {Int(run_id), status, error, Int(files), Int(rows), Int(finished_unix_ms)});
@@ -222,9 +222,9 @@ class PostgresStateStore final : public StateStore {
   }
 
   Status RecordFile(const FileRecord& f) override {
-    return Locked(kOnce, [&](PgSession& s) {
+    return Locked(kOnce, [&](PgConnection& s) {
       return s
-          .Query(
+          .Statement(
               "INSERT INTO sluice.run_files (run_id, pipeline, file, etag, size, rows_in, rows_out, bytes, "
               "seconds, status, error) VALUES ($1::bigint, $2, $3, nullif($4, ''), $5::bigint, $6::bigint, "
               "$7::bigint, $8::bigint, $9::double precision, $10, nullif($11, ''))",
@@ -236,8 +236,8 @@ class PostgresStateStore final : public StateStore {
 
   Result<std::optional<std::string>> OutputClaim(const std::string& pipeline,
                                                  const std::string& output) override {
-    auto r = Locked(kIdempotent, [&](PgSession& s) {
-      return s.Query("SELECT input FROM sluice.file_outputs WHERE pipeline = $1 AND output = $2",
+    auto r = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement("SELECT input FROM sluice.file_outputs WHERE pipeline = $1 AND output = $2",
                      {pipeline, output});
     });
     if (!r.ok()) return r.status();
@@ -247,9 +247,9 @@ class PostgresStateStore final : public StateStore {
 
   Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
                      int64_t run_id) override {
-    return Locked(kIdempotent, [&](PgSession& s) {
+    return Locked(kIdempotent, [&](PgConnection& s) {
       return s
-          .Query(
+          .Statement(
               "INSERT INTO sluice.file_outputs (pipeline, output, input, run_id) "
               "VALUES ($1, $2, $3, $4::bigint) ON CONFLICT (pipeline, output) DO NOTHING",
               {pipeline, output, input, Int(run_id)})
@@ -259,8 +259,8 @@ class PostgresStateStore final : public StateStore {
 
   Result<std::vector<RunRecord>> RecentRuns(const std::string& pipeline, int limit) override {
     if (limit <= 0) return std::vector<RunRecord>{};
-    auto r = Locked(kIdempotent, [&](PgSession& s) {
-      return s.Query(
+    auto r = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement(
           std::string("SELECT ") + kRunColumns +
               " FROM sluice.runs WHERE pipeline = $1 ORDER BY started_at DESC, id DESC LIMIT $2::int",
           {pipeline, Int(limit)});
@@ -284,8 +284,8 @@ class PostgresStateStore final : public StateStore {
   }
 
   Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) override {
-    auto r = Locked(kIdempotent, [&](PgSession& s) {
-      return s.Query(
+    auto r = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement(
           "SELECT run_id, pipeline, file, coalesce(etag, ''), size, rows_in, rows_out, bytes, seconds, "
           "status, coalesce(error, '') FROM sluice.run_files WHERE run_id = $1::bigint ORDER BY id",
           {Int(run_id)});
@@ -312,9 +312,9 @@ class PostgresStateStore final : public StateStore {
   }
 
   Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
-    return Locked(kIdempotent, [&](PgSession& s) {
+    return Locked(kIdempotent, [&](PgConnection& s) {
       return s
-          .Query("UPDATE sluice.runs SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
+          .Statement("UPDATE sluice.runs SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
                      "$3") " WHERE pipeline = $1 AND status = 'running'",
                  {pipeline, kAbandonedRunError, Int(now_unix_ms)})
           .status();
@@ -327,7 +327,7 @@ class PostgresStateStore final : public StateStore {
 
   /// Runs fn on the session under the mutex (see RunOnSession).
   template <typename Fn>
-  auto Locked(bool idempotent, Fn&& fn) -> decltype(fn(std::declval<PgSession&>())) {
+  auto Locked(bool idempotent, Fn&& fn) -> decltype(fn(std::declval<PgConnection&>())) {
     std::lock_guard<std::mutex> lock(mu_);
     return RunOnSession(
         *session_, idempotent, [&] { return ResetSession(); }, fn);
@@ -341,19 +341,19 @@ class PostgresStateStore final : public StateStore {
   }
 
   template <typename Fn>
-  static Status Transaction(PgSession& s, const char* begin, Fn&& fn) {
+  static Status Transaction(PgConnection& s, const char* begin, Fn&& fn) {
     return RunTransaction(s, begin, fn);
   }
 
   std::mutex mu_;
-  std::unique_ptr<PgSession> session_;
+  std::unique_ptr<PgConnection> session_;
   std::set<std::string> held_;  // run locks held by the current session
 };
 
 }  // namespace
 
 Result<std::unique_ptr<StateStore>> OpenPostgresStateStore(const std::string& url) {
-  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgSession> session, PgSession::Connect(url));
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> session, ConnectStateStore(url));
   auto store = std::make_unique<PostgresStateStore>(std::move(session));
   SLUICE_RETURN_IF_ERROR(store->Migrate());
   return std::unique_ptr<StateStore>(std::move(store));

@@ -71,9 +71,10 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(
   // Keywords before "dbname" are defaults that the URL's own settings
   // override (expand_dbname processes parameters in order).
   // Overrides come after it and win.
-  std::vector<const char*> keys = {"connect_timeout",  "keepalives_idle",           "keepalives_interval",
-                                   "keepalives_count", "fallback_application_name", "dbname"};
-  std::vector<const char*> values = {"10", "60", "10", "6", "sluice", url.c_str()};
+  std::vector<const char*> keys = {"connect_timeout",  "keepalives_idle", "keepalives_interval",
+                                   "keepalives_count", "client_encoding", "fallback_application_name",
+                                   "dbname"};
+  std::vector<const char*> values = {"10", "60", "10", "6", "UTF8", "sluice", url.c_str()};
   for (const auto& [key, value] : overrides) {
     keys.push_back(key.c_str());
     values.push_back(value.c_str());
@@ -114,6 +115,22 @@ PgConnection::~PgConnection() {
 }
 
 bool PgConnection::alive() const { return conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK; }
+
+bool PgConnection::in_transaction() const {
+  if (conn_ == nullptr) return false;
+  PGTransactionStatusType st = PQtransactionStatus(conn_);
+  return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
+}
+
+Status PgConnection::Reset() {
+  if (conn_ == nullptr) return Status::Unavailable("no PostgreSQL connection to reset");
+  PQreset(conn_);
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    return Status::Unavailable(
+        Scrub("cannot reconnect to PostgreSQL at " + where_ + ": " + OneLine(PQerrorMessage(conn_))));
+  }
+  return Status::OK();
+}
 
 std::string PgConnection::Scrub(std::string text) const { return ScrubPgMessage(std::move(text), secrets_); }
 
@@ -175,33 +192,49 @@ Result<PgConnection::ResultPtr> PgConnection::ExecParams(
   return result;
 }
 
-Result<PgResultRows> PgConnection::Query(const std::string& sql,
-                                         const std::vector<std::optional<std::string>>& params) {
-  SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "query"));
+namespace {
+
+PgResultRows RowsOf(const PGresult* result) {
   PgResultRows rows;
-  int n = PQntuples(result.get());
-  int cols = PQnfields(result.get());
+  int n = PQntuples(result);
+  int cols = PQnfields(result);
   rows.reserve(static_cast<size_t>(n));
   for (int r = 0; r < n; ++r) {
     auto& row = rows.emplace_back();
     row.reserve(static_cast<size_t>(cols));
     for (int c = 0; c < cols; ++c) {
-      if (PQgetisnull(result.get(), r, c)) {
+      if (PQgetisnull(result, r, c)) {
         row.emplace_back(std::nullopt);
       } else {
-        row.emplace_back(std::string(PQgetvalue(result.get(), r, c),
-                                     static_cast<size_t>(PQgetlength(result.get(), r, c))));
+        row.emplace_back(std::string(PQgetvalue(result, r, c), static_cast<size_t>(PQgetlength(result, r, c))));
       }
     }
   }
   return rows;
 }
 
+int64_t AffectedRows(const PGresult* result) {
+  const char* tuples = PQcmdTuples(const_cast<PGresult*>(result));
+  return tuples != nullptr && *tuples != '\0' ? std::stoll(tuples) : 0;
+}
+
+}  // namespace
+
+Result<PgResultRows> PgConnection::Query(const std::string& sql,
+                                         const std::vector<std::optional<std::string>>& params) {
+  SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "query"));
+  return RowsOf(result.get());
+}
+
+Result<PgQueryResult> PgConnection::Statement(const std::string& sql, const PgParams& params) {
+  SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "statement"));
+  return PgQueryResult{RowsOf(result.get()), AffectedRows(result.get())};
+}
+
 Result<int64_t> PgConnection::Execute(const std::string& sql,
                                       const std::vector<std::optional<std::string>>& params) {
   SLUICE_ASSIGN_OR_RETURN(ResultPtr result, ExecParams(sql, params, "statement"));
-  const char* tuples = PQcmdTuples(result.get());
-  return tuples != nullptr && *tuples != '\0' ? std::stoll(tuples) : 0;
+  return AffectedRows(result.get());
 }
 
 Status PgConnection::CopyIn(const std::string& copy_sql) {

@@ -33,6 +33,16 @@ inline constexpr const char* kPortableSessionOptions =
 
 /// Rows of a query in text format; SQL NULL is nullopt.
 using PgResultRows = std::vector<std::vector<std::optional<std::string>>>;
+/// A parameter or value in text form; SQL NULL is nullopt.
+using PgValue = std::optional<std::string>;
+using PgParams = std::vector<PgValue>;
+
+/// The rows of a statement and the count of rows it changed.
+struct PgQueryResult {
+  PgResultRows rows;
+  /// Rows an INSERT, UPDATE or DELETE affected (PQcmdTuples); 0 otherwise.
+  int64_t affected = 0;
+};
 
 class PgConnection {
  public:
@@ -83,8 +93,16 @@ class PgConnection {
   void CancelCopy(const std::string& reason);
   bool in_copy() const { return in_copy_; }
 
+  /// One statement with text parameters: its rows and the count of rows it
+  /// changed.
+  Result<PgQueryResult> Statement(const std::string& sql, const PgParams& params = {});
+
   /// Whether the connection is still usable.
   bool alive() const;
+  /// Whether a transaction is open (or aborted) on the connection.
+  bool in_transaction() const;
+  /// Reconnects with the same parameters (PQreset); Unavailable if it fails.
+  Status Reset();
   /// "host:port/db", for messages.
   const std::string& where() const { return where_; }
 
