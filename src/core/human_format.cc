@@ -1,6 +1,7 @@
 #include "core/human_format.h"
 
 #include <cstdio>
+#include <ctime>
 
 namespace sluice {
 
@@ -24,6 +25,15 @@ std::string HumanBytes(double b) {
   }
   char buf[32];
   std::snprintf(buf, sizeof(buf), u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+std::string Iso8601(std::chrono::system_clock::time_point t) {
+  std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 

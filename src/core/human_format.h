@@ -1,6 +1,8 @@
-// Numbers for people: "5,000,000", "327.8 MB". Pure functions.
+// Numbers and times for people: "5,000,000", "327.8 MB",
+// "2026-12-06T14:03:13Z". Pure functions.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -10,5 +12,7 @@ namespace sluice {
 std::string Thousands(int64_t n);
 /// 327831309 -> "327.8 MB" (decimal units, as disks and networks count).
 std::string HumanBytes(double bytes);
+/// A point in time as ISO 8601 in UTC, to the second: "2026-12-06T14:03:13Z".
+std::string Iso8601(std::chrono::system_clock::time_point t);
 
 }  // namespace sluice

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,15 +28,6 @@ using SystemClock = std::chrono::system_clock;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitInterrupted = 130;
-
-std::string Iso8601(SystemClock::time_point t) {
-  std::time_t secs = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 double UnixSeconds(SystemClock::time_point t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();

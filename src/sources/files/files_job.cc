@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
-#include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -17,15 +16,6 @@ namespace sluice::sources {
 namespace {
 
 using SystemClock = std::chrono::system_clock;
-
-std::string Iso8601(SystemClock::time_point t) {
-  std::time_t secs = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int64_t UnixMs(SystemClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -94,6 +84,7 @@ class FilesJob final : public Job {
   }
 
   JobRun Run(const CancellationSource* cancel, ProgressMode progress) override {
+    const auto start = SystemClock::now();
     JobOptions options;
     options.run.cancel = cancel;
     options.run.progress = progress;
@@ -124,6 +115,7 @@ class FilesJob final : public Job {
     auto end = SystemClock::now();
     std::lock_guard<std::mutex> lock(mu_);
     last_ = report;
+    last_start_ = start;
     last_end_ = end;
     ++runs_;
     if (!report.outcome.ok()) ++runs_failed_;
@@ -173,6 +165,7 @@ class FilesJob final : public Job {
     if (last_) {
       j["last_run"] = {
           {"id", last_->run_id},
+          {"started", Iso8601(last_start_)},
           {"finished", Iso8601(last_end_)},
           {"status", last_->status},
           {"files", last_->files_loaded},
@@ -251,7 +244,7 @@ class FilesJob final : public Job {
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
   std::unique_ptr<state::StateStore> store_;
   std::optional<JobReport> last_;
-  SystemClock::time_point last_end_{};
+  SystemClock::time_point last_start_{}, last_end_{};
   std::optional<SystemClock::time_point> last_success_;
   int64_t runs_ = 0, runs_failed_ = 0, files_total_ = 0, rows_total_ = 0, bytes_total_ = 0;
 };

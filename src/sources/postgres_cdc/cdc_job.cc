@@ -5,13 +5,13 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
-#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "config/registry_build.h"
+#include "core/human_format.h"
 #include "core/metrics.h"
 #include "io/postgres/pg_conninfo.h"
 #include "sources/postgres_cdc/catalog.h"
@@ -22,15 +22,6 @@ namespace sluice::cdc {
 namespace {
 
 using SystemClock = std::chrono::system_clock;
-
-std::string Iso8601(SystemClock::time_point t) {
-  std::time_t secs = SystemClock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 class CdcJob final : public Job {
  public:
