@@ -6,6 +6,7 @@
 #include "destinations/postgres/postgres_destination.h"
 #include "sluice/registry.h"
 #include "sources/files/files_job.h"
+#include "sources/http/http_job.h"
 #include "sources/postgres_cdc/cdc_job.h"
 #include "state/register_state_stores.h"
 
@@ -14,6 +15,7 @@ namespace sluice {
 Registry Registry::WithBuiltins() {
   Registry registry;
   for (Status status : {sources::RegisterFilesSource(registry), cdc::RegisterPostgresCdcSource(registry),
+                        sources::RegisterHttpSource(registry),
                         RegisterPostgresDestinations(registry), destinations::RegisterNativeDestinations(registry),
                         destinations::RegisterNullDestination(registry),
                         destinations::RegisterEventDestinations(registry), state::RegisterStateStores(registry)}) {
