@@ -826,9 +826,20 @@ server.listen(options.port, '127.0.0.1', () => {
 
 // A bug in a handler must not take the server (and every test using it)
 // down; the harness shows stderr when a test fails.
+let reporting = false;
 process.on('uncaughtException', (e) => {
-  process.stderr.write(`server.js: uncaught: ${e.stack}\n`);
+  if (reporting) return;
+  reporting = true;
+  try {
+    process.stderr.write(`server.js: uncaught: ${e.stack}\n`);
+  } catch (ignored) {
+    // nowhere to report it
+  }
+  reporting = false;
 });
+// Whoever reads our output is gone (the test binary died): so is our use.
+process.stdout.on('error', () => process.exit(0));
+process.stderr.on('error', () => process.exit(0));
 
 if (options.exitWithParent) {
   // The parent (a test binary) may die without stopping us: once we are
