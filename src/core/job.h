@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "core/cancellation.h"
+#include "core/retry.h"
 #include "sluice/config_table.h"
 #include "sluice/registry.h"
 #include "sluice/status.h"
@@ -44,6 +45,15 @@ struct RetrySettings {
   int64_t initial_ms = 1000;
   int64_t max_delay_ms = 30000;
   int64_t max_elapsed_ms = 300000;
+
+  RetryPolicy Policy() const {
+    RetryPolicy p;
+    p.initial = std::chrono::milliseconds(initial_ms);
+    p.max_delay = std::chrono::milliseconds(max_delay_ms);
+    p.max_elapsed = std::chrono::milliseconds(max_elapsed_ms);
+    p.max_attempts = static_cast<int>(max_attempts);
+    return p;
+  }
 };
 
 /// What a source's factory gets to build its job from.

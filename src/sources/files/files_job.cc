@@ -142,10 +142,7 @@ class FilesJob final : public Job {
       Status s = store->Ping();
       if (!s.ok()) return s.WithContext("state store " + store->Describe());
     }
-    auto dest = config_.registry->MakeDestination(*config_.destination);
-    Status d = dest.ok() ? (*dest)->Ping() : dest.status();
-    if (!d.ok()) return d.WithContext("destination");
-    return Status::OK();
+    return PingDestination(config_);
   }
 
   std::optional<int64_t> LastSuccessUnixMs() const override {

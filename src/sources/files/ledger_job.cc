@@ -864,12 +864,7 @@ Result<JobReport> RunJob(const FilesPipelineConfig& config, const JobOptions& op
   auto once = [&]() -> Result<JobReport> {
     return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
   };
-  RetryPolicy policy;
-  policy.initial = std::chrono::milliseconds(config.retry.initial_ms);
-  policy.max_delay = std::chrono::milliseconds(config.retry.max_delay_ms);
-  policy.max_elapsed = std::chrono::milliseconds(config.retry.max_elapsed_ms);
-  policy.max_attempts = static_cast<int>(config.retry.max_attempts);
-  RetryState retry(policy);
+  RetryState retry(config.retry.Policy());
   const CancellationSource* cancel = options.run.cancel;
   while (true) {
     auto report = once();

@@ -296,6 +296,12 @@ Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConf
   return dest;
 }
 
+Status PingDestination(const FilesPipelineConfig& config) {
+  auto dest = config.registry->MakeDestination(*config.destination);
+  Status d = dest.ok() ? (*dest)->Ping() : dest.status();
+  return d.ok() ? d : d.WithContext("destination");
+}
+
 Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& options) {
   auto start = Clock::now();
   RunSummary summary;

@@ -67,6 +67,9 @@ Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& 
 Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConfig& config,
                                                          const RunOptions& options, bool untyped_empty);
 
+/// /ready: builds the destination from its table and pings it.
+Status PingDestination(const FilesPipelineConfig& config);
+
 /// Checks the file, the destination's reachability and the SQL against the
 /// source's schema, loading nothing. Returns a human-readable report.
 /// With `files`, the SQL is compiled against those local files instead of

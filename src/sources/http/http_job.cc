@@ -188,10 +188,7 @@ class HttpJob final : public Job {
     if (store == nullptr) return Status::Unavailable("state store not open yet");
     Status s = store->Ping();
     if (!s.ok()) return s.WithContext("state store " + store->Describe());
-    auto dest = load_.registry->MakeDestination(*load_.destination);
-    Status d = dest.ok() ? (*dest)->Ping() : dest.status();
-    if (!d.ok()) return d.WithContext("destination");
-    return Status::OK();
+    return PingDestination(load_);
   }
 
   std::optional<int64_t> LastSuccessUnixMs() const override {
@@ -536,12 +533,7 @@ class HttpJob final : public Job {
     options.files = {file};
     options.load.run_id = report->run_id;
     options.load.input = "tick";
-    RetryPolicy policy;
-    policy.initial = std::chrono::milliseconds(load_.retry.initial_ms);
-    policy.max_delay = std::chrono::milliseconds(load_.retry.max_delay_ms);
-    policy.max_elapsed = std::chrono::milliseconds(load_.retry.max_elapsed_ms);
-    policy.max_attempts = static_cast<int>(load_.retry.max_attempts);
-    RetryState retry(policy);
+    RetryState retry(load_.retry.Policy());
     while (true) {
       auto summary = RunLoad(load_, options);
       if (summary.ok()) {
