@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -663,9 +664,9 @@ def write_posts_cfg(path: Path, bodies: Path, n_files: int, url: str) -> None:
     for k in range(n_files):
         ops.append(f'url = "{url}"\nrequest = "POST"\ndata-binary = "@{bodies / f"{k:06d}.json"}"\n'
                    'header = "Content-Type: application/json"\n'
-                   # sluice sends no Expect: 100-continue either, and a key per request
+                   # as sluice: no Expect: 100-continue, and a key of 64 hex digits per request
                    'header = "Expect:"\n'
-                   f'header = "Idempotency-Key: bench-{k:06d}"\n'
+                   f'header = "Idempotency-Key: {hashlib.sha256(str(k).encode()).hexdigest()}"\n'
                    'output = "/dev/null"\n')
     path.write_text("next\n".join(ops))
 
