@@ -73,6 +73,44 @@ Result<std::optional<ScheduleConfig>> ReadSchedule(const ConfigDocument& doc) {
   return std::optional<ScheduleConfig>(s);
 }
 
+Result<AlertConfig> ReadAlert(const ConfigTable& t, bool present) {
+  AlertConfig c;
+  c.configured = present;
+  if (!present) return c;
+  c.url = t.GetString("url");
+  std::vector<std::string> on = t.Has("on") ? t.GetStringList("on") : std::vector<std::string>{"failure", "recovery"};
+  (void)t.GetStringList("on");
+  c.slow_after_ms = t.GetMillis("slow_after", 0);
+  c.headers = t.GetStringMap("headers");
+  c.timeout_ms = t.GetMillis("timeout", c.timeout_ms);
+  SLUICE_RETURN_IF_ERROR(t.Check());
+  SLUICE_RETURN_IF_ERROR(t.CheckAllRead(""));
+  if (c.url.empty()) return Status::InvalidArgument("[alert] url is required");
+  if (!c.url.starts_with("http://") && !c.url.starts_with("https://")) {
+    return Status::InvalidArgument("[alert] url must be an http:// or https:// URL");
+  }
+  c.on_failure = c.on_recovery = c.on_slow = false;
+  for (const auto& e : on) {
+    if (e == "failure") {
+      c.on_failure = true;
+    } else if (e == "recovery") {
+      c.on_recovery = true;
+    } else if (e == "slow") {
+      c.on_slow = true;
+    } else {
+      return Status::InvalidArgument("[alert] on: unknown event \"" + e +
+                                     "\" (expected failure, recovery, slow)");
+    }
+  }
+  if (c.on_slow && c.slow_after_ms <= 0) {
+    return Status::InvalidArgument("[alert] on lists \"slow\": set slow_after (e.g. \"30m\")");
+  }
+  if (!c.on_slow && c.slow_after_ms > 0) {
+    return Status::InvalidArgument("[alert] slow_after is set but on does not list \"slow\"");
+  }
+  return c;
+}
+
 /// The sections the service reads, checked.
 Status ReadServiceSections(const ConfigDocument& doc, PipelineConfig* cfg) {
   const ConfigTable& eng = doc.Section("engine");
@@ -89,7 +127,9 @@ Status ReadServiceSections(const ConfigDocument& doc, PipelineConfig* cfg) {
   cfg->server.listen = server.GetString("listen", cfg->server.listen);
   cfg->server.token = server.GetString("token");
   SLUICE_RETURN_IF_ERROR(server.Check());
-  return server.CheckAllRead("");
+  SLUICE_RETURN_IF_ERROR(server.CheckAllRead(""));
+  SLUICE_ASSIGN_OR_RETURN(cfg->alert, ReadAlert(doc.Section("alert"), doc.HasSection("alert")));
+  return Status::OK();
 }
 
 }  // namespace

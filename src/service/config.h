@@ -11,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/config_document.h"
 #include "config/config_values.h"
@@ -39,6 +41,19 @@ struct ServerConfig {
   bool configured = false;
 };
 
+/// [alert]: where and when to post alerts (service/alerts.h).
+struct AlertConfig {
+  bool configured = false;
+  std::string url;
+  bool on_failure = true;
+  bool on_recovery = true;
+  bool on_slow = false;
+  int64_t slow_after_ms = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  int64_t timeout_ms = 10000;
+};
+
+
 /// What the service itself reads from a pipeline file.
 struct PipelineConfig {
   std::string name;
@@ -48,6 +63,7 @@ struct PipelineConfig {
   RetrySettings retry;
   std::optional<ScheduleConfig> schedule;
   ServerConfig server;
+  AlertConfig alert;
 };
 
 /// A pipeline file, read and built: its settings, the document its

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "core/human_format.h"
 #include "core/metrics.h"
 #include "core/job.h"
+#include "service/alerts.h"
 #include "service/config.h"
 #include "service/monitor_server.h"
 #include "service/schedule.h"
@@ -42,6 +44,8 @@ struct PipelineMetrics {
     last_run = &r->Gauge("sluice_last_run_timestamp_seconds", "Unix time when the last run finished",
                          {{"pipeline", p}});
     running = &r->Gauge("sluice_pipeline_running", "1 while a run is in progress", {{"pipeline", p}});
+    overruns = &r->Counter("sluice_run_overruns_total", "Runs that took longer than their schedule's interval",
+                           {{"pipeline", p}});
     // Families that must exist before the first run, so dashboards and
     // alerts see zeros rather than nothing.
     for (const char* status : {"succeeded", "failed", "cancelled", "skipped"}) Runs(status);
@@ -58,6 +62,7 @@ struct PipelineMetrics {
   std::string pipeline;
   sluice::Histogram* duration;
   sluice::Gauge *last_success, *last_run, *running;
+  sluice::Counter* overruns;
 };
 
 /// One pipeline: its schedule and its job. The worker only schedules; the
@@ -72,6 +77,9 @@ class Worker {
     if (config_.schedule && !job_->continuous()) {
       SLUICE_ASSIGN_OR_RETURN(schedule_, MakeSchedule(config_.schedule->every_seconds, config_.schedule->cron,
                                                       config_.schedule->timezone));
+    }
+    if (config_.alert.configured) {
+      SLUICE_ASSIGN_OR_RETURN(alerter_, Alerter::Make(config_.alert, config_.name, metrics_.registry));
     }
     SLUICE_RETURN_IF_ERROR(job_->Open());
     if (auto ms = job_->LastSuccessUnixMs()) metrics_.last_success->Set(static_cast<double>(*ms) / 1000.0);
@@ -113,6 +121,16 @@ class Worker {
       last_start = SystemClock::now();
       last = RunOnce(cancel, progress);
       if (once || !schedule_) break;
+      // A run longer than its interval: the next one starts now (runs never
+      // overlap), and the overrun is logged and counted.
+      if (dynamic_cast<const IntervalSchedule*>(schedule_.get()) != nullptr) {
+        auto due = schedule_->Next(last_start);
+        if (due.ok() && *due < SystemClock::now() && !cancel->cancelled()) {
+          spdlog::warn("pipeline {}: the run took longer than its interval ({}); the next one starts now",
+                       config_.name, schedule_->Describe());
+          metrics_.overruns->Add(1);
+        }
+      }
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -161,7 +179,13 @@ class Worker {
     }
     metrics_.running->Set(1);
     if (!job_->continuous()) spdlog::info("pipeline {}: starting", config_.name);
-    JobRun run = job_->Run(cancel, progress);
+    const auto start = SystemClock::now();
+    JobRun run;
+    {
+      // Watches the run for alerts: slow runs, and CDC tables that errored.
+      RunWatcher watcher(this, start);
+      run = job_->Run(cancel, progress);
+    }
     auto end = SystemClock::now();
     metrics_.running->Set(0);
     {
@@ -181,14 +205,116 @@ class Worker {
     metrics_.duration->Observe(std::chrono::duration<double>(end - current_start_).count());
     metrics_.last_run->Set(UnixSeconds(end));
     if (status.ok()) metrics_.last_success->Set(UnixSeconds(end));
+    if (alerter_ && status.code() != StatusCode::kCancelled) {
+      AlertEvent event;
+      event.run_id = LastRunId();
+      event.started = start;
+      event.seconds = std::chrono::duration<double>(end - start).count();
+      if (!status.ok()) {
+        event.event = "failure";
+        event.status = "failed";
+        event.error = status.message();
+        alerter_->Post(event);
+        failed_before_ = true;
+      } else if (failed_before_) {
+        event.event = "recovery";
+        event.status = "succeeded";
+        alerter_->Post(event);
+        failed_before_ = false;
+      }
+    }
     return status;
   }
+
+  /// The id of the job's last run, from its status (0 when it has none).
+  int64_t LastRunId() const {
+    auto j = nlohmann::json::parse(job_->StatusJson(), nullptr, false);
+    if (j.is_object() && j.contains("last_run") && j["last_run"].is_object() && j["last_run"].contains("id") &&
+        j["last_run"]["id"].is_number_integer()) {
+      return j["last_run"]["id"].get<int64_t>();
+    }
+    return 0;
+  }
+
+  /// While a run lasts: posts "slow" once the run passes [alert]
+  /// slow_after, and for a continuous job a "failure" for every table that
+  /// turns errored (once per error).
+  class RunWatcher {
+   public:
+    RunWatcher(Worker* worker, SystemClock::time_point start) : worker_(worker), start_(start) {
+      if (!worker_->alerter_) return;
+      thread_ = std::thread([this] { Watch(); });
+    }
+    ~RunWatcher() {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_ = true;
+      }
+      cv_.notify_all();
+      if (thread_.joinable()) thread_.join();
+    }
+
+   private:
+    void Watch() {
+      const AlertConfig& alert = worker_->alerter_->config();
+      bool slow_sent = false;
+      std::map<std::string, std::string> errored;  // table -> error already alerted
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!done_) {
+        cv_.wait_for(lock, std::chrono::milliseconds(500));
+        if (done_) break;
+        auto now = SystemClock::now();
+        if (alert.on_slow && !slow_sent && !worker_->job_->continuous() &&
+            now - start_ >= std::chrono::milliseconds(alert.slow_after_ms)) {
+          AlertEvent e;
+          e.event = "slow";
+          e.status = "running";
+          e.started = start_;
+          e.seconds = std::chrono::duration<double>(now - start_).count();
+          worker_->alerter_->Post(e);
+          slow_sent = true;
+        }
+        if (alert.on_failure && worker_->job_->continuous()) {
+          auto j = nlohmann::json::parse(worker_->job_->StatusJson(), nullptr, false);
+          if (!j.is_object() || !j.contains("tables") || !j["tables"].is_array()) continue;
+          for (const auto& t : j["tables"]) {
+            std::string name = t.value("table", "");
+            if (t.value("state", "") != "errored") {
+              errored.erase(name);
+              continue;
+            }
+            std::string error = t.value("error", "");
+            auto known = errored.find(name);
+            if (known != errored.end() && known->second == error) continue;
+            errored[name] = error;
+            AlertEvent e;
+            e.event = "failure";
+            e.status = "errored";
+            e.error = error;
+            e.table = name;
+            e.started = start_;
+            e.seconds = std::chrono::duration<double>(now - start_).count();
+            worker_->alerter_->Post(e);
+          }
+        }
+      }
+    }
+
+    Worker* worker_;
+    SystemClock::time_point start_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    std::thread thread_;
+  };
 
   std::unique_ptr<LoadedPipeline> pipeline_;
   const PipelineConfig& config_;
   Job* job_;
   PipelineMetrics metrics_;
   std::unique_ptr<Schedule> schedule_;
+  std::unique_ptr<Alerter> alerter_;
+  bool failed_before_ = false;  // the last finished run failed: the next success is a recovery
 
   std::mutex mu_;  // guards what follows: read by the monitoring threads
   bool running_ = false;
