@@ -249,7 +249,13 @@ class HttpCdcDestination : public CdcDestination {
 
   /// Rows of the initial copy as {"op":"copy",...} events, keyed by the
   /// table, the copy (a random id drawn by TruncateTable) and the chunk's
-  /// number within that copy.
+  /// number within that copy. Why not a key derived from the rows' place:
+  /// an interrupted copy is never resumed, it starts again with
+  /// TruncateTable from a new snapshot, whose rows may differ, and several
+  /// copy workers cut the table into chunks in whatever order they run. A
+  /// key that matched the earlier attempt's would make the receiver drop
+  /// new rows as replays; the copy_start event tells it to drop the earlier
+  /// attempt's rows instead.
   Status WriteTableRows(const CdcTable& table, const ChangeBatch& rows) override {
     SLUICE_RETURN_IF_ERROR(Opened());
     const std::string name = table.QualifiedName();
