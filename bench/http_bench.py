@@ -53,6 +53,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -187,6 +188,82 @@ class HttpServer:
 
     def received(self) -> dict:
         return self.json("GET", "/__received")
+
+
+class RequestWatcher:
+    """Notes when the server saw a run's first and its n-th request.
+
+    Polls GET /__stats every 20 ms (control requests are not counted in its
+    statistics, and 50 a second are nothing next to the workload), which
+    splits a run's wall time into start-up (until the first request),
+    fetching (first to last request) and what follows (for sluice: the
+    DuckDB load, commit and run log). Times are relative to `t0`, taken
+    just before the process starts.
+    """
+
+    def __init__(self, server: HttpServer, prefix: str, n: int):
+        self.server, self.prefix, self.n = server, prefix, n
+        self.t0 = 0.0
+        self.first_s: float | None = None
+        self.last_s: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> RequestWatcher:
+        self.t0 = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.last_s is None:
+            self._poll()  # the run ended between two polls: its end bounds the last request
+
+    def _poll(self) -> bool:
+        try:
+            got = self.server.stats().get("by_prefix", {}).get(self.prefix, 0)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        now = time.monotonic() - self.t0
+        if got > 0 and self.first_s is None:
+            self.first_s = now
+        if got >= self.n:
+            self.last_s = now
+            return True
+        return False
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            if self._poll():
+                return
+
+
+class Phases:
+    """Per tool and timed run: (start-up, transfer, after the last request), seconds."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[tuple[float | None, float | None, float | None]]] = {}
+
+    def note(self, tool: str, watch: RequestWatcher, wall: float) -> None:
+        first, last = watch.first_s, watch.last_s
+        self.runs.setdefault(tool, []).append((
+            first,
+            last - first if first is not None and last is not None else None,
+            max(0.0, wall - last) if last is not None else None))
+
+    def table(self, sluice: str, floor: str, labels: tuple[str, str, str]) -> list[str]:
+        if not self.runs:
+            return []
+
+        def med(tool: str, k: int) -> str:
+            return fmt(median_or_none([p[k] for p in self.runs.get(tool, [])]), ".2f")
+
+        out = ["", "Where the time goes, in seconds (medians; the server's request count polled "
+                   "every 20 ms during each run):", "", "| phase | sluice | curl |", "|---|---:|---:|"]
+        out.extend(f"| {label} | {med(sluice, k)} | {med(floor, k)} |"
+                   for k, label in enumerate(labels))
+        return out
 
 
 # --------------------------------------------------------------------------
@@ -340,6 +417,8 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
         failures += 1
     ticks: list[float] = []
     curves: list[str] = []
+    phases = Phases()
+    note_phases = phases.note
 
     # Untimed: curl warms up node (its JIT) and the loopback; one sluice run
     # creates the state store and the DuckDB file, as any tick after the first
@@ -362,7 +441,8 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
             log(f"[{rep + 1}/{repeat}] poll {n:,}: sluice")
             log_path = logs / f"sluice_poll_{n}_{rep + 1}.log"
             server.reset()
-            res = run_sluice(sluice, toml, log_path, args, sample_rss=True)
+            with RequestWatcher(server, "e", n) as watch:
+                res = run_sluice(sluice, toml, log_path, args, sample_rss=True)
             problem = failure(res, args.timeout)
             if problem is None:
                 m = None
@@ -392,6 +472,7 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
                 s_row.peak_rss_mb = max(s_row.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
                 s_row.warnings += count_warnings(log_path)
                 log(f"sluice: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+                note_phases(SLUICE, watch, res.wall_s)
                 curves.append(rss_curve(f"sluice, run {rep + 1}",
                                         [k / 1024 for k in res.rss_samples_kb]))
         if with_curl and c_row.status == "ok":
@@ -399,8 +480,9 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
             log_path = logs / f"curl_poll_{n}_{rep + 1}.log"
             log_path.unlink(missing_ok=True)
             server.reset()
-            res = run_measured(curl_argv, log_path=log_path, timeout_s=args.timeout,
-                               stdin=subprocess.DEVNULL)
+            with RequestWatcher(server, "e", n) as watch:
+                res = run_measured(curl_argv, log_path=log_path, timeout_s=args.timeout,
+                                   stdin=subprocess.DEVNULL)
             problem = failure(res, args.timeout) or check_poll_server(server, n)[0]
             if problem:
                 c_row.status = f"FAILED: {problem}"
@@ -411,6 +493,7 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
                 c_row.cpus.append(res.cpu_s)
                 c_row.peak_rss_mb = max(c_row.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
                 log(f"curl: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+                note_phases(CURL_POLL, watch, res.wall_s)
 
     out = [f"## Poll: {n:,} endpoints, ~{body_bytes:,} bytes of JSON each, "
            f"{args.poll_concurrency} in flight -> DuckDB",
@@ -450,6 +533,10 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
                    f"{verdict(s_row.peak_rss_mb < rss_target)}")
     if not full_targets and s_wall and floor_wall:
         out.append(f"- sluice / curl {s_wall / floor_wall:.2f}x (no target at this size)")
+    out.extend(phases.table(SLUICE, CURL_POLL, (
+        "start-up: process start -> first request at the server",
+        f"fetch: first -> {n:,}th request at the server",
+        "after the last request: last responses, spool, DuckDB load, commit, run log, exit")))
     if curves:
         out.append("")
         out.extend(f"{c}  " for c in curves)
@@ -629,6 +716,8 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
         s_row.status = "SKIPPED: build/sluice has no http destination (see `sluice components`)"
         failures += 1
     s_bytes: list[int] = []
+    phases = Phases()
+    note_phases = phases.note
 
     def check(expect_requests: int, expect_bytes: int | None) -> tuple[str | None, dict]:
         rec = server.received()
@@ -651,7 +740,8 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
             log(f"[{rep + 1}/{args.repeat}] deliver {n:,}: sluice")
             log_path = logs / f"sluice_deliver_{rep + 1}.log"
             server.reset()
-            res = run_sluice(sluice, toml, log_path, args)
+            with RequestWatcher(server, "ingest", expected_requests) as watch:
+                res = run_sluice(sluice, toml, log_path, args)
             problem = failure(res, args.timeout)
             rec: dict = {}
             if problem is None:
@@ -666,6 +756,7 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
                 s_row.peak_rss_mb = max(s_row.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
                 s_row.warnings += count_warnings(log_path)
                 s_bytes.append(rec["bytes"])
+                note_phases(SLUICE, watch, res.wall_s)
                 log(f"sluice: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB, "
                     f"{rec['requests']} requests, {rec['bytes'] / 1e6:.1f} MB")
         if c_row.status == "ok":
@@ -673,8 +764,9 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
             log_path = logs / f"curl_deliver_{rep + 1}.log"
             log_path.unlink(missing_ok=True)
             server.reset()
-            res = run_measured(curl_argv, log_path=log_path, timeout_s=args.timeout,
-                               stdin=subprocess.DEVNULL)
+            with RequestWatcher(server, "ingest", n_files) as watch:
+                res = run_measured(curl_argv, log_path=log_path, timeout_s=args.timeout,
+                                   stdin=subprocess.DEVNULL)
             problem = failure(res, args.timeout) or check(n_files, body_bytes)[0]
             if problem:
                 c_row.status = f"FAILED: {problem}"
@@ -685,6 +777,7 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
                 c_row.cpus.append(res.cpu_s)
                 c_row.peak_rss_mb = max(c_row.peak_rss_mb or 0.0, res.peak_rss_kb / 1024)
                 log(f"curl: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
+                note_phases(CURL_POST, watch, res.wall_s)
 
     out = [f"## Deliver: {n:,} CSV rows ({csv_bytes / 1e6:.1f} MB) -> POST /ingest, "
            f"{args.deliver_max_rows} rows per request, {args.deliver_concurrency} in flight",
@@ -712,6 +805,10 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
         ratio = s_row.wall_s / floor_wall
         out.append(f"- sluice / floor {ratio:.2f}x: target <= {TARGET_DELIVER_RATIO}x "
                    f"{'met' if ratio <= TARGET_DELIVER_RATIO else 'MISSED'}")
+    out.extend(phases.table(SLUICE, CURL_POST, (
+        "start-up: process start -> first request at the server",
+        "delivery: first -> last request at the server",
+        "after the last request: last answers, run log, exit")))
     if s_bytes:
         diff = statistics.median(s_bytes) / body_bytes - 1
         out.append(f"- sluice's request bodies are {diff:+.1%} the size of the floor's "

@@ -146,9 +146,9 @@ int ComponentsCommand() {
 
 int CliMain(int argc, char** argv) {
   CLI::App app{
-      "sluice: a fast ETL engine: files (local or S3) and streams -> SQL (DuckDB) -> PostgreSQL, DuckDB, "
-      "files; scheduled runs load each new file once; PostgreSQL change data capture (postgres_cdc) into "
-      "PostgreSQL or JSON lines"};
+      "sluice: a fast ETL engine: files (local or S3), streams and HTTP endpoints -> SQL (DuckDB) -> "
+      "PostgreSQL, DuckDB, files, HTTP APIs; scheduled runs load each new file once; PostgreSQL change data "
+      "capture (postgres_cdc) into PostgreSQL, JSON lines or HTTP"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand too
   app.set_version_flag("--version", std::string("sluice ") + kVersion);

@@ -440,7 +440,8 @@ TEST_F(PostgresCdcStoreTest, OpeningCreatesTheProgressRowAndAppliesMigrationTwo)
   EXPECT_EQ(Scalar("SELECT pipeline || ' ' || confirmed_lsn FROM sluice.cdc_progress"), "p 0");
   EXPECT_EQ(
       Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
-      "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files");
+      "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files,"
+      "4:http validators of polled urls");
   EXPECT_EQ(Scalar("SELECT max(version) FROM sluice.schema_migrations"),
             std::to_string(LatestVersion(PostgresMigrations())));
   // Reopening neither migrates again nor resets the LSN.

@@ -7,6 +7,8 @@
 #include <tuple>
 #include <utility>
 
+#include "state/http_url_key.h"
+
 namespace sluice::state {
 namespace {
 
@@ -57,6 +59,31 @@ class MemoryStateStore final : public StateStore {
     // The first run to record a version keeps it, as ON CONFLICT DO NOTHING.
     for (const ObjectInfo& object : objects) {
       ledger_.emplace(LedgerKey{pipeline, object.key, object.etag}, run_id);
+    }
+    return Status::OK();
+  }
+
+  Result<std::vector<HttpValidator>> HttpValidators(const std::string& pipeline,
+                                                    const std::vector<std::string>& urls) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<HttpValidator> out;
+    for (const std::string& url : DistinctUrls(urls)) {
+      auto it = validators_.find({pipeline, url});
+      if (it != validators_.end()) out.push_back(it->second);
+    }
+    return out;
+  }
+
+  Status SaveHttpValidators(const std::string& pipeline,
+                            const std::vector<HttpValidator>& validators) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const HttpValidator& v : validators) {
+      auto key = std::make_pair(pipeline, v.url);
+      if (v.etag.empty() && v.last_modified.empty()) {
+        validators_.erase(key);
+      } else {
+        validators_.insert_or_assign(std::move(key), v);
+      }
     }
     return Status::OK();
   }
@@ -164,7 +191,8 @@ class MemoryStateStore final : public StateStore {
   std::set<std::string> held_;           // run locks this store holds
   std::map<int64_t, RunRecord> runs_;
   std::vector<FileRecord> files_;
-  std::map<std::pair<std::string, std::string>, std::string> outputs_;  // (pipeline, output) -> input
+  std::map<std::pair<std::string, std::string>, std::string> outputs_;       // (pipeline, output) -> input
+  std::map<std::pair<std::string, std::string>, HttpValidator> validators_;  // (pipeline, url)
   int64_t last_run_id_ = 0;
 };
 

@@ -184,16 +184,50 @@ CREATE TABLE file_outputs (
 ) WITHOUT ROWID;
 )sql";
 
+// Version 4: the HTTP validators (ETag, Last-Modified) of the response last
+// loaded from each URL a pipeline polls, sent back as If-None-Match /
+// If-Modified-Since. A URL may carry secrets, so it is keyed by its SHA-256
+// (hex) and kept in `url` only redacted. A validator the server did not send
+// is NULL; a URL with neither has no row. The hash is hex: collation "C"
+// compares it bytewise, cheaper than a database's linguistic default.
+constexpr std::string_view kPostgresV4 = R"sql(
+CREATE TABLE sluice.http_validators (
+  pipeline      text        NOT NULL,
+  url_hash      text        COLLATE "C" NOT NULL,
+  url           text        NOT NULL,
+  etag          text,
+  last_modified text,
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, url_hash),
+  CHECK (etag IS NOT NULL OR last_modified IS NOT NULL)
+);
+)sql";
+
+constexpr std::string_view kSqliteV4 = R"sql(
+CREATE TABLE http_validators (
+  pipeline      TEXT    NOT NULL,
+  url_hash      TEXT    NOT NULL,
+  url           TEXT    NOT NULL,
+  etag          TEXT,
+  last_modified TEXT,
+  updated_at    INTEGER NOT NULL,
+  PRIMARY KEY (pipeline, url_hash),
+  CHECK (etag IS NOT NULL OR last_modified IS NOT NULL)
+) WITHOUT ROWID;
+)sql";
+
 constexpr Migration kPostgres[] = {
     {1, "file ledger and run log", kPostgresV1},
     {2, "cdc table states, schemas and progress", kPostgresV2},
     {3, "inputs of per-load output files", kPostgresV3},
+    {4, "http validators of polled urls", kPostgresV4},
 };
 
 constexpr Migration kSqlite[] = {
     {1, "file ledger and run log", kSqliteV1},
     {2, "cdc table states, schemas and progress", kSqliteV2},
     {3, "inputs of per-load output files", kSqliteV3},
+    {4, "http validators of polled urls", kSqliteV4},
 };
 
 }  // namespace

@@ -1,14 +1,18 @@
 #include "state/postgres_state_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <functional>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "state/http_url_key.h"
 #include "state/pg_session.h"
 #include "state/postgres_migrate.h"
 
@@ -47,6 +51,43 @@ constexpr const char* kTryLockPipeline =
 constexpr const char* kUnlockPipeline =
     "SELECT pg_advisory_unlock(hashtext('sluice.pipeline'), hashtext($1))";
 
+// HTTP validators per statement: a few hundred kilobytes of parameters.
+constexpr size_t kValidatorChunk = 1000;
+
+// The validators of a chunk of URL hashes: one primary key lookup per hash.
+// LIMIT 1 (the key is unique anyway) keeps the planner from turning this into
+// a scan of the pipeline's every row, which it does for `url_hash = ANY($2)`
+// and, on a table whose statistics are stale, for a plain join.
+constexpr const char* kSelectValidators =
+    "SELECT h.url_hash, coalesce(v.etag, ''), coalesce(v.last_modified, '') "
+    "FROM unnest($2::text[]) AS h(url_hash) CROSS JOIN LATERAL ("
+    "SELECT etag, last_modified FROM sluice.http_validators "
+    "WHERE pipeline = $1 AND url_hash = h.url_hash LIMIT 1) AS v";
+
+// A chunk of validators, each URL once (ON CONFLICT DO UPDATE cannot touch
+// a row twice in one statement); empty validators are NULL. Repeating it
+// leaves the same values, so it is idempotent.
+constexpr const char* kUpsertValidators =
+    "INSERT INTO sluice.http_validators (pipeline, url_hash, url, etag, last_modified, updated_at) "
+    "SELECT $1, v.url_hash, v.url, nullif(v.etag, ''), nullif(v.last_modified, ''), now() "
+    "FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) AS v(url_hash, url, etag, last_modified) "
+    "ON CONFLICT (pipeline, url_hash) DO UPDATE SET url = excluded.url, etag = excluded.etag, "
+    "last_modified = excluded.last_modified, updated_at = excluded.updated_at";
+
+// A join, not `url_hash = ANY($2)`: with statistics the planner looks each
+// hash up through the primary key, where ANY would scan the pipeline's rows.
+constexpr const char* kDeleteValidators =
+    "DELETE FROM sluice.http_validators AS t USING unnest($2::text[]) AS h(url_hash) "
+    "WHERE t.pipeline = $1 AND t.url_hash = h.url_hash";
+
+/// A validator as the table keeps it: the URL's hash and redacted form.
+struct ValidatorRow {
+  std::string url_hash;
+  std::string url;
+  std::string etag;
+  std::string last_modified;
+};
+
 constexpr const char* kRunColumns =
     "id, pipeline, (extract(epoch FROM started_at) * 1000)::bigint, "
     "(extract(epoch FROM finished_at) * 1000)::bigint, status, coalesce(error, ''), files, rows";
@@ -78,16 +119,19 @@ double ToDouble(const PgValue& v) {
 
 std::string Text(const PgValue& v) { return v.value_or(""); }
 
-/// A text[] literal of one field of the objects (key or etag): every
-/// element double-quoted, with '"' and '\' backslash-escaped, so commas,
-/// braces, quotes, spaces and NULL-like words stay plain text. Sent as a
-/// parameter, never pasted into SQL.
-std::string TextArrayLiteral(const std::vector<ObjectInfo>& objects, std::string ObjectInfo::*field) {
+/// A text[] literal of one field of each item (e.g. &ObjectInfo::key):
+/// every element double-quoted, with '"' and '\' backslash-escaped, so
+/// commas, braces, quotes, spaces and NULL-like words stay plain text. Sent
+/// as a parameter, never pasted into SQL.
+template <typename Range, typename Field>
+std::string TextArrayLiteral(const Range& items, Field field) {
   std::string out = "{";
-  for (size_t i = 0; i < objects.size(); ++i) {
-    if (i > 0) out += ',';
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out += ',';
+    first = false;
     out += '"';
-    for (char c : objects[i].*field) {
+    for (char c : std::invoke(field, item)) {
       if (c == '"' || c == '\\') out += '\\';
       out += c;
     }
@@ -162,6 +206,60 @@ class PostgresStateStore final : public StateStore {
     return out;
   }
 
+  Result<std::vector<HttpValidator>> HttpValidators(const std::string& pipeline,
+                                                    const std::vector<std::string>& urls) override {
+    HttpValidatorLookup lookup(urls);
+    const std::vector<std::string>& hashes = lookup.hashes();
+    for (size_t begin = 0; begin < hashes.size(); begin += kValidatorChunk) {
+      const std::span<const std::string> chunk =
+          std::span(hashes).subspan(begin, std::min(kValidatorChunk, hashes.size() - begin));
+      const PgParams params = {pipeline, TextArrayLiteral(chunk, std::identity())};
+      auto r = Locked(kIdempotent, [&](PgConnection& s) { return s.Statement(kSelectValidators, params); });
+      if (!r.ok()) return r.status().WithContext("HTTP validators of pipeline " + pipeline);
+      for (auto& row : r->rows) lookup.Found(Text(row[0]), Text(row[1]), Text(row[2]));
+    }
+    return lookup.Take();
+  }
+
+  Status SaveHttpValidators(const std::string& pipeline,
+                            const std::vector<HttpValidator>& validators) override {
+    std::vector<ValidatorRow> upserts;
+    std::vector<std::string> deletes;  // url hashes
+    for (const HttpValidator& v : LastValidatorPerUrl(validators)) {
+      if (v.etag.empty() && v.last_modified.empty()) {
+        deletes.push_back(HttpUrlHash(v.url));
+      } else {
+        upserts.push_back(ValidatorRow{HttpUrlHash(v.url), StoredHttpUrl(v.url), v.etag, v.last_modified});
+      }
+    }
+    if (upserts.empty() && deletes.empty()) return Status::OK();
+    // Each URL appears once, so the transaction as a whole is idempotent:
+    // repeating it after a lost connection (even during COMMIT) leaves the
+    // same rows.
+    Status st = Locked(kIdempotent, [&](PgConnection& s) {
+      return Transaction(s, "BEGIN", [&](PgConnection& t) -> Status {
+        for (size_t begin = 0; begin < upserts.size(); begin += kValidatorChunk) {
+          const std::span<const ValidatorRow> chunk =
+              std::span(upserts).subspan(begin, std::min(kValidatorChunk, upserts.size() - begin));
+          SLUICE_RETURN_IF_ERROR(
+              t.Statement(kUpsertValidators, {pipeline, TextArrayLiteral(chunk, &ValidatorRow::url_hash),
+                                              TextArrayLiteral(chunk, &ValidatorRow::url),
+                                              TextArrayLiteral(chunk, &ValidatorRow::etag),
+                                              TextArrayLiteral(chunk, &ValidatorRow::last_modified)})
+                  .status());
+        }
+        for (size_t begin = 0; begin < deletes.size(); begin += kValidatorChunk) {
+          const std::span<const std::string> chunk =
+              std::span(deletes).subspan(begin, std::min(kValidatorChunk, deletes.size() - begin));
+          SLUICE_RETURN_IF_ERROR(
+              t.Statement(kDeleteValidators, {pipeline, TextArrayLiteral(chunk, std::identity())}).status());
+        }
+        return Status::OK();
+      });
+    });
+    return st.WithContext("HTTP validators of pipeline " + pipeline);
+  }
+
   Result<bool> TryLockPipeline(const std::string& pipeline) override {
     // Through Locked: a connection found broken is reset first, which drops
     // held_ (the server released the locks with the old session), so the
@@ -198,9 +296,10 @@ class PostgresStateStore final : public StateStore {
     // Not repeated after a lost connection: the first INSERT may have
     // committed, and a second would leave a phantom "running" run.
     auto r = Locked(kOnce, [&](PgConnection& s) {
-      return s.Statement("INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
-                         "$2") ", 'running') RETURNING id",
-                     {pipeline, Int(started_unix_ms)});
+      return s.Statement(
+          "INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
+              "$2") ", 'running') RETURNING id",
+          {pipeline, Int(started_unix_ms)});
     });
     if (!r.ok()) return r.status();
     return ToInt(r->rows.at(0).at(0));
@@ -238,7 +337,7 @@ class PostgresStateStore final : public StateStore {
                                                  const std::string& output) override {
     auto r = Locked(kIdempotent, [&](PgConnection& s) {
       return s.Statement("SELECT input FROM sluice.file_outputs WHERE pipeline = $1 AND output = $2",
-                     {pipeline, output});
+                         {pipeline, output});
     });
     if (!r.ok()) return r.status();
     if (r->rows.empty()) return std::optional<std::string>();
@@ -315,8 +414,8 @@ class PostgresStateStore final : public StateStore {
     return Locked(kIdempotent, [&](PgConnection& s) {
       return s
           .Statement("UPDATE sluice.runs SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
-                     "$3") " WHERE pipeline = $1 AND status = 'running'",
-                 {pipeline, kAbandonedRunError, Int(now_unix_ms)})
+                         "$3") " WHERE pipeline = $1 AND status = 'running'",
+                     {pipeline, kAbandonedRunError, Int(now_unix_ms)})
           .status();
     });
   }

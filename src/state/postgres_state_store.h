@@ -1,6 +1,7 @@
-// The PostgreSQL state store: the file ledger and run log as plain tables
-// in schema `sluice` of any database (sluice.schema_migrations,
-// sluice.file_ledger, sluice.runs, sluice.run_files), times as timestamptz.
+// The PostgreSQL state store: the file ledger, HTTP validators and run log
+// as plain tables in schema `sluice` of any database
+// (sluice.schema_migrations, sluice.file_ledger, sluice.http_validators,
+// sluice.runs, sluice.run_files), times as timestamptz.
 //
 // Opening connects, then applies missing migrations in one transaction
 // that first takes a transaction-level advisory lock (kMigrationLockKey),

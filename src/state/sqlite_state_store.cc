@@ -15,6 +15,7 @@
 #include <set>
 #include <utility>
 
+#include "state/http_url_key.h"
 #include "state/sqlite_db.h"
 
 namespace sluice::state {
@@ -23,6 +24,8 @@ namespace {
 // Objects per FilterNew query, two parameters each: below SQLite's
 // parameter limit (999 in old builds).
 constexpr size_t kFilterChunk = 400;
+// URL hashes per HttpValidators query, one parameter each.
+constexpr size_t kValidatorChunk = 500;
 // The longest pipeline name kept readable in a lock file's name.
 constexpr size_t kMaxLockNameChars = 64;
 
@@ -52,6 +55,28 @@ std::string FilterSql() {
 constexpr const char* kInsertLedger =
     "INSERT INTO file_ledger (pipeline, key, etag, size, modified_at, run_id, loaded_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (pipeline, key, etag) DO NOTHING";
+
+/// The validators among a chunk's URL hashes ?2, ..., ?501, through the
+/// primary key. One statement for every chunk; a short chunk binds NULL to
+/// the rest, which matches nothing.
+std::string ValidatorsSql() {
+  std::string sql =
+      "SELECT url_hash, coalesce(etag, ''), coalesce(last_modified, '') FROM http_validators "
+      "WHERE pipeline = ?1 AND url_hash IN (";
+  for (size_t i = 0; i < kValidatorChunk; ++i) {
+    if (i > 0) sql += ", ";
+    sql += "?" + std::to_string(i + 2);
+  }
+  return sql + ")";
+}
+
+constexpr const char* kUpsertValidator =
+    "INSERT INTO http_validators (pipeline, url_hash, url, etag, last_modified, updated_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (pipeline, url_hash) DO UPDATE SET "
+    "url = excluded.url, etag = excluded.etag, last_modified = excluded.last_modified, "
+    "updated_at = excluded.updated_at";
+
+constexpr const char* kDeleteValidator = "DELETE FROM http_validators WHERE pipeline = ?1 AND url_hash = ?2";
 
 /// "<db>.<name>.<hash>.lock": the pipeline name reduced to [A-Za-z0-9._-]
 /// (and shortened) so that it is a safe file name that still tells a person
@@ -143,6 +168,64 @@ class SqliteStateStore final : public StateStore {
         use.Int(6, run_id);
         use.Int(7, now);
         SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "record a loaded file"));
+      }
+      return Status::OK();
+    });
+  }
+
+  Result<std::vector<HttpValidator>> HttpValidators(const std::string& pipeline,
+                                                    const std::vector<std::string>& urls) override {
+    static const std::string kSql = ValidatorsSql();
+    HttpValidatorLookup lookup(urls);
+    const std::vector<std::string>& hashes = lookup.hashes();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * stmt, db_->Prepare(kSql));
+      for (size_t begin = 0; begin < hashes.size(); begin += kValidatorChunk) {
+        SqliteStatement use(stmt);
+        use.Text(1, pipeline);
+        for (size_t i = 0; i < kValidatorChunk; ++i) {
+          if (begin + i < hashes.size()) {
+            use.Text(static_cast<int>(i) + 2, hashes[begin + i]);
+          } else {
+            use.Null(static_cast<int>(i) + 2);
+          }
+        }
+        for (;;) {
+          SLUICE_ASSIGN_OR_RETURN(bool row, db_->StepRowOrDone(use, "read HTTP validators"));
+          if (!row) break;
+          lookup.Found(use.ColumnText(0), use.ColumnText(1), use.ColumnText(2));
+        }
+      }
+    }
+    return lookup.Take();
+  }
+
+  Status SaveHttpValidators(const std::string& pipeline,
+                            const std::vector<HttpValidator>& validators) override {
+    if (validators.empty()) return Status::OK();
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t now = NowUnixMs();
+    return db_->WriteTransaction("record HTTP validators", [&]() -> Status {
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * upsert, db_->Prepare(kUpsertValidator));
+      SLUICE_ASSIGN_OR_RETURN(sqlite3_stmt * remove, db_->Prepare(kDeleteValidator));
+      // In order: the last validator of a URL wins, as the interface promises.
+      for (const HttpValidator& v : validators) {
+        if (v.etag.empty() && v.last_modified.empty()) {
+          SqliteStatement use(remove);
+          use.Text(1, pipeline);
+          use.Text(2, HttpUrlHash(v.url));
+          SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "remove an HTTP validator"));
+          continue;
+        }
+        SqliteStatement use(upsert);
+        use.Text(1, pipeline);
+        use.Text(2, HttpUrlHash(v.url));
+        use.Text(3, StoredHttpUrl(v.url));
+        use.TextOrNull(4, v.etag);
+        use.TextOrNull(5, v.last_modified);
+        use.Int(6, now);
+        SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "record an HTTP validator"));
       }
       return Status::OK();
     });

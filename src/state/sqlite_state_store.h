@@ -1,5 +1,6 @@
-// The embedded state store: the file ledger and run log in a local SQLite
-// file (".sluice/state.db" by default), times as integer unix ms.
+// The embedded state store: the file ledger, HTTP validators and run log in
+// a local SQLite file (".sluice/state.db" by default), times as integer
+// unix ms.
 //
 // The database runs in WAL mode (readers do not block the writer) with a
 // 10 s busy timeout, so several sluice processes may share one file. Every

@@ -1,7 +1,8 @@
 // StateStore: what a pipeline remembers between runs. The file ledger
-// (which objects were loaded, by key and ETag) and the run log (one row per
-// run, one per file). Implementations: memory (tests), embedded SQLite (the
-// default) and PostgreSQL (schema `sluice`); their tables are created and
+// (which objects were loaded, by key and ETag), the HTTP validators of the
+// URLs it polls (ETag and Last-Modified of the response last loaded) and
+// the run log (one row per run, one per file). Implementations: memory
+// (tests), embedded SQLite (the default) and PostgreSQL (schema `sluice`); their tables are created and
 // upgraded by versioned migrations when the store is opened, safely when two
 // processes open the same store at once.
 //
@@ -28,6 +29,14 @@ struct ObjectInfo {
   std::string etag;  // without quotes
   int64_t size = 0;
   int64_t modified_unix_ms = 0;
+};
+
+/// What an HTTP server said about the last response of a URL that was loaded:
+/// sent back as If-None-Match / If-Modified-Since.
+struct HttpValidator {
+  std::string url;            // the full URL as requested (may carry secrets: never stored in clear)
+  std::string etag;           // as the server sent it, quotes included; "" when none
+  std::string last_modified;  // the HTTP date as sent; "" when none
 };
 
 /// The error CloseAbandonedRuns gives the runs it closes.
@@ -111,6 +120,23 @@ class StateStore {
   /// claim (check OutputClaim first).
   virtual Status ClaimOutput(const std::string& pipeline, const std::string& output, const std::string& input,
                              int64_t run_id) = 0;
+
+  // --- HTTP validators -------------------------------------------------------
+  // Kept per pipeline and URL. The SQLite and PostgreSQL stores file a URL
+  // under its SHA-256 (url_hash) and keep only a redacted copy for people
+  // to read (no password, no api_key, token, signature, ... values), so a
+  // secret in a polled URL never reaches the state database.
+
+  /// The validators recorded for `pipeline`, for the given URLs only
+  /// (unknown ones are left out), in the order of `urls` (a URL given twice
+  /// is returned once), with `url` as given. Efficient for 100,000 URLs.
+  virtual Result<std::vector<HttpValidator>> HttpValidators(const std::string& pipeline,
+                                                            const std::vector<std::string>& urls) = 0;
+  /// Upserts validators in one transaction; a validator with both fields
+  /// empty removes the URL's entry. When a URL appears more than once, the
+  /// last one wins.
+  virtual Status SaveHttpValidators(const std::string& pipeline,
+                                    const std::vector<HttpValidator>& validators) = 0;
 
   // --- one run at a time -----------------------------------------------------
   /// Takes the pipeline's run lock, so that two processes (two `serve`s, a

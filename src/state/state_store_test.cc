@@ -12,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <iostream>
 #include <latch>
 #include <regex>
 #include <set>
@@ -19,6 +20,7 @@
 
 #include "harness/pg_server.h"
 #include "harness/temp_dir.h"
+#include "state/http_url_key.h"
 #include "state/migrations.h"
 #include "state/postgres_identity.h"
 
@@ -32,6 +34,13 @@ using Kind = sluice::state::test_support::StoreKind;
 constexpr auto KindName = sluice::state::test_support::StoreKindName;
 ObjectInfo Obj(std::string key, std::string etag, int64_t size = 10, int64_t modified = 1700000000000) {
   return ObjectInfo{std::move(key), std::move(etag), size, modified};
+}
+
+/// "url etag|last_modified" per validator, in order.
+std::vector<std::string> Lines(const std::vector<HttpValidator>& validators) {
+  std::vector<std::string> out;
+  for (const auto& v : validators) out.push_back(v.url + " " + v.etag + "|" + v.last_modified);
+  return out;
 }
 
 std::vector<std::string> Keys(const std::vector<ObjectInfo>& objects) {
@@ -90,6 +99,21 @@ class StateStoreTest : public sluice::state::test_support::StoreTest {
   }
 
   std::string Ledger() const { return GetParam() == Kind::kPostgres ? "sluice.file_ledger" : "file_ledger"; }
+
+  /// The HTTP validators table.
+  std::string Validators() const {
+    return GetParam() == Kind::kPostgres ? "sluice.http_validators" : "http_validators";
+  }
+
+  /// Runs a statement that returns no rows against the store's database.
+  void Exec(const std::string& sql) {
+    if (GetParam() == Kind::kPostgres) {
+      Status st = server_->Exec(db_, sql);
+      EXPECT_TRUE(st.ok()) << sql << ": " << st.ToString();
+    } else {
+      EXPECT_EQ(Scalar(sql), "") << sql;
+    }
+  }
 
   std::string MigrationsTable() const {
     return GetParam() == Kind::kPostgres ? "sluice.schema_migrations" : "schema_migrations";
@@ -645,6 +669,237 @@ TEST_P(StateStoreTest, RunLockIsReleasedWhenTheStoreIsDestroyed) {
   b->UnlockPipeline("nightly");
 }
 
+// --- HTTP validators ----------------------------------------------------------
+
+TEST_P(StateStoreTest, HttpValidatorsReadBackOnlyTheKnownUrlsInTheOrderAsked) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string a = "https://api.example.com/v1/a.json";
+  const std::string b = "https://api.example.com/v1/b.json?page=2";
+  const std::string c = "https://other.example.org/c.csv";
+  ASSERT_TRUE(store
+                  ->SaveHttpValidators("p", {{a, "\"abc123\"", "Tue, 15 Nov 1994 12:45:26 GMT"},
+                                             {b, "W/\"weak, with comma\"", ""},
+                                             {c, "", "Wed, 21 Oct 2015 07:28:00 GMT"}})
+                  .ok());
+
+  auto got = store->HttpValidators("p", {c, "https://api.example.com/v1/unknown.json", a, c, b});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{c + " |Wed, 21 Oct 2015 07:28:00 GMT",
+                                                   a + " \"abc123\"|Tue, 15 Nov 1994 12:45:26 GMT",
+                                                   b + " W/\"weak, with comma\"|"}));
+
+  auto none = store->HttpValidators("p", {});
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  auto unknown = store->HttpValidators("p", {"https://api.example.com/v1/a.json?x=1"});
+  ASSERT_TRUE(unknown.ok()) << unknown.status().ToString();
+  EXPECT_TRUE(unknown->empty());
+  EXPECT_TRUE(store->SaveHttpValidators("p", {}).ok());
+}
+
+TEST_P(StateStoreTest, SavingHttpValidatorsAgainReplacesThemAndSurvivesReopening) {
+  const std::string a = "https://api.example.com/a";
+  const std::string b = "https://api.example.com/b";
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(
+        store->SaveHttpValidators("p", {{a, "\"v1\"", "Mon, 01 Jan 2024 00:00:00 GMT"}, {b, "\"b1\"", ""}})
+            .ok());
+    // A server that stops sending Last-Modified: the old one goes.
+    ASSERT_TRUE(store->SaveHttpValidators("p", {{a, "\"v2\"", ""}}).ok());
+    auto got = store->HttpValidators("p", {a, b});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(Lines(*got), (std::vector<std::string>{a + " \"v2\"|", b + " \"b1\"|"}));
+    // Within one call the last validator of a URL wins.
+    ASSERT_TRUE(store
+                    ->SaveHttpValidators("p", {{b, "\"b2\"", ""},
+                                               {a, "", "Tue, 02 Jan 2024 00:00:00 GMT"},
+                                               {b, "\"b3\"", "Wed, 03 Jan 2024 00:00:00 GMT"}})
+                    .ok());
+    got = store->HttpValidators("p", {a, b});
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(Lines(*got), (std::vector<std::string>{a + " |Tue, 02 Jan 2024 00:00:00 GMT",
+                                                     b + " \"b3\"|Wed, 03 Jan 2024 00:00:00 GMT"}));
+  }
+  if (GetParam() == Kind::kMemory) return;  // nothing outlives a memory store
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto got = store->HttpValidators("p", {b, a});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{b + " \"b3\"|Wed, 03 Jan 2024 00:00:00 GMT",
+                                                   a + " |Tue, 02 Jan 2024 00:00:00 GMT"}));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + Validators()), "2");
+}
+
+TEST_P(StateStoreTest, HttpValidatorWithBothFieldsEmptyRemovesTheEntry) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string a = "https://api.example.com/a";
+  const std::string b = "https://api.example.com/b";
+  const std::string c = "https://api.example.com/c";
+  ASSERT_TRUE(store->SaveHttpValidators("p", {{a, "\"a\"", ""}, {b, "\"b\"", ""}, {c, "\"c\"", ""}}).ok());
+  ASSERT_TRUE(store->SaveHttpValidators("q", {{a, "\"qa\"", ""}}).ok());
+  // Removing a URL that has no entry is no error; a removal followed by a
+  // save in one call keeps the save, a save followed by a removal does not.
+  ASSERT_TRUE(store
+                  ->SaveHttpValidators("p", {{a, "", ""},
+                                             {"https://api.example.com/never-saved", "", ""},
+                                             {c, "", ""},
+                                             {c, "\"c2\"", ""},
+                                             {b, "\"b2\"", ""},
+                                             {b, "", ""}})
+                  .ok());
+  auto got = store->HttpValidators("p", {a, b, c});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{c + " \"c2\"|"}));
+  // Only pipeline p's entry went.
+  got = store->HttpValidators("q", {a});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{a + " \"qa\"|"}));
+  if (GetParam() != Kind::kMemory) {
+    EXPECT_EQ(Scalar("SELECT count(*) FROM " + Validators()), "2");
+  }
+}
+
+TEST_P(StateStoreTest, HttpValidatorsOfAnotherPipelineAreSeparate) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string url = "https://api.example.com/shared.json";
+  ASSERT_TRUE(store->SaveHttpValidators("p", {{url, "\"p\"", ""}}).ok());
+  auto got = store->HttpValidators("q", {url});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_TRUE(got->empty());
+  ASSERT_TRUE(store->SaveHttpValidators("q", {{url, "\"q\"", "Thu, 01 Feb 2024 10:00:00 GMT"}}).ok());
+  got = store->HttpValidators("p", {url});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{url + " \"p\"|"}));
+  got = store->HttpValidators("q", {url});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{url + " \"q\"|Thu, 01 Feb 2024 10:00:00 GMT"}));
+}
+
+TEST_P(StateStoreTest, HttpValidatorUrlsAreStoredWithoutPasswordsOrSecretQueryValues) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  const std::string url =
+      "https://reader:pa55-S3CRET@api.example.com/v1/items?city=Oslo&api_key=k3y-S3CRET&Token=t0k-S3CRET"
+      "&access_token=at-S3CRET&apikey=ak-S3CRET&key=kk-S3CRET&signature=sg-S3CRET&sig=s-S3CRET"
+      "&password=pw-S3CRET&page=3";
+  ASSERT_TRUE(store->SaveHttpValidators("p", {{url, "\"e\"", ""}}).ok());
+  // The caller gets the URL back as it asked for it.
+  auto got = store->HttpValidators("p", {url});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{url + " \"e\"|"}));
+  // A URL differing only in a secret is another URL.
+  got =
+      store->HttpValidators("p", {"https://reader:other@api.example.com/v1/items?city=Oslo&api_key=k3y-S3CRET"
+                                  "&Token=t0k-S3CRET&access_token=at-S3CRET&apikey=ak-S3CRET&key=kk-S3CRET"
+                                  "&signature=sg-S3CRET&sig=s-S3CRET&password=pw-S3CRET&page=3"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_TRUE(got->empty());
+  if (GetParam() == Kind::kMemory) return;  // nothing is written anywhere
+
+  // An update writes the URL again, redacted again.
+  ASSERT_TRUE(store->SaveHttpValidators("p", {{url, "\"e2\"", ""}}).ok());
+  EXPECT_EQ(Scalar("SELECT url FROM " + Validators()),
+            "https://reader:***@api.example.com/v1/items?city=Oslo&api_key=***&Token=***&access_token=***"
+            "&apikey=***&key=***&signature=***&sig=***&password=***&page=3");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM " + Validators() +
+                   " WHERE url LIKE '%S3CRET%' OR url_hash LIKE "
+                   "'%S3CRET%' OR etag LIKE '%S3CRET%' OR pipeline LIKE '%S3CRET%'"),
+            "0");
+  const std::string hash = Scalar("SELECT url_hash FROM " + Validators());
+  EXPECT_TRUE(std::regex_match(hash, std::regex("[0-9a-f]{64}"))) << hash;
+  EXPECT_EQ(hash, HttpUrlHash(url));
+  if (GetParam() == Kind::kPostgres) {
+    EXPECT_EQ(Scalar("SELECT pg_typeof(updated_at)::text || ' ' || (last_modified IS NULL) || ' ' || "
+                     "(updated_at > now() - interval '1 minute') FROM sluice.http_validators"),
+              "timestamp with time zone true true");
+  } else {
+    const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+    EXPECT_EQ(Scalar("SELECT typeof(updated_at) || ' ' || (last_modified IS NULL) || ' ' || "
+                     "(updated_at > " +
+                     std::to_string(now_ms - 60000) + ") FROM http_validators"),
+              "integer 1 1");
+  }
+}
+
+TEST_P(StateStoreTest, TwentyThousandHttpValidatorsSaveAndReadBackQuickly) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  constexpr int kUrls = 20000;
+  const auto kBudget = std::chrono::seconds(3);
+  std::vector<HttpValidator> validators;
+  std::vector<std::string> urls;
+  for (int i = 0; i < kUrls; ++i) {
+    const std::string n = std::to_string(i);
+    validators.push_back({"https://api.example.com/items/" + n + "?api_key=secret&page=" + n, "\"" + n + "\"",
+                          i % 2 == 0 ? "Mon, 01 Jan 2024 00:00:00 GMT" : ""});
+    urls.push_back(validators.back().url);
+  }
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store->SaveHttpValidators("p", validators).ok());
+  const auto save = std::chrono::steady_clock::now() - start;
+
+  urls.push_back("https://api.example.com/not-saved");
+  start = std::chrono::steady_clock::now();
+  auto got = store->HttpValidators("p", urls);
+  const auto read = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), Lines(validators));
+
+  // Updating every entry (every other one loses its Last-Modified) is a
+  // save like the first.
+  for (auto& v : validators) v.last_modified.clear();
+  start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store->SaveHttpValidators("p", validators).ok());
+  const auto update = std::chrono::steady_clock::now() - start;
+  got = store->HttpValidators("p", urls);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), Lines(validators));
+
+  EXPECT_LT(save, kBudget);
+  EXPECT_LT(read, kBudget);
+  EXPECT_LT(update, kBudget);
+  using std::chrono::duration_cast, std::chrono::milliseconds;
+  std::cout << "[ timing   ] " << kUrls << " validators: save " << duration_cast<milliseconds>(save).count()
+            << " ms, read " << duration_cast<milliseconds>(read).count() << " ms, update "
+            << duration_cast<milliseconds>(update).count() << " ms\n";
+  if (GetParam() != Kind::kMemory) {
+    EXPECT_EQ(Scalar("SELECT count(*) FROM " + Validators()), std::to_string(kUrls));
+  }
+}
+
+TEST_P(StateStoreTest, StoreAtMigrationThreeGainsHttpValidatorsWhenOpened) {
+  if (GetParam() == Kind::kMemory) GTEST_SKIP() << "a memory store has no schema";
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->MarkLoaded("p", 1, {Obj("a", "e1")}).ok());
+  }
+  // The database as sluice with migrations 1 to 3 left it.
+  Exec("DROP TABLE " + Validators());
+  Exec("DELETE FROM " + MigrationsTable() + " WHERE version = 4");
+  ASSERT_EQ(Scalar("SELECT max(version) FROM " + MigrationsTable()), "3");
+
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(Scalar("SELECT max(version) FROM " + MigrationsTable()), std::to_string(LatestMigration()));
+  EXPECT_EQ(Scalar("SELECT name FROM " + MigrationsTable() + " WHERE version = 4"),
+            "http validators of polled urls");
+  auto fresh = store->FilterNew("p", {Obj("a", "e1")});
+  ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
+  EXPECT_TRUE(fresh->empty());
+  ASSERT_TRUE(store->SaveHttpValidators("p", {{"https://h/x", "\"x\"", ""}}).ok());
+  auto got = store->HttpValidators("p", {"https://h/x"});
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(Lines(*got), (std::vector<std::string>{"https://h/x \"x\"|"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(AllStores, StateStoreTest,
                          ::testing::Values(Kind::kMemory, Kind::kSqlite, Kind::kPostgres), KindName);
 
@@ -873,7 +1128,8 @@ TEST_F(PostgresStateStoreTest, TablesArePlainAndTimesAreTimestamptz) {
             "timestamp with time zone 1600000000789");
   EXPECT_EQ(
       Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
-      "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files");
+      "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files,"
+      "4:http validators of polled urls");
   EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'sluice' AND indexname = "
                    "'runs_pipeline_started_idx'"),
             "1");

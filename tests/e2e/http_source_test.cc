@@ -192,10 +192,10 @@ TEST_F(HttpSourceTest, AlertsPostFailureThenRecoveryThenSlow) {
       if (hooks.ok() && hooks->size() >= n) return *hooks;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    return http_->Hooks().value_or(nlohmann::json::array());
+    return http_->Hooks().ValueOr(nlohmann::json::array());
   };
   auto first = hooks_with(1);
-  ASSERT_GE(first.size(), 1u) << (*proc)->ErrSoFar();
+  ASSERT_GE(first.size(), 1u) << (*proc)->StderrSoFar();
   EXPECT_EQ(first[0]["event"], "failure");
   EXPECT_EQ(first[0]["pipeline"], "stations");
   EXPECT_EQ(first[0]["status"], "failed");
