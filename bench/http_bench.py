@@ -420,6 +420,11 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
     phases = Phases()
     note_phases = phases.note
 
+    # Every size starts from a new DuckDB file and state store (a kept
+    # --workdir has the previous run's).
+    for f in [db, *workdir.glob(f"{db.name}.*"), *workdir.glob(f"state_poll_{n}.db*")]:
+        f.unlink(missing_ok=True)
+
     # Untimed: curl warms up node (its JIT) and the loopback; one sluice run
     # creates the state store and the DuckDB file, as any tick after the first
     # finds them.
@@ -473,8 +478,9 @@ def poll_workload(args, sluice: Path | None, floor: Path | None, server: HttpSer
                 s_row.warnings += count_warnings(log_path)
                 log(f"sluice: {res.wall_s:.2f} s, peak RSS {res.peak_rss_kb / 1024:.1f} MB")
                 note_phases(SLUICE, watch, res.wall_s)
-                curves.append(rss_curve(f"sluice, run {rep + 1}",
-                                        [k / 1024 for k in res.rss_samples_kb]))
+                if len(res.rss_samples_kb) >= 5:  # one sample per 0.5 s
+                    curves.append(rss_curve(f"sluice, run {rep + 1}",
+                                            [k / 1024 for k in res.rss_samples_kb]))
         if with_curl and c_row.status == "ok":
             log(f"[{rep + 1}/{repeat}] poll {n:,}: {' '.join(curl_argv)}")
             log_path = logs / f"curl_poll_{n}_{rep + 1}.log"

@@ -15,7 +15,8 @@ Alerter::Alerter(AlertConfig config, std::string pipeline, MetricsRegistry* metr
 
 Alerter::~Alerter() = default;
 
-Result<std::unique_ptr<Alerter>> Alerter::Make(AlertConfig config, std::string pipeline, MetricsRegistry* metrics) {
+Result<std::unique_ptr<Alerter>> Alerter::Make(AlertConfig config, std::string pipeline,
+                                               MetricsRegistry* metrics) {
   std::unique_ptr<Alerter> a(new Alerter(std::move(config), std::move(pipeline), metrics));
   io::HttpClientOptions options;
   options.max_in_flight = 4;
@@ -25,22 +26,22 @@ Result<std::unique_ptr<Alerter>> Alerter::Make(AlertConfig config, std::string p
 }
 
 std::string Alerter::Document(const AlertEvent& e) const {
-  nlohmann::json j = {{"pipeline", pipeline_},
-                      {"event", e.event},
-                      {"run_id", e.run_id == 0 ? nlohmann::json(nullptr) : nlohmann::json(e.run_id)},
-                      {"status", e.status},
-                      {"error", e.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.error)},
-                      {"started", e.started == std::chrono::system_clock::time_point{}
-                                      ? nlohmann::json(nullptr)
-                                      : nlohmann::json(Iso8601(e.started))},
-                      {"seconds", e.seconds},
-                      {"table", e.table.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.table)}};
+  nlohmann::json j = {
+      {"pipeline", pipeline_},
+      {"event", e.event},
+      {"run_id", e.run_id == 0 ? nlohmann::json(nullptr) : nlohmann::json(e.run_id)},
+      {"status", e.status},
+      {"error", e.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.error)},
+      {"started", e.started == std::chrono::system_clock::time_point{} ? nlohmann::json(nullptr)
+                                                                       : nlohmann::json(Iso8601(e.started))},
+      {"seconds", e.seconds},
+      {"table", e.table.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.table)}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 void Alerter::Post(const AlertEvent& event) {
-  if ((event.event == "failure" && !config_.on_failure) || (event.event == "recovery" && !config_.on_recovery) ||
-      (event.event == "slow" && !config_.on_slow)) {
+  if ((event.event == "failure" && !config_.on_failure) ||
+      (event.event == "recovery" && !config_.on_recovery) || (event.event == "slow" && !config_.on_slow)) {
     return;
   }
   io::HttpRequest request;
@@ -57,21 +58,20 @@ void Alerter::Post(const AlertEvent& event) {
   policy.max_delay = std::chrono::milliseconds(10000);
   policy.max_elapsed = std::chrono::milliseconds(60000);
   std::string url = io::RedactHttpUrl(config_.url);
-  client_->Submit(std::move(request), policy,
-                  [this, url, kind = event.event](io::HttpResponse r) {
-                    std::string outcome = r.ok() ? "sent" : "failed";
-                    if (metrics_) {
-                      metrics_
-                          ->Counter("sluice_alerts_total", "Alerts posted to [alert] url, by event and outcome",
-                                    {{"pipeline", pipeline_}, {"event", kind}, {"outcome", outcome}})
-                          .Add(1);
-                    }
-                    if (r.ok()) {
-                      spdlog::info("pipeline {}: alert {} posted to {}", pipeline_, kind, url);
-                    } else if (!r.cancelled) {
-                      spdlog::warn("pipeline {}: alert {} to {} failed: {}", pipeline_, kind, url, r.Summary());
-                    }
-                  });
+  client_->Submit(std::move(request), policy, [this, url, kind = event.event](io::HttpResponse r) {
+    std::string outcome = r.ok() ? "sent" : "failed";
+    if (metrics_) {
+      metrics_
+          ->Counter("sluice_alerts_total", "Alerts posted to [alert] url, by event and outcome",
+                    {{"pipeline", pipeline_}, {"event", kind}, {"outcome", outcome}})
+          .Add(1);
+    }
+    if (r.ok()) {
+      spdlog::info("pipeline {}: alert {} posted to {}", pipeline_, kind, url);
+    } else if (!r.cancelled) {
+      spdlog::warn("pipeline {}: alert {} to {} failed: {}", pipeline_, kind, url, r.Summary());
+    }
+  });
 }
 
 }  // namespace sluice::service

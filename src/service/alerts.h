@@ -46,7 +46,8 @@ struct AlertEvent {
 
 class Alerter {
  public:
-  static Result<std::unique_ptr<Alerter>> Make(AlertConfig config, std::string pipeline, MetricsRegistry* metrics);
+  static Result<std::unique_ptr<Alerter>> Make(AlertConfig config, std::string pipeline,
+                                               MetricsRegistry* metrics);
   ~Alerter();
   Alerter(const Alerter&) = delete;
   Alerter& operator=(const Alerter&) = delete;

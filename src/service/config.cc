@@ -78,7 +78,8 @@ Result<AlertConfig> ReadAlert(const ConfigTable& t, bool present) {
   c.configured = present;
   if (!present) return c;
   c.url = t.GetString("url");
-  std::vector<std::string> on = t.Has("on") ? t.GetStringList("on") : std::vector<std::string>{"failure", "recovery"};
+  std::vector<std::string> on =
+      t.Has("on") ? t.GetStringList("on") : std::vector<std::string>{"failure", "recovery"};
   (void)t.GetStringList("on");
   c.slow_after_ms = t.GetMillis("slow_after", 0);
   c.headers = t.GetStringMap("headers");
@@ -136,7 +137,8 @@ Status ReadServiceSections(const ConfigDocument& doc, PipelineConfig* cfg) {
 
 Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, const std::string& file_name,
                                                          const Registry& registry, const std::string& name,
-                                                         MetricsRegistry* metrics, const config::EnvLookup& env) {
+                                                         MetricsRegistry* metrics,
+                                                         const config::EnvLookup& env) {
   auto loaded = std::make_unique<LoadedPipeline>();
   loaded->registry = registry;
   SLUICE_ASSIGN_OR_RETURN(loaded->doc, ConfigDocument::Parse(toml, file_name, env));
@@ -171,7 +173,8 @@ Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, 
     std::string available;
     for (const auto& t : loaded->registry.Types(ComponentKind::kSource))
       available += (available.empty() ? "" : ", ") + t;
-    if (cfg.source_type.empty()) return Status::InvalidArgument("[source] type is required (available: " + available + ")");
+    if (cfg.source_type.empty())
+      return Status::InvalidArgument("[source] type is required (available: " + available + ")");
     return Status::InvalidArgument("[source] type: unknown source type '" + cfg.source_type +
                                    "' (available: " + available + ")");
   }
@@ -188,14 +191,16 @@ Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, 
   auto job = (*factory)(context);
   SLUICE_RETURN_IF_ERROR(source.Check());
   const ComponentInfo* info = loaded->registry.Info(ComponentKind::kSource, cfg.source_type);
-  SLUICE_RETURN_IF_ERROR(source.CheckAllRead(cfg.source_type, info ? info->keys : std::vector<std::string>{}));
+  SLUICE_RETURN_IF_ERROR(
+      source.CheckAllRead(cfg.source_type, info ? info->keys : std::vector<std::string>{}));
   if (!job.ok()) return job.status();
   loaded->job = std::move(job).value();
   // Sections that belong to no component of this pipeline, and keys of the
   // shared ones ([s3], [transform], ...) that nobody read.
   for (const auto& section : doc.UnreadSections()) {
-    return Status::InvalidArgument("unknown section [" + section + "]: no part of this pipeline reads it ([source] type " +
-                                   cfg.source_type + ")");
+    return Status::InvalidArgument("unknown section [" + section +
+                                   "]: no part of this pipeline reads it ([source] type " + cfg.source_type +
+                                   ")");
   }
   for (const auto& section : doc.SectionsAsked()) {
     if (section == "source" || section == "destination" || section == "state") continue;
@@ -207,7 +212,8 @@ Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, 
 }
 
 Result<std::unique_ptr<LoadedPipeline>> LoadPipelineFile(const std::string& path, const Registry& registry,
-                                                         MetricsRegistry* metrics, const config::EnvLookup& env) {
+                                                         MetricsRegistry* metrics,
+                                                         const config::EnvLookup& env) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::NotFound("cannot read pipeline file '" + path + "'");
   std::stringstream ss;

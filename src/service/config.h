@@ -53,7 +53,6 @@ struct AlertConfig {
   int64_t timeout_ms = 10000;
 };
 
-
 /// What the service itself reads from a pipeline file.
 struct PipelineConfig {
   std::string name;
@@ -80,7 +79,8 @@ struct LoadedPipeline {
 /// overrides both). `metrics` (optional) receives the job's counters and
 /// must outlive it.
 Result<std::unique_ptr<LoadedPipeline>> LoadPipelineText(std::string_view toml, const std::string& file_name,
-                                                         const Registry& registry, const std::string& name = "",
+                                                         const Registry& registry,
+                                                         const std::string& name = "",
                                                          MetricsRegistry* metrics = nullptr,
                                                          const config::EnvLookup& env = config::GetEnv);
 /// Reads the file at `path` and calls LoadPipelineText.

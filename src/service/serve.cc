@@ -14,8 +14,8 @@
 
 #include "core/cancellation.h"
 #include "core/human_format.h"
-#include "core/metrics.h"
 #include "core/job.h"
+#include "core/metrics.h"
 #include "service/alerts.h"
 #include "service/config.h"
 #include "service/monitor_server.h"
@@ -44,14 +44,15 @@ struct PipelineMetrics {
     last_run = &r->Gauge("sluice_last_run_timestamp_seconds", "Unix time when the last run finished",
                          {{"pipeline", p}});
     running = &r->Gauge("sluice_pipeline_running", "1 while a run is in progress", {{"pipeline", p}});
-    overruns = &r->Counter("sluice_run_overruns_total", "Runs that took longer than their schedule's interval",
-                           {{"pipeline", p}});
+    overruns = &r->Counter("sluice_run_overruns_total",
+                           "Runs that took longer than their schedule's interval", {{"pipeline", p}});
     // Families that must exist before the first run, so dashboards and
     // alerts see zeros rather than nothing.
     for (const char* status : {"succeeded", "failed", "cancelled", "skipped"}) Runs(status);
   }
   sluice::Counter& Runs(const std::string& status) {
-    return registry->Counter("sluice_runs_total", "Runs by outcome", {{"pipeline", pipeline}, {"status", status}});
+    return registry->Counter("sluice_runs_total", "Runs by outcome",
+                             {{"pipeline", pipeline}, {"status", status}});
   }
   sluice::Counter& Errors(const std::string& kind) {
     return registry->Counter("sluice_errors_total", "Failed runs and files by error kind",
@@ -70,7 +71,9 @@ struct PipelineMetrics {
 class Worker {
  public:
   Worker(std::unique_ptr<LoadedPipeline> pipeline, MetricsRegistry* metrics)
-      : pipeline_(std::move(pipeline)), config_(pipeline_->config), job_(pipeline_->job.get()),
+      : pipeline_(std::move(pipeline)),
+        config_(pipeline_->config),
+        job_(pipeline_->job.get()),
         metrics_(metrics, config_.name) {}
 
   Status Open() {
@@ -197,9 +200,10 @@ class Worker {
       return Status::OK();
     }
     const Status& status = run.status;
-    metrics_.Runs(status.ok()                                     ? "succeeded"
-                  : status.code() == StatusCode::kCancelled ? "cancelled"
-                                                                  : "failed")
+    metrics_
+        .Runs(status.ok()                               ? "succeeded"
+              : status.code() == StatusCode::kCancelled ? "cancelled"
+                                                        : "failed")
         .Add(1);
     if (!status.ok()) metrics_.Errors(ErrorKind(status)).Add(1);
     metrics_.duration->Observe(std::chrono::duration<double>(end - current_start_).count());
@@ -229,8 +233,8 @@ class Worker {
   /// The id of the job's last run, from its status (0 when it has none).
   int64_t LastRunId() const {
     auto j = nlohmann::json::parse(job_->StatusJson(), nullptr, false);
-    if (j.is_object() && j.contains("last_run") && j["last_run"].is_object() && j["last_run"].contains("id") &&
-        j["last_run"]["id"].is_number_integer()) {
+    if (j.is_object() && j.contains("last_run") && j["last_run"].is_object() &&
+        j["last_run"].contains("id") && j["last_run"]["id"].is_number_integer()) {
       return j["last_run"]["id"].get<int64_t>();
     }
     return 0;

@@ -84,16 +84,18 @@ TEST_F(HttpSourceTest, TenThousandEndpointsInOneTickWithFailuresLoadEveryGoodOne
   EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _url LIKE '%fail=500%'"), "0");
   EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _url LIKE '%fail_once%'"), "200");
   EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _status <> 200"), "0");
-  EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _fetched_at > now() - interval '10 minutes'"), "9900");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _fetched_at > now() - interval '10 minutes'"),
+            "9900");
   EXPECT_EQ(Scalar("SELECT data_type FROM information_schema.columns WHERE table_name = 'stations' AND "
                    "column_name = '_fetched_at'"),
             "timestamp with time zone");
   // The run log names each permanent failure with its status and attempts.
   EXPECT_EQ(Scalar("SELECT status FROM sluice.runs WHERE pipeline = 'stations'"), "succeeded");
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE status = 'failed'"), "100");
-  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE status = 'failed' AND file LIKE '%fail=500' AND "
-                   "error LIKE 'HTTP 500%after 3 attempts%'"),
-            "100");
+  EXPECT_EQ(
+      Scalar("SELECT count(*) FROM sluice.run_files WHERE status = 'failed' AND file LIKE '%fail=500' AND "
+             "error LIKE 'HTTP 500%after 3 attempts%'"),
+      "100");
   auto count = http_->Count(prefix_ + "7?fail=500");
   ASSERT_TRUE(count.ok());
   EXPECT_EQ(*count, 3);
@@ -163,15 +165,16 @@ TEST_F(HttpSourceTest, InvalidJsonIsAFailedEndpointWithTheParseError) {
 
 TEST_F(HttpSourceTest, SecretsInUrlsNeverReachLogsTheRunLogOrTheData) {
   const std::string secret = "s3cr3t-Tok3n";
-  tmp_.Write("urls.txt", Url("1", "api_key=" + secret) + "\n" + Url("2", "api_key=" + secret + "&fail=400") + "\n");
+  tmp_.Write("urls.txt",
+             Url("1", "api_key=" + secret) + "\n" + Url("2", "api_key=" + secret + "&fail=400") + "\n");
   auto r = RunPipeline(tmp_, Pipeline(""));
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(r.err.find(secret), std::string::npos) << Describe(r);
   EXPECT_EQ(r.out.find(secret), std::string::npos) << Describe(r);
   EXPECT_NE(r.err.find("api_key=***"), std::string::npos) << Describe(r);
   EXPECT_EQ(Scalar("SELECT count(*) FROM stations WHERE _url LIKE '%" + secret + "%'"), "0");
-  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE file LIKE '%" + secret + "%' OR error LIKE '%" +
-                   secret + "%'"),
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE file LIKE '%" + secret +
+                   "%' OR error LIKE '%" + secret + "%'"),
             "0");
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE file LIKE '%api_key=***%'"), "1");
 }

@@ -131,7 +131,8 @@ std::string Excerpt(const std::string& body, size_t max = 200) {
 
 class HttpJob final : public Job {
  public:
-  HttpJob(HttpSourceConfig source, FilesPipelineConfig load, std::string destination, MetricsRegistry* metrics)
+  HttpJob(HttpSourceConfig source, FilesPipelineConfig load, std::string destination,
+          MetricsRegistry* metrics)
       : source_(std::move(source)), load_(std::move(load)), destination_(std::move(destination)) {
     if (metrics) metrics_ = std::make_unique<HttpMetrics>(metrics, load_.name);
   }
@@ -250,10 +251,11 @@ class HttpJob final : public Job {
     auto end = SystemClock::now();
     report.seconds = std::chrono::duration<double>(end - start).count();
     if (report.outcome.ok()) {
-      spdlog::info("pipeline {}: run {} succeeded: {} endpoints ({} ok, {} not modified, {} failed), {} rows in "
-                   "{:.2f} s",
-                   load_.name, report.run_id, report.endpoints, report.ok, report.not_modified, report.failed,
-                   Thousands(report.rows), report.seconds);
+      spdlog::info(
+          "pipeline {}: run {} succeeded: {} endpoints ({} ok, {} not modified, {} failed), {} rows in "
+          "{:.2f} s",
+          load_.name, report.run_id, report.endpoints, report.ok, report.not_modified, report.failed,
+          Thousands(report.rows), report.seconds);
     } else {
       spdlog::error("pipeline {}: {}", load_.name, report.outcome.message());
     }
@@ -347,11 +349,11 @@ class HttpJob final : public Job {
       rec.error = f.error;
       (void)store->RecordFile(rec);
     }
-    std::string final_status = status.ok()                                  ? "succeeded"
+    std::string final_status = status.ok()                               ? "succeeded"
                                : status.code() == StatusCode::kCancelled ? "cancelled"
                                                                          : "failed";
-    Status logged = store->FinishRun(report.run_id, final_status, status.ok() ? "" : status.message(), report.ok,
-                                     report.rows, UnixMs(SystemClock::now()));
+    Status logged = store->FinishRun(report.run_id, final_status, status.ok() ? "" : status.message(),
+                                     report.ok, report.rows, UnixMs(SystemClock::now()));
     if (!logged.ok()) spdlog::warn("pipeline {}: run log: {}", load_.name, logged.message());
     return report;
   }
@@ -368,8 +370,8 @@ class HttpJob final : public Job {
     // The spool: every row of the tick as a JSON line, read by DuckDB.
     std::string dir = load_.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
                                                           : load_.engine.temp_directory;
-    std::string spool_path = dir + "/sluice-http-" + std::to_string(::getpid()) + "-" +
-                             std::to_string(report->run_id) + ".jsonl";
+    std::string spool_path =
+        dir + "/sluice-http-" + std::to_string(::getpid()) + "-" + std::to_string(report->run_id) + ".jsonl";
     struct SpoolGuard {
       std::string path;
       ~SpoolGuard() { std::remove(path.c_str()); }
@@ -392,9 +394,10 @@ class HttpJob final : public Job {
     options.max_in_flight = source_.concurrency;
     options.max_per_host = source_.per_host_concurrency;
     options.cancel = cancel;
-    if (metrics_) options.on_attempt = [m = metrics_.get()](const io::HttpRequest&, const io::HttpResponse& r) {
-      m->Attempt(r);
-    };
+    if (metrics_)
+      options.on_attempt = [m = metrics_.get()](const io::HttpRequest&, const io::HttpResponse& r) {
+        m->Attempt(r);
+      };
     SLUICE_ASSIGN_OR_RETURN(auto client, io::HttpClient::Make(std::move(options)));
 
     auto fetch_start = SteadyClock::now();
@@ -437,8 +440,8 @@ class HttpJob final : public Job {
       } else if (!r.cancelled) {
         ++report->ok;
         report->rows += rows;
-        if (!line_buffer.empty() && std::fwrite(line_buffer.data(), 1, line_buffer.size(), spool) !=
-                                        line_buffer.size()) {
+        if (!line_buffer.empty() &&
+            std::fwrite(line_buffer.data(), 1, line_buffer.size(), spool) != line_buffer.size()) {
           write_failed = true;
         }
         if (source_.conditional) {
@@ -504,8 +507,8 @@ class HttpJob final : public Job {
       const auto& f = report->failures.front();
       return Status(StatusCode::kUnavailable,
                     std::to_string(report->failed) + " of " + std::to_string(report->endpoints) +
-                        " endpoints failed (on_endpoint_error = \"fail\": nothing loaded); first: " + f.url + ": " +
-                        f.error,
+                        " endpoints failed (on_endpoint_error = \"fail\": nothing loaded); first: " + f.url +
+                        ": " + f.error,
                     /*retryable=*/false);
     }
     if (report->rows == 0) {
@@ -517,7 +520,8 @@ class HttpJob final : public Job {
     }
     if (!fresh_validators.empty()) {
       Status saved = store->SaveHttpValidators(load_.name, fresh_validators);
-      if (!saved.ok()) spdlog::warn("pipeline {}: saving ETag/Last-Modified: {}", load_.name, saved.message());
+      if (!saved.ok())
+        spdlog::warn("pipeline {}: saving ETag/Last-Modified: {}", load_.name, saved.message());
     }
     return Status::OK();
   }
@@ -607,11 +611,13 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   SLUICE_RETURN_IF_ERROR(t.Check());
   const std::string where = t.Name() + " ";
   if (s.urls.empty() == s.urls_file.empty()) {
-    return Status::InvalidArgument(where + "needs either urls (a list) or urls_file (a file, one URL per line)");
+    return Status::InvalidArgument(where +
+                                   "needs either urls (a list) or urls_file (a file, one URL per line)");
   }
   for (const auto& url : s.urls) {
     if (!url.starts_with("http://") && !url.starts_with("https://")) {
-      return Status::InvalidArgument(where + "urls: not an http:// or https:// URL: " + io::RedactHttpUrl(url));
+      return Status::InvalidArgument(where +
+                                     "urls: not an http:// or https:// URL: " + io::RedactHttpUrl(url));
     }
   }
   SLUICE_ASSIGN_OR_RETURN(s.format, ParseHttpBodyFormat(s.format_name));
@@ -624,7 +630,8 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   if (s.concurrency < 1 || s.concurrency > 10000) {
     return Status::InvalidArgument(where + "concurrency must be between 1 and 10000");
   }
-  if (s.per_host_concurrency < 1) return Status::InvalidArgument(where + "per_host_concurrency must be at least 1");
+  if (s.per_host_concurrency < 1)
+    return Status::InvalidArgument(where + "per_host_concurrency must be at least 1");
   if (s.timeout.count() < 1) return Status::InvalidArgument(where + "timeout must be positive");
   if (s.max_response_bytes < 1) return Status::InvalidArgument(where + "max_response_bytes must be positive");
   if (s.on_endpoint_error != "skip" && s.on_endpoint_error != "fail") {
@@ -641,7 +648,8 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   load.registry = context.registry;
   load.source.path = "http";
   load.source.format = "jsonl";
-  load.source.columns = {{kUrlColumn, "VARCHAR"}, {kStatusColumn, "INTEGER"}, {kFetchedAtColumn, "TIMESTAMPTZ"}};
+  load.source.columns = {
+      {kUrlColumn, "VARCHAR"}, {kStatusColumn, "INTEGER"}, {kFetchedAtColumn, "TIMESTAMPTZ"}};
   for (const auto& c : s.columns) load.source.columns.push_back(c);
   load.source.incremental = false;
   load.transform_sql = context.section("transform").GetString("sql");
@@ -651,12 +659,15 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   // default store is the SQLite file, as for incremental file sources.
   load.state_configured = true;
   SLUICE_ASSIGN_OR_RETURN(auto destination, context.registry->MakeDestination(*load.destination));
-  if (!destination->OutputTemplate().empty() && destination->OutputTemplate().find("{run}") == std::string::npos) {
-    return Status::InvalidArgument(load.destination->Name() +
-                                   " path: every tick writes a new output; put {run} (the run id) in the path");
+  if (!destination->OutputTemplate().empty() &&
+      destination->OutputTemplate().find("{run}") == std::string::npos) {
+    return Status::InvalidArgument(
+        load.destination->Name() +
+        " path: every tick writes a new output; put {run} (the run id) in the path");
   }
   load.output_template = destination->OutputTemplate();
-  SLUICE_RETURN_IF_ERROR(config::CheckComponentKeys(*context.registry, ComponentKind::kStateStore, *load.state));
+  SLUICE_RETURN_IF_ERROR(
+      config::CheckComponentKeys(*context.registry, ComponentKind::kStateStore, *load.state));
   return std::unique_ptr<Job>(
       std::make_unique<HttpJob>(std::move(s), std::move(load), destination->Describe(), context.metrics));
 }
@@ -665,12 +676,13 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
 
 Status RegisterHttpSource(Registry& registry) {
   auto factory = std::make_shared<const JobFactory>(MakeHttpJob);
-  return registry.AddInternal(
-      ComponentKind::kSource, "http", factory,
-      {"HTTP endpoints polled once per run (thousands at once): JSON, JSON lines or CSV responses become rows "
-       "with _url, _status and _fetched_at",
-       {"urls", "urls_file", "format", "records", "columns", "method", "body", "headers", "timeout", "concurrency",
-        "per_host_concurrency", "max_response_bytes", "conditional", "on_endpoint_error", "retry"}});
+  return registry.AddInternal(ComponentKind::kSource, "http", factory,
+                              {"HTTP endpoints polled once per run (thousands at once): JSON, JSON lines or "
+                               "CSV responses become rows "
+                               "with _url, _status and _fetched_at",
+                               {"urls", "urls_file", "format", "records", "columns", "method", "body",
+                                "headers", "timeout", "concurrency", "per_host_concurrency",
+                                "max_response_bytes", "conditional", "on_endpoint_error", "retry"}});
 }
 
 }  // namespace sluice::sources

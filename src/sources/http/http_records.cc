@@ -63,8 +63,8 @@ Result<int64_t> AppendJson(std::string_view body, std::string_view records, cons
       if (dot == std::string_view::npos) dot = records.size();
       std::string part(records.substr(start, dot - start));
       if (!at->is_object() || !at->contains(part)) {
-        return Status::DataError("records path \"" + std::string(records) + "\" not found in the response (no \"" +
-                                 part + "\")");
+        return Status::DataError("records path \"" + std::string(records) +
+                                 "\" not found in the response (no \"" + part + "\")");
       }
       at = &(*at)[part];
       start = dot + 1;
@@ -116,8 +116,8 @@ Result<int64_t> AppendJsonLines(std::string_view body, const std::string& prefix
     }
     if (!record.is_object()) {
       out->resize(before);
-      return Status::DataError("line " + std::to_string(line_number) + " is " + std::string(record.type_name()) +
-                               ", not an object");
+      return Status::DataError("line " + std::to_string(line_number) + " is " +
+                               std::string(record.type_name()) + ", not an object");
     }
     SLUICE_RETURN_IF_ERROR(AppendObject(record, prefix, out));
     ++n;
@@ -244,8 +244,9 @@ Result<HttpBodyFormat> ParseHttpBodyFormat(std::string_view name) {
                                  std::string(name) + "\"");
 }
 
-Result<int64_t> AppendRecordsAsJsonLines(std::string_view body, HttpBodyFormat format, std::string_view records,
-                                         const ResponseMeta& meta, std::string* out) {
+Result<int64_t> AppendRecordsAsJsonLines(std::string_view body, HttpBodyFormat format,
+                                         std::string_view records, const ResponseMeta& meta,
+                                         std::string* out) {
   std::string prefix = Prefix(meta);
   switch (format) {
     case HttpBodyFormat::kJson:

@@ -36,7 +36,8 @@ struct ResponseMeta {
 /// line, then one record per line (numbers as numbers, empty fields null,
 /// the rest as strings). An error (invalid JSON, a record that is not an
 /// object, a missing `records` path) leaves `out` as it was.
-Result<int64_t> AppendRecordsAsJsonLines(std::string_view body, HttpBodyFormat format, std::string_view records,
-                                         const ResponseMeta& meta, std::string* out);
+Result<int64_t> AppendRecordsAsJsonLines(std::string_view body, HttpBodyFormat format,
+                                         std::string_view records, const ResponseMeta& meta,
+                                         std::string* out);
 
 }  // namespace sluice::sources

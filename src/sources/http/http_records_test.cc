@@ -9,7 +9,8 @@ const ResponseMeta kMeta{"http://h/e/1?token=***", 200, "2026-12-06T10:00:00.000
 const std::string kPrefix =
     R"({"_url":"http://h/e/1?token=***","_status":200,"_fetched_at":"2026-12-06T10:00:00.000Z")";
 
-Result<int64_t> Convert(std::string_view body, HttpBodyFormat format, std::string_view records, std::string* out) {
+Result<int64_t> Convert(std::string_view body, HttpBodyFormat format, std::string_view records,
+                        std::string* out) {
   return AppendRecordsAsJsonLines(body, format, records, kMeta, out);
 }
 
