@@ -245,10 +245,10 @@ TEST(PipelineConfig, EveryBuiltInRefusesTheKeysOfItsSiblings) {
   for (const auto& kind : kinds) {
     for (const auto& type : registry.Types(kind.kind)) {
       std::string table = "type = \"" + type + "\"\n";
-      // The http destinations need their url.
-      if (type == "http" &&
-          (kind.kind == ComponentKind::kDestination || kind.kind == ComponentKind::kCdcDestination)) {
-        table += "url = \"http://127.0.0.1:8080/ingest\"\n";
+      // The http source needs its urls, the http destinations their url.
+      if (type == "http") {
+        table += kind.kind == ComponentKind::kSource ? "urls = [\"http://127.0.0.1:8080/e/1\"]\n"
+                                                     : "url = \"http://127.0.0.1:8080/ingest\"\n";
       }
       // The CDC postgres destination needs only its url.
       if (required.count(type)) {
