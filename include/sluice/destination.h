@@ -1,11 +1,18 @@
 // Destination: where the rows of one load go.
 //
 // A load is Begin(schema), any number of Write/WriteEncoded calls, then
-// Commit() or Abort(). Nothing a load writes may become visible to others
-// before Commit() returns OK, and after Abort() (or a crash) the target is
-// as it was before Begin(). All calls for one load come from one thread,
-// except Encode(), which the runtime may call from several worker threads
-// at once and must therefore be thread-safe.
+// Commit() or Abort(). What a load's writes may do before Commit depends on
+// the destination's declared delivery class (see Delivery):
+// - transactional (the default): nothing a load writes becomes visible to
+//   others before Commit() returns OK, and after Abort() (or a crash) the
+//   target is as it was before Begin();
+// - at least once: rows are delivered while the load runs, so a failed or
+//   interrupted load may have delivered some of them, and a run that loads
+//   the same input again delivers them again, marked so that the receiver
+//   can tell (idempotency keys).
+// All calls for one load come from one thread, except Encode(), which the
+// runtime may call from several worker threads at once and must therefore
+// be thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +52,32 @@ struct LoadContext {
   /// header without rows): the destination creates nothing, and empties an
   /// existing target in mode replace.
   bool untyped_empty = false;
+  /// The pipeline's name ("" outside a named pipeline).
+  std::string pipeline;
+  /// What identifies the load's input across runs, so that loading the same
+  /// input again can be recognised: a file's path or key with its ETag (or
+  /// size and modification time); for an HTTP poll tick, the run id. Empty
+  /// when unknown. At-least-once destinations derive their idempotency keys
+  /// from it.
+  std::string input_identity;
+};
+
+/// What a destination promises about the rows of a load.
+enum class Delivery {
+  /// The load is one transaction: all of its rows become visible at
+  /// Commit(), none after Abort() or a crash. Combined with a checkpoint in
+  /// the same transaction (AddCommitStatements) a load happens exactly once.
+  kTransactional,
+  /// Rows are delivered while the load runs (an HTTP endpoint). Every piece
+  /// sent carries an idempotency key derived from the pipeline, the input's
+  /// identity (LoadContext::input_identity) and the piece's position in the
+  /// input, never from the clock, so that a run that loads the same input
+  /// again after a crash sends the same keys and a receiver that keeps the
+  /// keys it has seen can drop the replay. Commit() returns OK only when
+  /// every piece was accepted by the receiver or set aside in a dead-letter
+  /// file (and that file is durable); only then may the checkpoint follow.
+  /// Abort() stops sending, but cannot take back what was delivered.
+  kAtLeastOnce,
 };
 
 /// A row a destination refused before sending it, because one of its values
@@ -73,6 +106,8 @@ class Destination {
   virtual Status Commit() = 0;
   /// Discards the open load. Safe at any time, also twice or before Begin.
   virtual void Abort() = 0;
+  /// The destination's delivery class (see Delivery).
+  virtual Delivery delivery() const { return Delivery::kTransactional; }
 
   /// Whether Encode/WriteEncoded are available: the runtime then encodes
   /// batches on worker threads and hands the bytes over in input order.

@@ -100,7 +100,8 @@ void ConfigTable::Fail(std::string_view key, std::string message) const {
     line = " (" + (doc_ && !doc_->file.empty() ? doc_->file + " " : std::string()) + "line " +
            std::to_string(node->source().begin.line) + ")";
   }
-  if (!message.empty() && message[0] != ':') message = " " + message;
+  // ": reason" and ".subkey ..." attach to the key without a space.
+  if (!message.empty() && message[0] != ':' && message[0] != '.') message = " " + message;
   errors_.push_back(where + message + line);
 }
 

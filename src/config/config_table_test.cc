@@ -10,11 +10,12 @@ namespace sluice::config {
 namespace {
 
 std::unique_ptr<ConfigDocument> Parse(const std::string& toml, std::map<std::string, std::string> vars = {}) {
-  auto doc = ConfigDocument::Parse(toml, "p.toml", [vars](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  });
+  auto doc =
+      ConfigDocument::Parse(toml, "p.toml", [vars](const std::string& name) -> std::optional<std::string> {
+        auto it = vars.find(name);
+        if (it == vars.end()) return std::nullopt;
+        return it->second;
+      });
   EXPECT_TRUE(doc.ok()) << doc.status().ToString();
   return std::move(doc).value();
 }
@@ -97,7 +98,18 @@ TEST(ConfigTable, FailRecordsAValueErrorForTheFactory) {
   const ConfigTable& t = doc->Section("engine");
   if (t.GetInt("threads", 0) < 0) t.Fail("threads", "must not be negative");
   ASSERT_FALSE(t.Check().ok());
-  EXPECT_NE(t.Check().message().find("[engine] threads must not be negative (p.toml line 2)"), std::string::npos)
+  EXPECT_NE(t.Check().message().find("[engine] threads must not be negative (p.toml line 2)"),
+            std::string::npos)
+      << t.Check().message();
+}
+
+TEST(ConfigTable, ValueErrorsOfInlineTableEntriesNameTheEntry) {
+  auto doc = Parse("[source]\ncolumns = { id = 1 }\n");
+  const ConfigTable& t = doc->Section("source");
+  EXPECT_TRUE(t.GetStringMap("columns").empty());
+  ASSERT_FALSE(t.Check().ok());
+  EXPECT_NE(t.Check().message().find("[source] columns.id must be a string (p.toml line 2)"),
+            std::string::npos)
       << t.Check().message();
 }
 

@@ -1,6 +1,7 @@
 // Registry::WithBuiltins(): every component sluice ships, each registered by
 // its own folder.
 #include "destinations/events/event_destinations.h"
+#include "destinations/http/http_destination.h"
 #include "destinations/native/native_destination.h"
 #include "destinations/null/null_destination.h"
 #include "destinations/postgres/postgres_destination.h"
@@ -18,7 +19,8 @@ Registry Registry::WithBuiltins() {
                         sources::RegisterHttpSource(registry),
                         RegisterPostgresDestinations(registry), destinations::RegisterNativeDestinations(registry),
                         destinations::RegisterNullDestination(registry),
-                        destinations::RegisterEventDestinations(registry), state::RegisterStateStores(registry)}) {
+                        destinations::RegisterEventDestinations(registry),
+                        destinations::RegisterHttpDestinations(registry), state::RegisterStateStores(registry)}) {
     // Built-in names are distinct; a clash is a bug in sluice itself.
     if (!status.ok()) std::abort();
   }

@@ -28,7 +28,8 @@ Result<std::unique_ptr<LoadedPipeline>> Load(const std::string& toml, const Regi
 /// Counts the rows it is given; what a user's destination looks like.
 class CountingDestination : public Destination {
  public:
-  CountingDestination(std::atomic<int64_t>* rows, std::string label) : rows_(rows), label_(std::move(label)) {}
+  CountingDestination(std::atomic<int64_t>* rows, std::string label)
+      : rows_(rows), label_(std::move(label)) {}
   Status Begin(const Schema&) override { return Status::OK(); }
   Status Write(const Batch& batch) override {
     pending_ += batch.num_rows();
@@ -60,9 +61,12 @@ TEST(Registry, ATypeRegisteredTwiceIsRefused) {
   EXPECT_TRUE(registry.AddDestination("mine", factory).ok());
   EXPECT_FALSE(registry.AddDestination("mine", factory).ok());
   // The same name in another kind is another component.
-  EXPECT_TRUE(registry.AddCdcStore("mine", [](const ConfigTable&) -> Result<std::unique_ptr<CdcStore>> {
-                        return Status::Internal("unused");
-                      }).ok());
+  EXPECT_TRUE(registry
+                  .AddCdcStore("mine",
+                               [](const ConfigTable&) -> Result<std::unique_ptr<CdcStore>> {
+                                 return Status::Internal("unused");
+                               })
+                  .ok());
   EXPECT_FALSE(registry.AddDestination("", factory).ok());
   EXPECT_FALSE(registry.AddDestination("empty", Registry::DestinationFactory()).ok());
 }
@@ -78,8 +82,8 @@ TEST(Registry, AnUnknownTypeListsTheRegisteredOnes) {
   auto loaded = Load("[source]\npath = \"x.csv\"\n[destination]\ntype = \"countin\"\n", registry);
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(loaded.status().message().find(
-                "unknown destination type 'countin' (available: counting, duckdb, file, null, postgres, stdout)"),
+  EXPECT_NE(loaded.status().message().find("unknown destination type 'countin' (available: counting, duckdb, "
+                                           "file, http, null, postgres, stdout)"),
             std::string::npos)
       << loaded.status().message();
 }
@@ -118,8 +122,9 @@ TEST(Registry, ACustomDestinationRunsFromToml) {
   // A key the factory does not read is an error naming it and the type.
   auto typo = Pipeline::FromToml(toml + "lable = \"x\"\n", registry, "evens");
   ASSERT_FALSE(typo.ok());
-  EXPECT_NE(typo.status().message().find("[destination] unknown key 'lable' for type 'counting' (accepted: label)"),
-            std::string::npos)
+  EXPECT_NE(
+      typo.status().message().find("[destination] unknown key 'lable' for type 'counting' (accepted: label)"),
+      std::string::npos)
       << typo.status().message();
 
   // Stopped before it runs: Run returns Cancelled and loads nothing.
@@ -137,18 +142,21 @@ TEST(Registry, AFactoryErrorIsReportedAfterTheKeyChecks) {
                   .AddDestination("picky",
                                   [](const ConfigTable& t) -> Result<std::unique_ptr<Destination>> {
                                     if (t.GetString("url").empty())
-                                      return Status::InvalidArgument(t.Name() + " url is required for type picky");
+                                      return Status::InvalidArgument(t.Name() +
+                                                                     " url is required for type picky");
                                     return Status::Internal("unused");
                                   })
                   .ok());
-  auto typo = Load("[source]\npath = \"x.csv\"\n[destination]\ntype = \"picky\"\nulr = \"http://h\"\n", registry);
+  auto typo =
+      Load("[source]\npath = \"x.csv\"\n[destination]\ntype = \"picky\"\nulr = \"http://h\"\n", registry);
   ASSERT_FALSE(typo.ok());
   // The typo, not its consequence, is what the user must fix.
   EXPECT_NE(typo.status().message().find("unknown key 'ulr' for type 'picky'"), std::string::npos)
       << typo.status().message();
   auto missing = Load("[source]\npath = \"x.csv\"\n[destination]\ntype = \"picky\"\n", registry);
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.status().message().find("[destination] url is required for type picky"), std::string::npos);
+  EXPECT_NE(missing.status().message().find("[destination] url is required for type picky"),
+            std::string::npos);
 }
 
 struct ConfigCase {
@@ -207,7 +215,8 @@ TEST(PipelineConfig, TheCasesOfTheTableLoadOrFailAsWritten) {
 TEST(PipelineConfig, EveryBuiltInRefusesTheKeysOfItsSiblings) {
   Registry registry = Registry::WithBuiltins();
   const std::string files = "[source]\ntype = \"files\"\npath = \"x.csv\"\n";
-  const std::string cdc = "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://u@h/db\"\npublication = \"p\"\n";
+  const std::string cdc =
+      "[source]\ntype = \"postgres_cdc\"\nurl = \"postgresql://u@h/db\"\npublication = \"p\"\n";
   // The keys each type needs to load; the rest is added by the test.
   const std::map<std::string, std::string> required = {
       {"postgres", "url = \"postgresql://u@h/db\"\ntable = \"t\"\n"},
@@ -223,7 +232,8 @@ TEST(PipelineConfig, EveryBuiltInRefusesTheKeysOfItsSiblings) {
     std::function<std::string(const std::string& table)> file;
   };
   const Kind kinds[] = {
-      {ComponentKind::kSource, [](const std::string& t) { return "[source]\n" + t + "[destination]\ntype = \"null\"\n"; }},
+      {ComponentKind::kSource,
+       [](const std::string& t) { return "[source]\n" + t + "[destination]\ntype = \"null\"\n"; }},
       {ComponentKind::kDestination, [&](const std::string& t) { return files + "[destination]\n" + t; }},
       {ComponentKind::kCdcDestination, [&](const std::string& t) { return cdc + "[destination]\n" + t; }},
       {ComponentKind::kStateStore,
@@ -235,10 +245,16 @@ TEST(PipelineConfig, EveryBuiltInRefusesTheKeysOfItsSiblings) {
   for (const auto& kind : kinds) {
     for (const auto& type : registry.Types(kind.kind)) {
       std::string table = "type = \"" + type + "\"\n";
+      // The http source needs its urls, the http destinations their url.
+      if (type == "http") {
+        table += kind.kind == ComponentKind::kSource ? "urls = [\"http://127.0.0.1:8080/e/1\"]\n"
+                                                     : "url = \"http://127.0.0.1:8080/ingest\"\n";
+      }
       // The CDC postgres destination needs only its url.
       if (required.count(type)) {
         std::string need = required.at(type);
-        if (kind.kind == ComponentKind::kCdcDestination && type == "postgres") need = "url = \"postgresql://u@h/db\"\n";
+        if (kind.kind == ComponentKind::kCdcDestination && type == "postgres")
+          need = "url = \"postgresql://u@h/db\"\n";
         if (kind.kind == ComponentKind::kStateStore || kind.kind == ComponentKind::kCdcStore) {
           if (type == "postgres") need = "url = \"postgresql://u@h/db\"\n";
         }
@@ -251,7 +267,8 @@ TEST(PipelineConfig, EveryBuiltInRefusesTheKeysOfItsSiblings) {
       for (const auto& other : registry.Types(kind.kind)) {
         for (const auto& key : registry.Info(kind.kind, other)->keys) {
           if (std::find(info->keys.begin(), info->keys.end(), key) != info->keys.end()) continue;
-          SCOPED_TRACE(std::string(ComponentKindName(kind.kind)) + " " + type + " with " + key + " of " + other);
+          SCOPED_TRACE(std::string(ComponentKindName(kind.kind)) + " " + type + " with " + key + " of " +
+                       other);
           auto loaded = Load(kind.file(table + key + " = \"x\"\n"), registry);
           ASSERT_FALSE(loaded.ok());
           EXPECT_EQ(loaded.status().code(), StatusCode::kInvalidArgument);
@@ -309,8 +326,9 @@ TEST(PipelineConfig, UrlsLibpqWouldMisreadAreRefusedNamingTheKeyNotTheValue) {
   const std::string bad = "postgresql://loader:p@ss:w/rd#S3cr3t?&%x@127.0.0.1:5432/shop";
   const std::string good = "postgresql://loader:p%40ss@127.0.0.1:5432/shop";
   auto file = [](const std::string& source, const std::string& state, const std::string& destination) {
-    return "[source]\ntype = \"postgres_cdc\"\npublication = \"p\"\nurl = '" + source + "'\n[state]\nurl = '" +
-           state + "'\n[destination]\ntype = \"postgres\"\nurl = '" + destination + "'\n";
+    return "[source]\ntype = \"postgres_cdc\"\npublication = \"p\"\nurl = '" + source +
+           "'\n[state]\nurl = '" + state + "'\n[destination]\ntype = \"postgres\"\nurl = '" + destination +
+           "'\n";
   };
   for (const auto& [toml, key] :
        {std::pair{file(bad, good, good), "[source] url"}, std::pair{file(good, bad, good), "[state] url"},

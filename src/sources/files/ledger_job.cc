@@ -21,6 +21,7 @@
 #include "core/replace_all.h"
 #include "core/retry.h"
 #include "io/s3/s3_client.h"
+#include "io/s3/sigv4.h"
 #include "state/memory_state_store.h"
 #include "state/register_state_stores.h"
 
@@ -722,6 +723,14 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
       std::vector<std::string> keys;
       for (const auto& f : fetched) keys.push_back(f.object.key);
       run.load = LoadFor(report.run_id, keys, input_base);
+      run.load.pipeline = config.name;
+      // The files with their versions (ETag, or size and modification time):
+      // a run that loads the same versions again names the same input.
+      std::string versions;
+      for (const auto& f : fetched) versions += f.object.key + "\n" + f.object.etag + "\n";
+      run.load.input_identity = fetched.size() == 1
+                                    ? fetched[0].object.key + " " + fetched[0].object.etag
+                                    : std::to_string(fetched.size()) + " files " + io::Sha256Hex(versions);
       if (status.ok() && WritesPerLoadOutputs(config)) {
         std::string input = keys.size() == 1 ? keys[0] : "run " + std::to_string(report.run_id);
         auto output = OutputOf(config, run.load);
