@@ -291,6 +291,7 @@ Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConf
   SLUICE_ASSIGN_OR_RETURN(auto dest, config.registry->MakeDestination(*config.destination));
   if (auto* native = dynamic_cast<destinations::NativeDestination*>(dest.get())) native->SetCancel(options.cancel);
   LoadContext load = options.load;
+  if (load.pipeline.empty()) load.pipeline = config.name;
   load.untyped_empty = untyped_empty;
   SLUICE_RETURN_IF_ERROR(dest->PrepareLoad(load));
   return dest;

@@ -533,6 +533,9 @@ class HttpJob final : public Job {
     options.files = {file};
     options.load.run_id = report->run_id;
     options.load.input = "tick";
+    // A tick has no identity beyond its run: a [retry] of the load sends
+    // the same requests under the same keys, a new tick new ones.
+    options.load.pipeline = load_.name;
     RetryState retry(load_.retry.Policy());
     while (true) {
       auto summary = RunLoad(load_, options);
@@ -674,7 +677,7 @@ Status RegisterHttpSource(Registry& registry) {
                                "with _url, _status and _fetched_at",
                                {"urls", "urls_file", "format", "records", "columns", "method", "body",
                                 "headers", "timeout", "concurrency", "per_host_concurrency",
-                                "max_response_bytes", "conditional", "on_endpoint_error", "retry"}});
+                                "max_response_bytes", "conditional", "on_endpoint_error", "on_error", "retry"}});
 }
 
 }  // namespace sluice::sources
