@@ -812,14 +812,17 @@ def deliver_workload(args, sluice: Path | None, gen: Path | None, server: HttpSe
         ratio = s_row.wall_s / floor_wall
         out.append(f"- sluice / floor {ratio:.2f}x: target <= {TARGET_DELIVER_RATIO}x "
                    f"{'met' if ratio <= TARGET_DELIVER_RATIO else 'MISSED'}")
+    if s_bytes:
+        same = statistics.median(s_bytes) == body_bytes
+        out.append(f"- sluice's request bodies: {statistics.median(s_bytes):,} bytes in all, "
+                   + ("exactly the floor's" if same else
+                      f"{statistics.median(s_bytes) / body_bytes - 1:+.2%} against the floor's "
+                      f"{body_bytes:,}")
+                   + " (same rows, same JSON shape; a large difference would make the floor unfair)")
     out.extend(phases.table(SLUICE, CURL_POST, (
         "start-up: process start -> first request at the server",
         "delivery: first -> last request at the server",
         "after the last request: last answers, run log, exit")))
-    if s_bytes:
-        diff = statistics.median(s_bytes) / body_bytes - 1
-        out.append(f"- sluice's request bodies are {diff:+.1%} the size of the floor's "
-                   "(same rows, same JSON shape; a large difference would make the floor unfair)")
     if out[-1] != "":
         out.append("")
     out.append(

@@ -234,8 +234,10 @@ class CdcDestination {
   /// Forgets pieces of an incomplete transaction written since the last
   /// complete batch (the stream restarts and will send them again).
   virtual void DiscardIncomplete() {}
-  /// After WriteEvents failed with SchemaMismatch: the source table whose
-  /// schema change could not be applied (it is then marked errored).
+  /// After WriteEvents failed with SchemaMismatch or DataError: the source
+  /// table whose changes could not be applied (a schema change it cannot
+  /// make, a request the receiver refused); it is then marked errored and
+  /// the other tables go on.
   virtual std::optional<uint32_t> FailedTable() const { return std::nullopt; }
   /// "host:port/dbname" when WriteEvents can run checkpoint statements in
   /// its transaction; empty otherwise.

@@ -277,7 +277,8 @@ TEST_F(HttpCdcTest, KillNineWhileStreamingThenRestartDeliversEveryChangeOnceInCo
       EXPECT_TRUE(copied_notes.insert(e["new"]["id"].get<int64_t>()).second) << "copied twice: " << e.dump();
     }
     if (e["op"] == "insert") {
-      EXPECT_TRUE(inserted.insert(e["new"]["id"].get<int64_t>()).second) << "insert delivered twice: " << e.dump();
+      EXPECT_TRUE(inserted.insert(e["new"]["id"].get<int64_t>()).second)
+          << "insert delivered twice: " << e.dump();
       EXPECT_EQ(copied_notes.count(e["new"]["id"].get<int64_t>()), 0u) << "copied and inserted: " << e.dump();
     }
     if (e.contains("commit_lsn")) {
@@ -290,6 +291,45 @@ TEST_F(HttpCdcTest, KillNineWhileStreamingThenRestartDeliversEveryChangeOnceInCo
     }
   }
   EXPECT_EQ(copied_notes.size() + inserted.size(), 200u);
+}
+
+TEST_F(HttpCdcTest, ARefusedRequestWithoutDeadLetterErrorsItsTableAndTheOthersGoOn) {
+  Exec("CREATE TABLE accounts (id bigint PRIMARY KEY, balance bigint NOT NULL)");
+  Exec("CREATE TABLE notes (id bigint PRIMARY KEY, body text)");
+  Exec("CREATE PUBLICATION pub FOR TABLE accounts, notes");
+  ASSERT_TRUE(http_->SetFaults(R"({"reject_marker": "BAD"})").ok());
+  std::string toml =
+      "name = \"cdc_refused\"\n[source]\ntype = \"postgres_cdc\"\nurl = '" + url_ +
+      "'\npublication = \"pub\"\nslot = \"sluice_refused\"\ntable_error_retry_delay_ms = 600000\n"
+      "[destination]\ntype = \"http\"\nurl = '" +
+      http_->Url("/ingest/{table}") + "'\n[state]\npath = '" + tmp_.Path("state.db") + "'\n";
+  std::string file = tmp_.Write("cdc.toml", toml);
+  auto proc = CliProcess::Start({"run", file, "--progress", "never"});
+  ASSERT_TRUE(proc.ok()) << proc.status().ToString();
+  auto stored_count = [&](const std::string& table, const std::string& op) {
+    int64_t n = 0;
+    for (const json& r : Stored(*http_, tmp_)) {
+      if (r["row"]["table"] == table && r["row"]["op"] == op) ++n;
+    }
+    return n;
+  };
+  for (int i = 0; i < 100 && stored_count("public.notes", "copy_start") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  Exec("INSERT INTO notes VALUES (1, 'fine')");
+  Exec("INSERT INTO notes VALUES (2, 'BAD note')");
+  Exec("INSERT INTO accounts VALUES (1, 10)");
+  Exec("INSERT INTO accounts VALUES (2, 20)");
+  for (int i = 0; i < 100 && stored_count("public.accounts", "insert") < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::string err = (*proc)->StderrSoFar();
+  (*proc)->Kill(SIGTERM);
+  (void)(*proc)->Wait();
+  EXPECT_EQ(stored_count("public.accounts", "insert"), 2) << err;
+  EXPECT_EQ(stored_count("public.notes", "insert"), 1) << err;
+  EXPECT_NE(err.find("table public.notes errored"), std::string::npos) << err;
+  EXPECT_NE(err.find("rejected: contains BAD"), std::string::npos) << err;
 }
 
 }  // namespace

@@ -201,6 +201,7 @@ struct HttpDelivery::Group::State {
   int in_flight = 0;
   std::deque<Failure> failures;  // completed, not yet handled
   Status error;
+  uint32_t error_table = 0;
   int64_t accepted = 0;
   bool dead_lettered = false;
 };
@@ -296,6 +297,11 @@ HttpDelivery::Group::~Group() {
   delivery_->shared_->cv.wait(lock, [&] { return state_->in_flight == 0; });
 }
 
+uint32_t HttpDelivery::Group::error_table() const {
+  std::lock_guard lock(delivery_->shared_->mu);
+  return state_->error_table;
+}
+
 int64_t HttpDelivery::Group::accepted() const {
   std::lock_guard lock(delivery_->shared_->mu);
   return state_->accepted;
@@ -310,7 +316,10 @@ void HttpDelivery::Group::HandleFailures(std::unique_lock<std::mutex>& lock) {
     Status handled = delivery_->Handle(failure, &dead_lettered);
     lock.lock();
     if (dead_lettered) state_->dead_lettered = true;
-    if (!handled.ok() && state_->error.ok()) state_->error = handled;
+    if (!handled.ok() && state_->error.ok()) {
+      state_->error = handled;
+      state_->error_table = failure.request.table_id;
+    }
   }
 }
 

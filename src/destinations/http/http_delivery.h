@@ -65,6 +65,8 @@ struct OutgoingRequest {
   int64_t items = 0;  // rows or events
   /// Names the request in messages: "request 3", "events of 0/16B3748 from 0".
   std::string what;
+  /// CDC: the source table whose events the request carries (0: several or none).
+  uint32_t table_id = 0;
 };
 
 class HttpDelivery {
@@ -95,6 +97,9 @@ class HttpDelivery {
     Status Wait();
     /// Requests of the group the server accepted (2xx).
     int64_t accepted() const;
+    /// After Wait or Send failed: the table_id of the request that caused
+    /// the group's error (0 when none or not a request's).
+    uint32_t error_table() const;
 
    private:
     struct State;

@@ -311,6 +311,7 @@ class HttpCdcDestination : public CdcDestination {
   /// (an incomplete batch) is kept for it.
   Status WriteEvents(const ChangeBatch& batch, const std::vector<CommitStatement>& /*checkpoint*/) override {
     SLUICE_RETURN_IF_ERROR(Opened());
+    failed_table_.reset();
     HttpDelivery::Group group(delivery_.get());
     Status status;
     std::string scratch;
@@ -338,11 +339,17 @@ class HttpCdcDestination : public CdcDestination {
     if (!status.ok()) delivery_->CancelInFlight();
     Status waited = group.Wait();
     if (status.ok()) status = waited;
+    // A request of one table that the receiver refused (no dead_letter):
+    // that table goes to errored and the others go on.
+    if (status.code() == StatusCode::kDataError && group.error_table() != 0)
+      failed_table_ = group.error_table();
     // After a failure the stream starts again at the last complete batch:
     // so do the cutters.
     if (!status.ok()) DiscardIncomplete();
     return status;
   }
+
+  std::optional<uint32_t> FailedTable() const override { return failed_table_; }
 
   void DiscardIncomplete() override {
     for (auto& [name, stream] : streams_) stream.cutter.Reset();
@@ -371,6 +378,7 @@ class HttpCdcDestination : public CdcDestination {
     std::string table;  // "" unless the URL splits by table
     std::string url;
     EventRequestCutter cutter;
+    uint32_t table_id = 0;  // when split by table
   };
 
   Status Opened() const {
@@ -389,7 +397,8 @@ class HttpCdcDestination : public CdcDestination {
       it = streams_
                .emplace(key,
                         Stream{key, UrlFor(key),
-                               EventRequestCutter(o_.format, o_.max_rows, o_.max_bytes, kGroupTransactions)})
+                               EventRequestCutter(o_.format, o_.max_rows, o_.max_bytes, kGroupTransactions),
+                               split_ ? table.id : 0})
                .first;
     }
     return it->second;
@@ -401,6 +410,7 @@ class HttpCdcDestination : public CdcDestination {
       if (!status.ok()) break;
       OutgoingRequest out;
       out.url = stream.url;
+      out.table_id = stream.table_id;
       out.idempotency_key = EventRequestKey(o_.pipeline, stream.table, request);
       out.items = request.events;
       out.what = "events " + std::to_string(request.first_index) + ".." +
@@ -415,6 +425,7 @@ class HttpCdcDestination : public CdcDestination {
     return status;
   }
 
+  std::optional<uint32_t> failed_table_;  // see FailedTable
   HttpSendOptions o_;
   const bool split_;                       // the URL holds {table}
   std::map<std::string, Stream> streams_;  // by table ("" when not split); the apply thread's

@@ -647,7 +647,9 @@ Status Replicator::Session::Flush(bool complete) {
   if (complete && r_.exactly_once_) checkpoint = r_.store_->ConfirmedLsnStatements(end.value());
   Status written = r_.destination_->WriteEvents(batch_, checkpoint);
   if (!written.ok()) {
-    if (written.code() == StatusCode::kSchemaMismatch) {
+    // A change the destination cannot apply to one table (a schema change,
+    // a request the receiver refused): that table goes to errored.
+    if (written.code() == StatusCode::kSchemaMismatch || written.code() == StatusCode::kDataError) {
       if (auto table = r_.destination_->FailedTable(); table && states_.contains(*table)) {
         r_.destination_->DiscardIncomplete();
         wrote_incomplete_ = false;
