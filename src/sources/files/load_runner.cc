@@ -387,13 +387,21 @@ Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& 
     } else {
       dest->Abort();
     }
+    const bool at_least_once = dest->delivery() == Delivery::kAtLeastOnce;
     if (options.cancel && options.cancel->cancelled()) {
-      return Status::Cancelled("interrupted; " + summary.destination + " left unchanged");
+      return Status::Cancelled(at_least_once ? "interrupted; what " + summary.destination +
+                                                   " accepted so far stays delivered (at least once: a rerun sends "
+                                                   "it again with the same Idempotency-Keys)"
+                                             : "interrupted; " + summary.destination + " left unchanged");
     }
     return status;
   }
   std::string note = dest->Note();
   if (!note.empty()) summary.notes.push_back(summary.destination + ": " + note);
+  if (dest->delivery() == Delivery::kAtLeastOnce) {
+    summary.notes.push_back(summary.destination +
+                            ": delivered at least once (every request carries an Idempotency-Key)");
+  }
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
