@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/human_format.h"
 #include "core/metrics.h"
@@ -13,7 +14,14 @@ namespace sluice::service {
 Alerter::Alerter(AlertConfig config, std::string pipeline, MetricsRegistry* metrics)
     : config_(std::move(config)), pipeline_(std::move(pipeline)), metrics_(metrics) {}
 
-Alerter::~Alerter() = default;
+Alerter::~Alerter() {
+  // A `sluice run` that just failed exits right after posting: give the
+  // alert a few seconds to go out before the client cancels it.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (client_ && client_->pending() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 
 Result<std::unique_ptr<Alerter>> Alerter::Make(AlertConfig config, std::string pipeline,
                                                MetricsRegistry* metrics) {

@@ -219,5 +219,19 @@ TEST_F(HttpSourceTest, AlertsPostFailureThenRecoveryThenSlow) {
   EXPECT_EQ(all[recovery - events.begin()]["status"], "succeeded");
 }
 
+TEST_F(HttpSourceTest, AOneShotRunThatFailsStillPostsItsAlertBeforeExiting) {
+  ASSERT_TRUE(http_->Reset().ok());
+  tmp_.Write("urls.txt", Url("1", "fail=404") + "\n");
+  std::string hook = http_->Url("/hook/" + db_ + "?fail_once=503&retry_after=0");
+  auto r = RunPipeline(tmp_, Pipeline("on_endpoint_error = \"fail\"", "", "[alert]\nurl = '" + hook + "'\n"));
+  EXPECT_NE(r.exit_code, 0) << Describe(r);
+  // The process waited for the alert (sent again after a 503) before it exited.
+  auto hooks = http_->Hooks();
+  ASSERT_TRUE(hooks.ok());
+  ASSERT_EQ(hooks->size(), 1u) << hooks->dump() << Describe(r);
+  EXPECT_EQ((*hooks)[0]["event"], "failure");
+  EXPECT_GT((*hooks)[0]["run_id"].get<int64_t>(), 0);
+}
+
 }  // namespace
 }  // namespace sluice::e2e

@@ -346,7 +346,9 @@ Status HttpDelivery::Group::Send(OutgoingRequest request, const std::string& lan
   http.headers = d.header_lines_;
   http.headers.push_back("Idempotency-Key: " + request.idempotency_key);
   http.timeout = d.options_.timeout;
-  http.max_response_bytes = 1 << 20;
+  // Only an excerpt is kept, but a receiver that accepted the rows and
+  // answers with a large body must not look like a refusal.
+  http.max_response_bytes = int64_t{64} << 20;
   // The body is needed again only to dead-letter it.
   if (d.dead_letter_) {
     http.body = request.body;

@@ -301,7 +301,8 @@ class HttpCdcDestination : public CdcDestination {
       cutter.Finish(&done);
       send();
     }
-    if (!status.ok()) delivery_->CancelInFlight();
+    // Not CancelInFlight: the client is shared with the other copy workers
+    // and tables; the group's Wait drains its own requests.
     Status waited = group.Wait();
     return status.ok() ? waited : status;
   }
@@ -336,7 +337,8 @@ class HttpCdcDestination : public CdcDestination {
         if (!status.ok()) break;
       }
     }
-    if (!status.ok()) delivery_->CancelInFlight();
+    // Not CancelInFlight: the client is shared with the other copy workers
+    // and tables; the group's Wait drains its own requests.
     Status waited = group.Wait();
     if (status.ok()) status = waited;
     // A request of one table that the receiver refused (no dead_letter):

@@ -110,6 +110,8 @@ std::string RedactHttpUrl(std::string_view url) {
       size_t colon = info->find(':');
       if (colon != std::string_view::npos) {
         out.replace(start + colon + 1, len - colon - 1, "***");
+      } else if (len > 0) {
+        out.replace(start, len, "***");  // a bare token as the user name
       }
     }
   }
@@ -242,8 +244,14 @@ struct HttpClient::Impl {
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
     curl_easy_setopt(easy, CURLOPT_USERAGENT, options.user_agent.c_str());
-    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
+    // Redirects are followed for reads only: libcurl would turn a POST
+    // into a bodiless GET on 301/302/303, and the receiver's 200 would then
+    // count rows as delivered that never arrived. A 3xx to a POST is final.
+    if (r.method == "GET" || r.method == "HEAD") {
+      curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+      curl_easy_setopt(easy, CURLOPT_MAXREDIRS, 5L);
+      curl_easy_setopt(easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
     curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);

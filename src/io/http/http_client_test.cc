@@ -293,6 +293,7 @@ TEST(HttpRetry, DelayIsFullJitterCappedAndRetryAfterWins) {
 TEST(HttpUrl, RedactsCredentialsAndSecretQueryParameters) {
   EXPECT_EQ(RedactHttpUrl("https://user:pa55@api.example.com/v1?x=1"),
             "https://user:***@api.example.com/v1?x=1");
+  EXPECT_EQ(RedactHttpUrl("https://sk_live_abc@api.example.com/v1"), "https://***@api.example.com/v1");
   EXPECT_EQ(RedactHttpUrl("http://h/p?api_key=abc&city=Oslo&token=t0k&sig=s#frag"),
             "http://h/p?api_key=***&city=Oslo&token=***&sig=***#frag");
   EXPECT_EQ(RedactHttpUrl("http://h/p?Access_Token=x&keyword=k"), "http://h/p?Access_Token=***&keyword=k");

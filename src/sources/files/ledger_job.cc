@@ -837,7 +837,19 @@ Result<JobReport> RunPlainJob(const FilesPipelineConfig& config, const JobOption
     SLUICE_ASSIGN_OR_RETURN(lock, StartRun(config, store, &report));
     if (!lock) return report;  // skipped
   }
-  auto summary = RunLoad(config, options.run);
+  RunOptions run = options.run;
+  if (run.load.input_identity.empty() && config.source.path != "-" && !config.source.is_s3()) {
+    // What the load reads, for destinations that key what they deliver by
+    // their input (HTTP): every file's path, size and modification time,
+    // so that a [retry] or a rerun of the same files sends the same keys.
+    if (auto files = io::ListLocalFiles(config.source.path); files.ok()) {
+      for (const auto& f : *files) {
+        run.load.input_identity +=
+            f.path + " " + std::to_string(f.size) + " " + std::to_string(f.mtime_ns) + "\n";
+      }
+    }
+  }
+  auto summary = RunLoad(config, run);
   if (summary.ok()) {
     report.status = "succeeded";
     report.files_loaded = report.files_found = 1;

@@ -10,11 +10,13 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <unordered_map>
 
 #include "config/registry_build.h"
 #include "core/human_format.h"
 #include "core/metrics.h"
+#include "core/redact.h"
 #include "core/retry.h"
 #include "io/http/http_client.h"
 #include "sources/files/files_config.h"
@@ -72,11 +74,19 @@ struct TickReport {
   int64_t bytes = 0;
   double fetch_seconds = 0;
   double seconds = 0;
-  std::vector<EndpointFailure> failures;  // the first kMaxFailuresKept
+  std::vector<EndpointFailure> failures;  // the first kMaxFailuresKept, for /status and the log
+  std::vector<EndpointFailure> logged;    // every one, for the run log (then dropped)
   std::vector<std::string> notes;
 };
 
 constexpr size_t kMaxFailuresKept = 100;
+
+std::string RandomTickId() {
+  std::random_device rd;
+  char out[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(out + 8 * i, 9, "%08x", static_cast<unsigned>(rd()));
+  return std::string(out, 32);
+}
 
 struct HttpMetrics {
   HttpMetrics(MetricsRegistry* r, const std::string& p) : registry(r), pipeline(p) {
@@ -127,6 +137,19 @@ std::string Excerpt(const std::string& body, size_t max = 200) {
   for (char c : body.substr(0, max)) out.push_back(c == '\n' || c == '\r' ? ' ' : c);
   if (body.size() > max) out += "...";
   return out;
+}
+
+/// A server may echo the request's headers in an error body: keep their
+/// values (tokens) out of the log, the run log and /status.
+std::string RedactHeaderValuesIn(std::string text,
+                                 const std::vector<std::pair<std::string, std::string>>& headers) {
+  for (const auto& [name, value] : headers) {
+    if (value.size() >= 6) text = RedactSecret(std::move(text), value);
+    size_t space = value.rfind(' ');
+    if (space != std::string::npos && value.size() - space > 6)
+      text = RedactSecret(std::move(text), value.substr(space + 1));
+  }
+  return text;
 }
 
 class HttpJob final : public Job {
@@ -238,6 +261,10 @@ class HttpJob final : public Job {
   }
 
  private:
+  std::string RedactHeaderValues(std::string text) const {
+    return RedactHeaderValuesIn(std::move(text), source_.headers);
+  }
+
   static TickReport Failed(Status status) {
     TickReport r;
     r.outcome = std::move(status);
@@ -329,12 +356,16 @@ class HttpJob final : public Job {
       running_ = true;
     }
     TickReport report;
+    // Names this tick for the spool file and the destination's keys: drawn
+    // per tick (run ids repeat across state stores), kept across the
+    // load's [retry] attempts so that those resend under the same keys.
+    tick_id_ = RandomTickId();
     auto run_id = store->BeginRun(load_.name, UnixMs(start));
     if (!run_id.ok()) return Failed(run_id.status().WithContext("run log"));
     report.run_id = *run_id;
     Status status = TickBody(store, cancel, progress, &report);
     report.outcome = status;
-    for (const auto& f : report.failures) {
+    for (const auto& f : report.logged) {
       state::FileRecord rec;
       rec.run_id = report.run_id;
       rec.pipeline = load_.name;
@@ -346,6 +377,8 @@ class HttpJob final : public Job {
       rec.error = f.error;
       (void)store->RecordFile(rec);
     }
+    report.logged.clear();
+    report.logged.shrink_to_fit();
     std::string final_status = status.ok()                               ? "succeeded"
                                : status.code() == StatusCode::kCancelled ? "cancelled"
                                                                          : "failed";
@@ -367,17 +400,21 @@ class HttpJob final : public Job {
     // The spool: every row of the tick as a JSON line, read by DuckDB.
     std::string dir = load_.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
                                                           : load_.engine.temp_directory;
-    std::string spool_path =
-        dir + "/sluice-http-" + std::to_string(::getpid()) + "-" + std::to_string(report->run_id) + ".jsonl";
-    struct SpoolGuard {
-      std::string path;
-      ~SpoolGuard() { std::remove(path.c_str()); }
-    } guard{spool_path};
+    std::string spool_path = dir + "/sluice-http-" + std::to_string(::getpid()) + "-" + tick_id_ + ".jsonl";
+    // Declared before the guard, which flushes the file through it.
+    std::vector<char> spool_buffer(1 << 20);
     std::FILE* spool = std::fopen(spool_path.c_str(), "wb");
     if (spool == nullptr) {
       return Status::IoError("cannot create the spool file " + spool_path + ": " + std::strerror(errno));
     }
-    std::vector<char> spool_buffer(1 << 20);
+    struct SpoolGuard {
+      std::string path;
+      std::FILE** file;
+      ~SpoolGuard() {
+        if (*file != nullptr) std::fclose(*file);
+        std::remove(path.c_str());
+      }
+    } guard{spool_path, &spool};
     std::setvbuf(spool, spool_buffer.data(), _IOFBF, spool_buffer.size());
 
     std::vector<state::HttpValidator> fresh_validators;
@@ -410,7 +447,7 @@ class HttpJob final : public Job {
         failed = true;
         failure.status = r.status;
         failure.error = r.Summary();
-        if (r.status != 0 && !r.body.empty()) failure.error += ": " + Excerpt(r.body);
+        if (r.status != 0 && !r.body.empty()) failure.error += ": " + RedactHeaderValues(Excerpt(r.body));
         if (r.attempts > 1) failure.error += " (after " + std::to_string(r.attempts) + " attempts)";
       } else {
         ResponseMeta meta{io::RedactHttpUrl(url), r.status, Iso8601(SystemClock::now())};
@@ -431,7 +468,8 @@ class HttpJob final : public Job {
         failure.attempts = r.attempts;
         failure.millis = static_cast<int64_t>(r.total_seconds * 1000);
         ++report->failed;
-        if (report->failures.size() < kMaxFailuresKept) report->failures.push_back(std::move(failure));
+        if (report->failures.size() < kMaxFailuresKept) report->failures.push_back(failure);
+        report->logged.push_back(std::move(failure));
       } else if (r.status == 304 && !r.cancelled) {
         ++report->not_modified;
       } else if (!r.cancelled) {
@@ -490,6 +528,7 @@ class HttpJob final : public Job {
     client.reset();
     report->fetch_seconds = std::chrono::duration<double>(SteadyClock::now() - fetch_start).count();
     bool closed = std::fclose(spool) == 0;
+    spool = nullptr;
     if (cancel && cancel->cancelled()) return Status::Cancelled("cancelled");
     if (write_failed || !closed) return Status::IoError("writing the spool file " + spool_path + " failed");
 
@@ -536,6 +575,7 @@ class HttpJob final : public Job {
     // A tick has no identity beyond its run: a [retry] of the load sends
     // the same requests under the same keys, a new tick new ones.
     options.load.pipeline = load_.name;
+    options.load.input_identity = "tick " + tick_id_ + " run " + std::to_string(report->run_id);
     RetryState retry(load_.retry.Policy());
     while (true) {
       auto summary = RunLoad(load_, options);
@@ -555,6 +595,7 @@ class HttpJob final : public Job {
 
   const HttpSourceConfig source_;
   const FilesPipelineConfig load_;
+  std::string tick_id_;  // the pipeline's thread only
   const std::string destination_;
   std::unique_ptr<HttpMetrics> metrics_;
 
@@ -595,7 +636,13 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   s.on_endpoint_error = t.GetString("on_endpoint_error", "skip");
   // on_error is what a files source calls its bad-row policy; here it is
   // accepted as another name for on_endpoint_error.
-  if (t.Has("on_error")) s.on_endpoint_error = t.GetString("on_error", "skip");
+  if (t.Has("on_error")) {
+    if (t.Has("on_endpoint_error")) {
+      return Status::InvalidArgument(t.Name() +
+                                     " set on_endpoint_error or on_error (the same key), not both");
+    }
+    s.on_endpoint_error = t.GetString("on_error", "skip");
+  }
   (void)t.GetString("on_error");
   io::HttpRetryPolicy retry;
   retry.max_attempts = 3;
@@ -671,13 +718,14 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
 
 Status RegisterHttpSource(Registry& registry) {
   auto factory = std::make_shared<const JobFactory>(MakeHttpJob);
-  return registry.AddInternal(ComponentKind::kSource, "http", factory,
-                              {"HTTP endpoints polled once per run (thousands at once): JSON, JSON lines or "
-                               "CSV responses become rows "
-                               "with _url, _status and _fetched_at",
-                               {"urls", "urls_file", "format", "records", "columns", "method", "body",
-                                "headers", "timeout", "concurrency", "per_host_concurrency",
-                                "max_response_bytes", "conditional", "on_endpoint_error", "on_error", "retry"}});
+  return registry.AddInternal(
+      ComponentKind::kSource, "http", factory,
+      {"HTTP endpoints polled once per run (thousands at once): JSON, JSON lines or "
+       "CSV responses become rows "
+       "with _url, _status and _fetched_at",
+       {"urls", "urls_file", "format", "records", "columns", "method", "body", "headers", "timeout",
+        "concurrency", "per_host_concurrency", "max_response_bytes", "conditional", "on_endpoint_error",
+        "on_error", "retry"}});
 }
 
 }  // namespace sluice::sources
