@@ -233,5 +233,20 @@ TEST_F(HttpSourceTest, AOneShotRunThatFailsStillPostsItsAlertBeforeExiting) {
   EXPECT_GT((*hooks)[0]["run_id"].get<int64_t>(), 0);
 }
 
+TEST_F(HttpSourceTest, ValidateCompilesTheSqlAgainstTheFirstEndpointOnly) {
+  tmp_.Write("urls.txt", Url("v1") + "\n" + Url("v2") + "\n");
+  auto ok = ValidatePipeline(tmp_, Pipeline("", "", "[transform]\nsql = \"SELECT id, temp FROM input\"\n"));
+  ASSERT_EQ(ok.exit_code, 0) << Describe(ok);
+  EXPECT_NE(ok.out.find("2 endpoints (checked against 1 record"), std::string::npos) << Describe(ok);
+  EXPECT_NE(ok.out.find("result:      (id VARCHAR, temp"), std::string::npos) << Describe(ok);
+  auto bad = ValidatePipeline(tmp_, Pipeline("", "", "[transform]\nsql = \"SELECT nosuch FROM input\"\n"));
+  EXPECT_EQ(bad.exit_code, 2) << Describe(bad);
+  EXPECT_NE(bad.err.find("nosuch"), std::string::npos) << Describe(bad);
+  auto count = http_->Count(prefix_ + "v2");
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(*count, 0);  // validate contacts the first endpoint only
+  EXPECT_EQ(Scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'stations'"), "0");
+}
+
 }  // namespace
 }  // namespace sluice::e2e

@@ -195,11 +195,46 @@ class HttpJob final : public Job {
 
   Result<std::string> Validate() override {
     SLUICE_ASSIGN_OR_RETURN(auto urls, Urls());
-    std::string out = std::to_string(urls.size()) + " endpoint" + (urls.size() == 1 ? "" : "s");
-    if (!urls.empty()) out += " (first: " + io::RedactHttpUrl(urls.front()) + ")";
-    SLUICE_ASSIGN_OR_RETURN(auto destination, load_.registry->MakeDestination(*load_.destination));
-    SLUICE_ASSIGN_OR_RETURN(std::string checked, destination->Check(Schema{}));
-    return "source: " + out + "\ndestination: " + checked;
+    std::string out = "source: " + std::to_string(urls.size()) + " endpoint" + (urls.size() == 1 ? "" : "s");
+    if (urls.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto destination, load_.registry->MakeDestination(*load_.destination));
+      SLUICE_ASSIGN_OR_RETURN(std::string checked, destination->Check(Schema{}));
+      return out + "\ndestination: " + checked + "\n";
+    }
+    // One request to the first endpoint (a GET changes nothing), so that
+    // the SQL is compiled against real rows and the destination checked
+    // against their columns; the tick's other endpoints are not contacted.
+    const std::string shown = io::RedactHttpUrl(urls.front());
+    SLUICE_ASSIGN_OR_RETURN(auto client, io::HttpClient::Make({}));
+    io::HttpRequest request = MakeRequest(urls.front(), {});
+    io::HttpResponse r = client->Send(std::move(request), source_.retry);
+    if (!r.ok()) {
+      return Status::Unavailable(
+          "[source] " + shown + ": " + r.Summary() +
+          (r.status != 0 && !r.body.empty() ? ": " + RedactHeaderValues(Excerpt(r.body)) : ""));
+    }
+    std::string lines;
+    ResponseMeta meta{shown, r.status, Iso8601(SystemClock::now())};
+    auto rows = AppendRecordsAsJsonLines(r.body, source_.format, source_.records, meta, &lines);
+    if (!rows.ok()) return rows.status().WithContext("[source] " + shown);
+    if (*rows == 0)
+      return Status::InvalidArgument("[source] " + shown +
+                                     ": the response has no records to check the SQL against");
+    std::string dir = load_.engine.temp_directory.empty() ? std::filesystem::temp_directory_path().string()
+                                                          : load_.engine.temp_directory;
+    std::string path =
+        dir + "/sluice-http-validate-" + std::to_string(::getpid()) + "-" + RandomTickId() + ".jsonl";
+    {
+      std::ofstream f(path, std::ios::binary);
+      f << lines;
+      if (!f) return Status::IoError("cannot write " + path);
+    }
+    io::LocalFile file{path, static_cast<int64_t>(lines.size()), 0};
+    auto checked = ValidateLoad(load_, {file});
+    std::remove(path.c_str());
+    SLUICE_RETURN_IF_ERROR(checked.status());
+    return out + " (checked against " + std::to_string(*rows) + " record" + (*rows == 1 ? "" : "s") + " of " +
+           shown + ")\n" + *checked;
   }
 
   Status Ready() override {
@@ -263,6 +298,23 @@ class HttpJob final : public Job {
  private:
   std::string RedactHeaderValues(std::string text) const {
     return RedactHeaderValuesIn(std::move(text), source_.headers);
+  }
+
+  /// The request for `url`, conditional on `known` when given.
+  io::HttpRequest MakeRequest(const std::string& url, const state::HttpValidator* known) const {
+    io::HttpRequest request;
+    request.method = source_.method;
+    request.url = url;
+    request.body = source_.body;
+    request.timeout = source_.timeout;
+    request.max_response_bytes = source_.max_response_bytes;
+    for (const auto& [name, value] : source_.headers) request.headers.push_back(name + ": " + value);
+    if (known != nullptr) {
+      if (!known->etag.empty()) request.headers.push_back("If-None-Match: " + known->etag);
+      if (!known->last_modified.empty())
+        request.headers.push_back("If-Modified-Since: " + known->last_modified);
+    }
+    return request;
   }
 
   static TickReport Failed(Status status) {
@@ -503,21 +555,11 @@ class HttpJob final : public Job {
         --in_flight;
         break;
       }
-      io::HttpRequest request;
-      request.method = source_.method;
-      request.url = url;
-      request.body = source_.body;
-      request.timeout = source_.timeout;
-      request.max_response_bytes = source_.max_response_bytes;
-      for (const auto& [name, value] : source_.headers) request.headers.push_back(name + ": " + value);
+      const state::HttpValidator* known = nullptr;
       if (source_.conditional) {
-        if (auto v = validators.find(url); v != validators.end()) {
-          if (!v->second.etag.empty()) request.headers.push_back("If-None-Match: " + v->second.etag);
-          if (!v->second.last_modified.empty()) {
-            request.headers.push_back("If-Modified-Since: " + v->second.last_modified);
-          }
-        }
+        if (auto v = validators.find(url); v != validators.end()) known = &v->second;
       }
+      io::HttpRequest request = MakeRequest(url, known);
       client->Submit(std::move(request), source_.retry,
                      [&on_done, url](io::HttpResponse r) { on_done(url, std::move(r)); });
     }
