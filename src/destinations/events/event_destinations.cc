@@ -9,43 +9,13 @@
 #include <ctime>
 #include <mutex>
 
+#include "core/json_string.h"
+
 namespace sluice::destinations {
 namespace {
 
 // PostgreSQL type oids whose text form is valid JSON as it is.
 constexpr uint32_t kBool = 16, kInt8 = 20, kInt2 = 21, kInt4 = 23, kJson = 114, kJsonb = 3802;
-
-void AppendJsonString(std::string_view text, std::string* out) {
-  out->push_back('"');
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out->append(buf);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 void AppendValue(const ChangeBatch& batch, const CdcCell& cell, const CdcColumn& column, std::string* out) {
   if (cell.kind != CdcCellKind::kText) {
@@ -292,21 +262,23 @@ Status RegisterEventDestinations(Registry& registry) {
     if (path.empty()) return Status::InvalidArgument(t.Name() + " path is required for type " + type);
     return MakeJsonLinesCdcDestination(path);
   };
-  ComponentInfo jsonl_info{"change events as JSON lines appended to a file (at least once)", {"path", "format"}};
+  ComponentInfo jsonl_info{"change events as JSON lines appended to a file (at least once)",
+                           {"path", "format"}};
   SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination("jsonl", jsonl, jsonl_info));
   jsonl_info.summary = "the same as jsonl (the older name)";
   SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination("file", jsonl, jsonl_info));
-  SLUICE_RETURN_IF_ERROR(registry.AddCdcDestination(
-      "stdout",
-      [](const ConfigTable& t) -> Result<std::unique_ptr<CdcDestination>> {
-        SLUICE_RETURN_IF_ERROR(CheckJsonLines(t, "stdout", ""));
-        return MakeJsonLinesCdcDestination("-");
-      },
-      {"change events as JSON lines on standard output", {"format"}}));
-  return registry.AddCdcDestination(
-      "null",
-      [](const ConfigTable&) -> Result<std::unique_ptr<CdcDestination>> { return MakeDiscardCdcDestination(); },
-      {"counts the changes and discards them (benchmarks)", {}});
+  SLUICE_RETURN_IF_ERROR(
+      registry.AddCdcDestination("stdout",
+                                 [](const ConfigTable& t) -> Result<std::unique_ptr<CdcDestination>> {
+                                   SLUICE_RETURN_IF_ERROR(CheckJsonLines(t, "stdout", ""));
+                                   return MakeJsonLinesCdcDestination("-");
+                                 },
+                                 {"change events as JSON lines on standard output", {"format"}}));
+  return registry.AddCdcDestination("null",
+                                    [](const ConfigTable&) -> Result<std::unique_ptr<CdcDestination>> {
+                                      return MakeDiscardCdcDestination();
+                                    },
+                                    {"counts the changes and discards them (benchmarks)", {}});
 }
 
 }  // namespace sluice::destinations

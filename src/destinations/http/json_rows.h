@@ -44,6 +44,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/json_string.h"
 #include "sluice/batch.h"
 #include "sluice/status.h"
 #include "sluice/types.h"
@@ -67,10 +68,6 @@ class JsonRowEncoder {
   std::vector<std::string> keys_;  // "\"name\":" per column
   DecimalFormat decimals_;
 };
-
-/// `text` as a JSON string literal: quotes, backslashes and control
-/// characters escaped, invalid UTF-8 replaced by U+FFFD.
-void AppendJsonString(std::string_view text, std::string* out);
 
 /// The decimal text of unscaled value `unscaled` with `scale` digits after
 /// the point: (1250, 2) -> "12.50", (-5, 3) -> "-0.005", (7, -2) -> "700".

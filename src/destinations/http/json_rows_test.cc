@@ -326,12 +326,5 @@ TEST(JsonRowEncoder, UnsupportedLayoutIsReportedWithTheColumn) {
   EXPECT_NE(s.message().find("'tdm'"), std::string::npos) << s.message();
 }
 
-TEST(AppendJsonString, ParsesBackToTheSameValidText) {
-  std::string text = "tab\there \"quoted\" back\\slash \x1b esc \xE2\x80\xA8 ok";
-  std::string out;
-  AppendJsonString(text, &out);
-  EXPECT_EQ(nlohmann::json::parse(out).get<std::string>(), text);
-}
-
 }  // namespace
 }  // namespace sluice::destinations
