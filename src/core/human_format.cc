@@ -37,4 +37,19 @@ std::string Iso8601(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
+CivilDate CivilFromDays(int64_t days) {
+  // Howard Hinnant's civil_from_days, in 64 bits.
+  int64_t z = days + 719468;
+  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  int64_t doe = z - era * 146097;
+  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  int64_t y = yoe + era * 400;
+  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  int64_t mp = (5 * doy + 2) / 153;
+  int64_t d = doy - (153 * mp + 2) / 5 + 1;
+  int64_t m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+  return CivilDate{y, m, d};
+}
+
 }  // namespace sluice

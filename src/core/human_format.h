@@ -15,4 +15,12 @@ std::string HumanBytes(double bytes);
 /// A point in time as ISO 8601 in UTC, to the second: "2026-12-06T14:03:13Z".
 std::string Iso8601(std::chrono::system_clock::time_point t);
 
+/// The proleptic Gregorian date `days` after 1970-01-01 (year 0 is 1 BC).
+struct CivilDate {
+  int64_t year = 1970;
+  int64_t month = 1;
+  int64_t day = 1;
+};
+CivilDate CivilFromDays(int64_t days);
+
 }  // namespace sluice

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include "core/human_format.h"
 
 namespace sluice::destinations {
 namespace {
@@ -68,19 +69,9 @@ void AppendFloat(float f, std::string* out) {
   out->append(buf, r.ptr);
 }
 
-// Proleptic Gregorian civil date of `days` since 1970-01-01 (Howard
-// Hinnant's civil_from_days).
+// Proleptic Gregorian civil date of `days` since 1970-01-01.
 void AppendDate(int64_t days, std::string* out) {
-  int64_t z = days + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = yoe + era * 400;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  if (m <= 2) ++y;
+  const auto [y, m, d] = CivilFromDays(days);
   if (y < 0) {
     out->push_back('-');
     AppendPadded(-y, 4, out);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <deque>
 #include <optional>
+#include "core/human_format.h"
 
 namespace sluice {
 namespace {
@@ -867,17 +868,7 @@ std::string Printable(std::string_view v) {
 // Proleptic Gregorian date of `days` since 1970-01-01, as PostgreSQL
 // prints it ("2024-01-31", "5874898-01-01", "4714-11-23 BC").
 std::string DateText(int64_t days) {
-  // Howard Hinnant's civil_from_days, in 64 bits.
-  int64_t z = days + 719468;
-  int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  int64_t doe = z - era * 146097;
-  int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = yoe + era * 400;
-  int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  int64_t mp = (5 * doy + 2) / 153;
-  int64_t d = doy - (153 * mp + 2) / 5 + 1;
-  int64_t m = mp < 10 ? mp + 3 : mp - 9;
-  if (m <= 2) ++y;
+  auto [y, m, d] = CivilFromDays(days);
   bool bc = y <= 0;
   char buf[48];
   std::snprintf(buf, sizeof buf, "%04lld-%02lld-%02lld%s", static_cast<long long>(bc ? 1 - y : y),
