@@ -441,7 +441,7 @@ TEST_F(PostgresCdcStoreTest, OpeningCreatesTheProgressRowAndAppliesMigrationTwo)
   EXPECT_EQ(
       Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
       "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files,"
-      "4:http validators of polled urls");
+      "4:http validators of polled urls,5:workers, leases and file claims");
   EXPECT_EQ(Scalar("SELECT max(version) FROM sluice.schema_migrations"),
             std::to_string(LatestVersion(PostgresMigrations())));
   // Reopening neither migrates again nor resets the LSN.

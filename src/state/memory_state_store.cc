@@ -108,6 +108,7 @@ class MemoryStateStore final : public StateStore {
     run.pipeline = pipeline;
     run.started_unix_ms = started_unix_ms;
     run.status = "running";
+    run.worker = worker();
     runs_.emplace(run.id, std::move(run));
     return last_run_id_;
   }

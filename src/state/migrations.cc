@@ -216,11 +216,61 @@ CREATE TABLE http_validators (
 ) WITHOUT ROWID;
 )sql";
 
+
+// Version 5: several processes sharing a pipeline (PostgreSQL only; SQLite
+// serves one process and gets only the run log's `worker` column).
+// - workers: one row per process serving a pipeline, kept alive by its
+//   heartbeat (expires_at); a worker whose row expired is dead to the others.
+// - leases: exclusive leases of a pipeline ("run": the tick of a batch = "all"
+//   pipeline, the active CDC process). A lease is held while its holder's
+//   worker row lives; each change of holder increments the epoch, which
+//   every fenced destination transaction checks.
+// - file_claims: the files of a per_file tick not loaded yet, each claimed by
+//   at most one live worker (FOR UPDATE SKIP LOCKED); the row goes in the
+//   load's transaction.
+constexpr std::string_view kPostgresV5 = R"sql(
+ALTER TABLE sluice.runs ADD COLUMN worker text;
+CREATE TABLE sluice.workers (
+  pipeline    text        NOT NULL,
+  worker      text        NOT NULL,
+  started_at  timestamptz NOT NULL DEFAULT now(),
+  seen_at     timestamptz NOT NULL DEFAULT now(),
+  expires_at  timestamptz NOT NULL,
+  doing       text,
+  PRIMARY KEY (pipeline, worker)
+);
+CREATE TABLE sluice.leases (
+  pipeline    text        NOT NULL,
+  name        text        NOT NULL,
+  holder      text        NOT NULL,
+  epoch       bigint      NOT NULL DEFAULT 1,
+  acquired_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, name)
+);
+CREATE TABLE sluice.file_claims (
+  pipeline    text        NOT NULL,
+  key         text        NOT NULL,
+  etag        text        NOT NULL,
+  size        bigint      NOT NULL,
+  modified_at timestamptz,
+  holder      text,
+  claimed_at  timestamptz,
+  offered_at  timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (pipeline, key, etag)
+);
+CREATE INDEX file_claims_holder_idx ON sluice.file_claims (pipeline, holder);
+)sql";
+
+constexpr std::string_view kSqliteV5 = R"sql(
+ALTER TABLE runs ADD COLUMN worker TEXT;
+)sql";
+
 constexpr Migration kPostgres[] = {
     {1, "file ledger and run log", kPostgresV1},
     {2, "cdc table states, schemas and progress", kPostgresV2},
     {3, "inputs of per-load output files", kPostgresV3},
     {4, "http validators of polled urls", kPostgresV4},
+    {5, "workers, leases and file claims", kPostgresV5},
 };
 
 constexpr Migration kSqlite[] = {
@@ -228,6 +278,7 @@ constexpr Migration kSqlite[] = {
     {2, "cdc table states, schemas and progress", kSqliteV2},
     {3, "inputs of per-load output files", kSqliteV3},
     {4, "http validators of polled urls", kSqliteV4},
+    {5, "worker of each run", kSqliteV5},
 };
 
 }  // namespace

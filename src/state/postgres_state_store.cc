@@ -8,6 +8,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -51,6 +52,92 @@ constexpr const char* kTryLockPipeline =
 constexpr const char* kUnlockPipeline =
     "SELECT pg_advisory_unlock(hashtext('sluice.pipeline'), hashtext($1))";
 
+// A worker is alive while its row has not expired; what it holds (leases,
+// claims) is free for the others once it has. Times are the database's, so
+// the machines' clocks need not agree.
+#define SLUICE_WORKER_ALIVE(pipeline, worker)                                                     \
+  "EXISTS (SELECT 1 FROM sluice.workers w WHERE w.pipeline = " pipeline " AND w.worker = " worker \
+  " AND w.expires_at > now())"
+
+// Runs left "running" by workers that are gone (a run of this worker left by
+// an earlier process with the same host:pid is gone too). Runs from before
+// migration 5 have no worker: only one process could have run them.
+constexpr const char* kCloseAbandonedRuns =
+    "UPDATE sluice.runs AS r SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
+        "$3") " WHERE r.pipeline = $1 AND r.status = 'running' AND (r.worker IS NULL OR r.worker = $4 OR NOT "
+    SLUICE_WORKER_ALIVE("r.pipeline", "r.worker") ")";
+
+constexpr const char* kHeartbeat =
+    "INSERT INTO sluice.workers (pipeline, worker, started_at, seen_at, expires_at, doing) "
+    "VALUES ($1, $2, now(), now(), now() + $3::bigint * interval '1 millisecond', nullif($4, '')) "
+    "ON CONFLICT (pipeline, worker) DO UPDATE SET seen_at = now(), expires_at = excluded.expires_at, "
+    "doing = excluded.doing";
+
+// Free (holder ''), held by this worker already, or held by a worker that is
+// gone: taken, with a new epoch when the holder changes.
+constexpr const char* kAcquireLease =
+    "INSERT INTO sluice.leases AS l (pipeline, name, holder, epoch, acquired_at) VALUES ($1, $2, $3, 1, "
+    "now()) "
+    "ON CONFLICT (pipeline, name) DO UPDATE SET holder = excluded.holder, "
+    "epoch = CASE WHEN l.holder = excluded.holder THEN l.epoch ELSE l.epoch + 1 END, "
+    "acquired_at = CASE WHEN l.holder = excluded.holder THEN l.acquired_at ELSE now() END "
+    "WHERE l.holder = excluded.holder OR l.holder = '' OR NOT " SLUICE_WORKER_ALIVE(
+        "l.pipeline", "l.holder") " RETURNING epoch";
+
+// The lease row stays (holder '') so that its epoch only ever grows.
+constexpr const char* kReleaseLease =
+    "UPDATE sluice.leases SET holder = '' WHERE pipeline = $1 AND name = $2 AND holder = $3";
+
+constexpr const char* kLeaseFence =
+    "SELECT 1 FROM sluice.leases WHERE pipeline = $1 AND name = $2 AND holder = $3 AND epoch = $4::bigint "
+    "FOR SHARE";
+
+constexpr const char* kOfferFiles =
+    "INSERT INTO sluice.file_claims (pipeline, key, etag, size, modified_at) "
+    "SELECT $1, o.key, o.etag, o.size, ('epoch'::timestamptz + o.modified * interval '1 millisecond') "
+    "FROM unnest($2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS o(key, etag, size, modified) "
+    "ON CONFLICT (pipeline, key, etag) DO NOTHING";
+
+// Offers of versions that are in the ledger (loaded by a worker whose
+// listing came before another's commit): nothing left to do.
+constexpr const char* kPruneClaims =
+    "DELETE FROM sluice.file_claims AS c USING sluice.file_ledger AS l WHERE c.pipeline = $1 "
+    "AND l.pipeline = c.pipeline AND l.key = c.key AND l.etag = c.etag";
+
+// Each row once: rows other workers are claiming right now are skipped,
+// not waited for.
+constexpr const char* kClaimFiles =
+    "WITH free AS (SELECT c.key, c.etag FROM sluice.file_claims AS c WHERE c.pipeline = $1 "
+    "AND (c.holder IS NULL OR (c.holder <> $2 AND NOT " SLUICE_WORKER_ALIVE("c.pipeline", "c.holder") ")) "
+    "AND NOT EXISTS (SELECT 1 FROM sluice.file_ledger l WHERE l.pipeline = c.pipeline AND l.key = c.key "
+    "AND l.etag = c.etag) ORDER BY c.key, c.etag LIMIT $3::int FOR UPDATE OF c SKIP LOCKED) "
+    "UPDATE sluice.file_claims AS c SET holder = $2, claimed_at = now() FROM free "
+    "WHERE c.pipeline = $1 AND c.key = free.key AND c.etag = free.etag "
+    "RETURNING c.key, c.etag, c.size, (extract(epoch FROM c.modified_at) * 1000)::bigint";
+
+constexpr const char* kGiveBackClaims =
+    "UPDATE sluice.file_claims AS c SET holder = NULL, claimed_at = NULL "
+    "FROM unnest($3::text[], $4::text[]) AS o(key, etag) "
+    "WHERE c.pipeline = $1 AND c.holder = $2 AND c.key = o.key AND c.etag = o.etag";
+
+constexpr const char* kDropClaims =
+    "DELETE FROM sluice.file_claims AS c USING unnest($3::text[], $4::text[]) AS o(key, etag) "
+    "WHERE c.pipeline = $1 AND c.holder = $2 AND c.key = o.key AND c.etag = o.etag";
+
+constexpr const char* kDropClaim =
+    "DELETE FROM sluice.file_claims WHERE pipeline = $1 AND key = $2 AND etag = $3 AND holder = $4";
+
+constexpr const char* kWorkers =
+    "SELECT w.worker, (extract(epoch FROM w.started_at) * 1000)::bigint, "
+    "(extract(epoch FROM w.seen_at) * 1000)::bigint, (extract(epoch FROM w.expires_at) * 1000)::bigint, "
+    "coalesce(w.doing, ''), "
+    "coalesce((SELECT string_agg(l.name, ',' ORDER BY l.name) FROM sluice.leases l "
+    "WHERE l.pipeline = w.pipeline AND l.holder = w.worker), ''), "
+    "(SELECT count(*) FROM sluice.file_claims c WHERE c.pipeline = w.pipeline AND c.holder = w.worker), "
+    "coalesce((SELECT (extract(epoch FROM min(c.claimed_at)) * 1000)::bigint FROM sluice.file_claims c "
+    "WHERE c.pipeline = w.pipeline AND c.holder = w.worker), 0) "
+    "FROM sluice.workers w WHERE w.pipeline = $1 AND w.expires_at > now() ORDER BY w.started_at, w.worker";
+
 // HTTP validators per statement: a few hundred kilobytes of parameters.
 constexpr size_t kValidatorChunk = 1000;
 
@@ -90,7 +177,8 @@ struct ValidatorRow {
 
 constexpr const char* kRunColumns =
     "id, pipeline, (extract(epoch FROM started_at) * 1000)::bigint, "
-    "(extract(epoch FROM finished_at) * 1000)::bigint, status, coalesce(error, ''), files, rows";
+    "(extract(epoch FROM finished_at) * 1000)::bigint, status, coalesce(error, ''), files, rows, "
+    "coalesce(worker, '')";
 
 std::string Int(int64_t v) { return std::to_string(v); }
 
@@ -139,6 +227,17 @@ std::string TextArrayLiteral(const Range& items, Field field) {
   }
   out += '}';
   return out;
+}
+
+/// A bigint[] literal of one integer field of each item.
+template <typename Range, typename Field>
+std::string IntArrayLiteral(const Range& items, Field field) {
+  std::string out = "{";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(std::invoke(field, item));
+  }
+  return out + "}";
 }
 
 PgParams LedgerParams(const std::string& pipeline, int64_t run_id, const ObjectInfo& o) {
@@ -192,8 +291,8 @@ class PostgresStateStore final : public StateStore {
     });
   }
 
-  Result<std::vector<CommitStatement>> MarkLoadedStatements(
-      const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) override {
+  Result<std::vector<CommitStatement>> MarkLoadedStatements(const std::string& pipeline, int64_t run_id,
+                                                            const std::vector<ObjectInfo>& objects) override {
     std::vector<CommitStatement> out;
     out.reserve(objects.size());
     for (const ObjectInfo& o : objects) {
@@ -297,9 +396,9 @@ class PostgresStateStore final : public StateStore {
     // committed, and a second would leave a phantom "running" run.
     auto r = Locked(kOnce, [&](PgConnection& s) {
       return s.Statement(
-          "INSERT INTO sluice.runs (pipeline, started_at, status) VALUES ($1, " SLUICE_MS_TO_TS(
-              "$2") ", 'running') RETURNING id",
-          {pipeline, Int(started_unix_ms)});
+          "INSERT INTO sluice.runs (pipeline, started_at, status, worker) VALUES ($1, " SLUICE_MS_TO_TS(
+              "$2") ", 'running', $3) RETURNING id",
+          {pipeline, Int(started_unix_ms), worker()});
     });
     if (!r.ok()) return r.status();
     return ToInt(r->rows.at(0).at(0));
@@ -377,6 +476,7 @@ class PostgresStateStore final : public StateStore {
       run.error = Text(row[5]);
       run.files = ToInt(row[6]);
       run.rows = ToInt(row[7]);
+      run.worker = Text(row[8]);
       out.push_back(std::move(run));
     }
     return out;
@@ -412,12 +512,135 @@ class PostgresStateStore final : public StateStore {
 
   Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) override {
     return Locked(kIdempotent, [&](PgConnection& s) {
-      return s
-          .Statement("UPDATE sluice.runs SET status = 'failed', error = $2, finished_at = " SLUICE_MS_TO_TS(
-                         "$3") " WHERE pipeline = $1 AND status = 'running'",
-                     {pipeline, kAbandonedRunError, Int(now_unix_ms)})
+      return s.Statement(kCloseAbandonedRuns, {pipeline, kAbandonedRunError, Int(now_unix_ms), worker()})
           .status();
     });
+  }
+
+  bool SharesWork() const override { return true; }
+
+  Result<std::vector<std::string>> Heartbeat(const std::string& pipeline, int64_t lease_ms,
+                                             const std::string& doing) override {
+    auto r = Locked(kIdempotent, [&](PgConnection& s) -> Result<PgQueryResult> {
+      SLUICE_RETURN_IF_ERROR(s.Statement(kHeartbeat, {pipeline, worker(), Int(lease_ms), doing}).status());
+      return s.Statement("SELECT name FROM sluice.leases WHERE pipeline = $1 AND holder = $2 ORDER BY name",
+                         {pipeline, worker()});
+    });
+    if (!r.ok()) return r.status().WithContext("heartbeat of worker " + worker());
+    std::vector<std::string> leases;
+    for (auto& row : r->rows) leases.push_back(Text(row[0]));
+    return leases;
+  }
+
+  Status LeaveWork(const std::string& pipeline) override {
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return Transaction(s, "BEGIN", [&](PgConnection& t) -> Status {
+        SLUICE_RETURN_IF_ERROR(t.Statement("UPDATE sluice.file_claims SET holder = NULL, claimed_at = NULL "
+                                           "WHERE pipeline = $1 AND holder = $2",
+                                           {pipeline, worker()})
+                                   .status());
+        SLUICE_RETURN_IF_ERROR(
+            t.Statement("UPDATE sluice.leases SET holder = '' WHERE pipeline = $1 AND holder = $2",
+                        {pipeline, worker()})
+                .status());
+        return t
+            .Statement("DELETE FROM sluice.workers WHERE pipeline = $1 AND worker = $2", {pipeline, worker()})
+            .status();
+      });
+    });
+  }
+
+  Result<std::optional<int64_t>> TryAcquireLease(const std::string& pipeline,
+                                                 const std::string& name) override {
+    auto r = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement(kAcquireLease, {pipeline, name, worker()});
+    });
+    if (!r.ok()) return r.status().WithContext("lease " + name + " of pipeline " + pipeline);
+    if (r->rows.empty()) return std::optional<int64_t>();
+    return std::optional<int64_t>(ToInt(r->rows[0][0]));
+  }
+
+  Status ReleaseLease(const std::string& pipeline, const std::string& name) override {
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement(kReleaseLease, {pipeline, name, worker()}).status();
+    });
+  }
+
+  std::vector<CommitStatement> LeaseFence(const std::string& pipeline, const std::string& name,
+                                          int64_t epoch) const override {
+    return {CommitStatement{kLeaseFence, {pipeline, name, worker(), Int(epoch)}, 1}};
+  }
+
+  Status OfferFiles(const std::string& pipeline, const std::vector<ObjectInfo>& objects) override {
+    constexpr size_t kChunk = 1000;
+    return Locked(kIdempotent, [&](PgConnection& s) -> Status {
+      for (size_t at = 0; at < objects.size(); at += kChunk) {
+        std::span<const ObjectInfo> chunk(objects.data() + at, std::min(kChunk, objects.size() - at));
+        SLUICE_RETURN_IF_ERROR(
+            s.Statement(kOfferFiles, {pipeline, TextArrayLiteral(chunk, &ObjectInfo::key),
+                                      TextArrayLiteral(chunk, &ObjectInfo::etag),
+                                      IntArrayLiteral(chunk, &ObjectInfo::size),
+                                      IntArrayLiteral(chunk, &ObjectInfo::modified_unix_ms)})
+                .status());
+      }
+      return s.Statement(kPruneClaims, {pipeline}).status();
+    });
+  }
+
+  Result<std::vector<ObjectInfo>> ClaimFiles(const std::string& pipeline, int limit) override {
+    auto r = Locked(kOnce, [&](PgConnection& s) {
+      return s.Statement(kClaimFiles, {pipeline, worker(), Int(limit)});
+    });
+    if (!r.ok()) return r.status().WithContext("claiming files of pipeline " + pipeline);
+    std::vector<ObjectInfo> out;
+    for (auto& row : r->rows) out.push_back({Text(row[0]), Text(row[1]), ToInt(row[2]), ToInt(row[3])});
+    // RETURNING gives no order.
+    std::sort(out.begin(), out.end(), [](const ObjectInfo& a, const ObjectInfo& b) {
+      return std::tie(a.key, a.etag) < std::tie(b.key, b.etag);
+    });
+    return out;
+  }
+
+  Status EndClaims(const std::string& pipeline, const std::vector<ObjectInfo>& objects, bool retry) override {
+    if (objects.empty()) return Status::OK();
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return s
+          .Statement(retry ? kGiveBackClaims : kDropClaims,
+                     {pipeline, worker(), TextArrayLiteral(objects, &ObjectInfo::key),
+                      TextArrayLiteral(objects, &ObjectInfo::etag)})
+          .status();
+    });
+  }
+
+  std::vector<CommitStatement> EndClaimStatements(const std::string& pipeline,
+                                                  const std::vector<ObjectInfo>& objects) const override {
+    std::vector<CommitStatement> out;
+    for (const ObjectInfo& o : objects) out.push_back({kDropClaim, {pipeline, o.key, o.etag, worker()}, 1});
+    return out;
+  }
+
+  Result<std::vector<WorkerInfo>> Workers(const std::string& pipeline) override {
+    auto r = Locked(kIdempotent, [&](PgConnection& s) { return s.Statement(kWorkers, {pipeline}); });
+    if (!r.ok()) return r.status();
+    std::vector<WorkerInfo> out;
+    for (auto& row : r->rows) {
+      WorkerInfo w;
+      w.worker = Text(row[0]);
+      w.started_unix_ms = ToInt(row[1]);
+      w.seen_unix_ms = ToInt(row[2]);
+      w.expires_unix_ms = ToInt(row[3]);
+      w.doing = Text(row[4]);
+      std::string leases = Text(row[5]);
+      for (size_t at = 0; !leases.empty() && at != std::string::npos;) {
+        size_t comma = leases.find(',', at);
+        w.leases.push_back(leases.substr(at, comma == std::string::npos ? comma : comma - at));
+        at = comma == std::string::npos ? comma : comma + 1;
+      }
+      w.claimed_files = ToInt(row[6]);
+      w.claimed_since_unix_ms = ToInt(row[7]);
+      out.push_back(std::move(w));
+    }
+    return out;
   }
 
  private:
@@ -461,3 +684,4 @@ Result<std::unique_ptr<StateStore>> OpenPostgresStateStore(const std::string& ur
 }  // namespace sluice::state
 
 #undef SLUICE_MS_TO_TS
+#undef SLUICE_WORKER_ALIVE

@@ -6,6 +6,7 @@
 #include "state/memory_state_store.h"
 #include "state/postgres_state_store.h"
 #include "state/sqlite_state_store.h"
+#include "state/worker_lease.h"
 
 namespace sluice::state {
 
@@ -25,24 +26,31 @@ Status RegisterStateStores(Registry& registry) {
                           [](const ConfigTable& t) { return t.Has("url") ? "postgres" : "sqlite"; });
   registry.SetDefaultType(ComponentKind::kCdcStore,
                           [](const ConfigTable& t) { return t.Has("url") ? "postgres" : "sqlite"; });
-  const ComponentInfo sqlite{"a local SQLite file (default " + std::string(kDefaultStatePath) + ")", {"path"}, true};
-  const ComponentInfo postgres{"schema sluice in a PostgreSQL database (exactly once when it is the destination's)",
-                               {"url"}, true};
+  const ComponentInfo sqlite{
+      "a local SQLite file (default " + std::string(kDefaultStatePath) + ")", {"path"}, true};
+  const ComponentInfo postgres{
+      "schema sluice in a PostgreSQL database (exactly once when it is the destination's; shared by several "
+      "processes, which hold work under a lease)",
+      {"url", "lease"},
+      true};
   const ComponentInfo memory{"in memory: forgets everything when the process ends (tests)", {}, true};
 
   SLUICE_RETURN_IF_ERROR(config::AddComponent<StateStore>(
       &registry, ComponentKind::kStateStore, "sqlite",
-      [](const ConfigTable& t) { return OpenSqliteStateStore(t.GetString("path", kDefaultStatePath)); }, sqlite));
+      [](const ConfigTable& t) { return OpenSqliteStateStore(t.GetString("path", kDefaultStatePath)); },
+      sqlite));
   SLUICE_RETURN_IF_ERROR(config::AddComponent<StateStore>(
       &registry, ComponentKind::kStateStore, "postgres",
       [](const ConfigTable& t) -> Result<std::unique_ptr<StateStore>> {
         SLUICE_ASSIGN_OR_RETURN(std::string url, UrlOf(t));
+        SLUICE_RETURN_IF_ERROR(ReadLeaseMs(t).status());  // read by the jobs
         return OpenPostgresStateStore(url);
       },
       postgres));
   SLUICE_RETURN_IF_ERROR(config::AddComponent<StateStore>(
       &registry, ComponentKind::kStateStore, "memory",
-      [](const ConfigTable&) -> Result<std::unique_ptr<StateStore>> { return MakeMemoryStateStore(); }, memory));
+      [](const ConfigTable&) -> Result<std::unique_ptr<StateStore>> { return MakeMemoryStateStore(); },
+      memory));
 
   SLUICE_RETURN_IF_ERROR(registry.AddCdcStore(
       "sqlite",
@@ -54,12 +62,15 @@ Status RegisterStateStores(Registry& registry) {
       "postgres",
       [](const ConfigTable& t) -> Result<std::unique_ptr<CdcStore>> {
         SLUICE_ASSIGN_OR_RETURN(std::string url, UrlOf(t));
+        SLUICE_RETURN_IF_ERROR(ReadLeaseMs(t).status());  // read by the job
         return OpenPostgresCdcStore(url, t.PipelineName());
       },
       postgres));
   return registry.AddCdcStore(
       "memory",
-      [](const ConfigTable& t) -> Result<std::unique_ptr<CdcStore>> { return MakeMemoryCdcStore(t.PipelineName()); },
+      [](const ConfigTable& t) -> Result<std::unique_ptr<CdcStore>> {
+        return MakeMemoryCdcStore(t.PipelineName());
+      },
       memory);
 }
 

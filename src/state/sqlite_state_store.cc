@@ -270,10 +270,11 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        db_->Prepare("INSERT INTO runs (pipeline, started_at, status) VALUES (?1, ?2, 'running')"));
+        db_->Prepare("INSERT INTO runs (pipeline, started_at, status, worker) VALUES (?1, ?2, 'running', ?3)"));
     SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Int(2, started_unix_ms);
+    use.Text(3, worker());
     SLUICE_RETURN_IF_ERROR(db_->StepDone(use, "start a run"));
     return static_cast<int64_t>(sqlite3_last_insert_rowid(db_->handle()));
   }
@@ -364,7 +365,7 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        db_->Prepare("SELECT id, pipeline, started_at, finished_at, status, error, files, rows "
+        db_->Prepare("SELECT id, pipeline, started_at, finished_at, status, error, files, rows, worker "
                      "FROM runs WHERE pipeline = ?1 ORDER BY started_at DESC, id DESC LIMIT ?2"));
     SqliteStatement use(stmt);
     use.Text(1, pipeline);
@@ -381,6 +382,7 @@ class SqliteStateStore final : public StateStore {
       run.error = use.ColumnText(5);
       run.files = use.ColumnInt(6);
       run.rows = use.ColumnInt(7);
+      run.worker = use.ColumnText(8);
       out.push_back(std::move(run));
     }
     return out;

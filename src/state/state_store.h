@@ -51,7 +51,24 @@ struct RunRecord {
   std::string error;
   int64_t files = 0;
   int64_t rows = 0;
+  std::string worker;  // "host:pid" of the process that ran it ("" before migration 5)
 };
+
+/// A process serving a pipeline, as the PostgreSQL store's workers table
+/// knows it (for /status).
+struct WorkerInfo {
+  std::string worker;  // "host:pid"
+  int64_t started_unix_ms = 0;
+  int64_t seen_unix_ms = 0;           // last heartbeat
+  int64_t expires_unix_ms = 0;        // dead to the others after this
+  std::string doing;                  // what it said it was doing ("loading 3 files", "standby")
+  std::vector<std::string> leases;    // exclusive leases held ("run")
+  int64_t claimed_files = 0;          // files of a per_file tick it holds
+  int64_t claimed_since_unix_ms = 0;  // its oldest claim (0: none)
+};
+
+/// "host:pid" of this process: how the run log and the leases name it.
+std::string ProcessWorkerId();
 
 struct FileRecord {
   int64_t run_id = 0;
@@ -100,8 +117,9 @@ class StateStore {
   /// fails the load, when the same key and ETag was recorded meanwhile.
   /// The run log's file rows are not among them: record those with
   /// RecordFile. Does not touch the database. Other stores return an error.
-  virtual Result<std::vector<CommitStatement>> MarkLoadedStatements(
-      const std::string& pipeline, int64_t run_id, const std::vector<ObjectInfo>& objects) {
+  virtual Result<std::vector<CommitStatement>> MarkLoadedStatements(const std::string& pipeline,
+                                                                    int64_t run_id,
+                                                                    const std::vector<ObjectInfo>& objects) {
     (void)pipeline, (void)run_id, (void)objects;
     return Status::Internal("this state store cannot write into a destination's transaction");
   }
@@ -161,7 +179,98 @@ class StateStore {
   virtual Result<std::vector<FileRecord>> FilesOfRun(int64_t run_id) = 0;
   /// Marks runs of `pipeline` still "running" (left by a crash) as failed
   /// with error kAbandonedRunError, finished at now_unix_ms; called at start.
+  /// A store shared by several workers closes only the runs of workers
+  /// whose lease expired, never those of a live one.
   virtual Status CloseAbandonedRuns(const std::string& pipeline, int64_t now_unix_ms) = 0;
+
+  // --- several processes (PostgreSQL) ---------------------------------------
+  // A store that SharesWork() lets several processes serve one pipeline:
+  // each keeps a worker row alive with Heartbeat (a lease of `lease_ms`);
+  // what it holds (exclusive leases, file claims) is its own while that row
+  // lives and free for the others once it expired. Other stores serve one
+  // process (the run lock) and return Unimplemented-like errors here.
+
+  /// The name BeginRun records as the run's worker, and the holder of this
+  /// store's leases and claims: ProcessWorkerId() unless set (tests run
+  /// several workers in one process).
+  const std::string& worker() const { return worker_; }
+  void set_worker(std::string worker) { worker_ = std::move(worker); }
+
+  virtual bool SharesWork() const { return false; }
+  /// Creates or renews this worker's row of `pipeline` until now + lease_ms,
+  /// with what it is doing. Returns the exclusive leases it still holds.
+  virtual Result<std::vector<std::string>> Heartbeat(const std::string& pipeline, int64_t lease_ms,
+                                                     const std::string& doing) {
+    (void)pipeline, (void)lease_ms, (void)doing;
+    return NotShared();
+  }
+  /// Releases everything this worker holds for `pipeline` (claims, leases)
+  /// and removes its row: on shutdown, so others need not wait for expiry.
+  virtual Status LeaveWork(const std::string& pipeline) {
+    (void)pipeline;
+    return NotShared();
+  }
+  /// Takes the exclusive lease `name` of `pipeline` when it is free, its
+  /// holder's row expired, or this worker holds it already. Returns its
+  /// epoch (incremented on every change of holder), or nullopt when another
+  /// live worker holds it.
+  virtual Result<std::optional<int64_t>> TryAcquireLease(const std::string& pipeline,
+                                                         const std::string& name) {
+    (void)pipeline, (void)name;
+    return NotShared();
+  }
+  virtual Status ReleaseLease(const std::string& pipeline, const std::string& name) {
+    (void)pipeline, (void)name;
+    return NotShared();
+  }
+  /// For a destination transaction in the store's database: affects one row
+  /// only while this worker holds lease `name` at `epoch`, and locks that row
+  /// until the transaction ends, so a new holder takes over only after it.
+  virtual std::vector<CommitStatement> LeaseFence(const std::string& pipeline, const std::string& name,
+                                                  int64_t epoch) const {
+    (void)pipeline, (void)name, (void)epoch;
+    return {};
+  }
+  /// Offers the files a per_file tick found new for claiming (kept when
+  /// already offered).
+  virtual Status OfferFiles(const std::string& pipeline, const std::vector<ObjectInfo>& objects) {
+    (void)pipeline, (void)objects;
+    return NotShared();
+  }
+  /// Claims up to `limit` offered files that no live worker holds and the
+  /// ledger does not have, in key order, skipping rows other workers are
+  /// claiming at this moment (FOR UPDATE SKIP LOCKED).
+  virtual Result<std::vector<ObjectInfo>> ClaimFiles(const std::string& pipeline, int limit) {
+    (void)pipeline, (void)limit;
+    return NotShared();
+  }
+  /// Gives claimed files back (the load did not happen: another worker may
+  /// take them) when `retry`, or forgets them (loaded, or failed: the next
+  /// tick lists them again) otherwise.
+  virtual Status EndClaims(const std::string& pipeline, const std::vector<ObjectInfo>& objects, bool retry) {
+    (void)pipeline, (void)objects, (void)retry;
+    return NotShared();
+  }
+  /// For the load's transaction: removes this worker's claims of `objects`,
+  /// each expected to affect one row (a claim taken over by another worker
+  /// after this one's lease expired rolls the load back).
+  virtual std::vector<CommitStatement> EndClaimStatements(const std::string& pipeline,
+                                                          const std::vector<ObjectInfo>& objects) const {
+    (void)pipeline, (void)objects;
+    return {};
+  }
+  /// The live workers of `pipeline` and what they hold.
+  virtual Result<std::vector<WorkerInfo>> Workers(const std::string& pipeline) {
+    (void)pipeline;
+    return NotShared();
+  }
+
+ private:
+  Status NotShared() const {
+    return Status::InvalidArgument("state store " + Describe() +
+                                   " serves one process; several workers need a PostgreSQL state store");
+  }
+  std::string worker_ = ProcessWorkerId();
 };
 
 /// Where the SQLite store lives when [state] names no path.

@@ -882,8 +882,11 @@ TEST_P(StateStoreTest, StoreAtMigrationThreeGainsHttpValidatorsWhenOpened) {
     ASSERT_TRUE(store->MarkLoaded("p", 1, {Obj("a", "e1")}).ok());
   }
   // The database as sluice with migrations 1 to 3 left it.
+  const bool pg = GetParam() == Kind::kPostgres;
+  if (pg) Exec("DROP TABLE sluice.workers, sluice.leases, sluice.file_claims");
+  Exec(std::string("ALTER TABLE ") + (pg ? "sluice.runs" : "runs") + " DROP COLUMN worker");
   Exec("DROP TABLE " + Validators());
-  Exec("DELETE FROM " + MigrationsTable() + " WHERE version = 4");
+  Exec("DELETE FROM " + MigrationsTable() + " WHERE version >= 4");
   ASSERT_EQ(Scalar("SELECT max(version) FROM " + MigrationsTable()), "3");
 
   auto store = Open();
@@ -891,6 +894,12 @@ TEST_P(StateStoreTest, StoreAtMigrationThreeGainsHttpValidatorsWhenOpened) {
   EXPECT_EQ(Scalar("SELECT max(version) FROM " + MigrationsTable()), std::to_string(LatestMigration()));
   EXPECT_EQ(Scalar("SELECT name FROM " + MigrationsTable() + " WHERE version = 4"),
             "http validators of polled urls");
+  // Migration 5: runs name their worker.
+  auto run = store->BeginRun("p", 5);
+  ASSERT_TRUE(run.ok()) << run.status().ToString();
+  auto runs = store->RecentRuns("p", 1);
+  ASSERT_TRUE(runs.ok() && runs->size() == 1);
+  EXPECT_EQ(runs->front().worker, ProcessWorkerId());
   auto fresh = store->FilterNew("p", {Obj("a", "e1")});
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   EXPECT_TRUE(fresh->empty());
@@ -1129,7 +1138,7 @@ TEST_F(PostgresStateStoreTest, TablesArePlainAndTimesAreTimestamptz) {
   EXPECT_EQ(
       Scalar("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM sluice.schema_migrations"),
       "1:file ledger and run log,2:cdc table states, schemas and progress,3:inputs of per-load output files,"
-      "4:http validators of polled urls");
+      "4:http validators of polled urls,5:workers, leases and file claims");
   EXPECT_EQ(Scalar("SELECT count(*) FROM pg_indexes WHERE schemaname = 'sluice' AND indexname = "
                    "'runs_pipeline_started_idx'"),
             "1");
@@ -1196,6 +1205,179 @@ TEST_F(PostgresStateStoreTest, ReconnectsAfterTheServerRestarted) {
   fresh = store->FilterNew("p", {Obj("b", "e1")});
   ASSERT_TRUE(fresh.ok()) << fresh.status().ToString();
   EXPECT_TRUE(fresh->empty());
+}
+
+// --- several workers on one PostgreSQL store --------------------------------
+
+class SharedWorkTest : public PostgresStateStoreTest {
+ protected:
+  /// A store object playing worker `name`, registered with a lease of `lease_ms`.
+  std::unique_ptr<StateStore> Worker(const std::string& name, int64_t lease_ms = 60000) {
+    auto store = Open();
+    if (!store) return nullptr;
+    store->set_worker(name);
+    auto beat = store->Heartbeat("p", lease_ms, "testing");
+    EXPECT_TRUE(beat.ok()) << beat.status().ToString();
+    return store;
+  }
+  static std::vector<ObjectInfo> Files(int n) {
+    std::vector<ObjectInfo> out;
+    for (int i = 0; i < n; ++i) out.push_back(Obj("f" + std::to_string(10 + i), "e"));
+    return out;
+  }
+  static std::set<std::string> Keys(const std::vector<ObjectInfo>& objects) {
+    std::set<std::string> keys;
+    for (const auto& o : objects) keys.insert(o.key);
+    return keys;
+  }
+};
+
+TEST_F(SharedWorkTest, WorkersClaimDisjointFilesUntilNoneIsLeft) {
+  auto a = Worker("a"), b = Worker("b");
+  ASSERT_TRUE(a && b);
+  EXPECT_TRUE(a->SharesWork());
+  ASSERT_TRUE(a->OfferFiles("p", Files(10)).ok());
+  // b lists the same files: offering them again changes nothing.
+  ASSERT_TRUE(b->OfferFiles("p", Files(10)).ok());
+  std::set<std::string> seen;
+  size_t total = 0;
+  for (int round = 0; round < 4; ++round) {
+    for (auto* w : {a.get(), b.get()}) {
+      auto got = w->ClaimFiles("p", 3);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_LE(got->size(), 3u);
+      total += got->size();
+      for (const auto& k : Keys(*got)) EXPECT_TRUE(seen.insert(k).second) << k << " claimed twice";
+    }
+  }
+  EXPECT_EQ(total, 10u);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_claims WHERE holder IS NULL"), "0");
+  auto workers = a->Workers("p");
+  ASSERT_TRUE(workers.ok()) << workers.status().ToString();
+  ASSERT_EQ(workers->size(), 2u);
+  EXPECT_EQ(workers->at(0).claimed_files + workers->at(1).claimed_files, 10);
+  EXPECT_EQ(workers->at(0).doing, "testing");
+}
+
+TEST_F(SharedWorkTest, FilesInTheLedgerAreNeitherOfferedNorClaimed) {
+  auto a = Worker("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(a->OfferFiles("p", Files(3)).ok());
+  ASSERT_TRUE(a->MarkLoaded("p", 1, {Files(3)[1]}).ok());
+  auto got = a->ClaimFiles("p", 10);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Keys(*got), (std::set<std::string>{"f10", "f12"}));
+  // An offer made after the load (a slower listing) is pruned.
+  ASSERT_TRUE(a->OfferFiles("p", {Files(3)[1]}).ok());
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_claims WHERE key = 'f11'"), "0");
+}
+
+TEST_F(SharedWorkTest, ClaimsOfADeadWorkerAreTakenOverAndItsLoadIsFenced) {
+  auto a = Worker("a", 1000), b = Worker("b");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->OfferFiles("p", Files(4)).ok());
+  auto mine = a->ClaimFiles("p", 10);
+  ASSERT_TRUE(mine.ok());
+  ASSERT_EQ(mine->size(), 4u);
+  auto none = b->ClaimFiles("p", 10);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty()) << "a lives: its claims are its own";
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // a's lease expires
+  auto taken = b->ClaimFiles("p", 10);
+  ASSERT_TRUE(taken.ok());
+  EXPECT_EQ(Keys(*taken), Keys(*mine));
+  // a wakes up and commits its load of f10: the claim is b's now.
+  TestConnection dest(server_->Url(db_));
+  auto statements = a->EndClaimStatements("p", {mine->front()});
+  ASSERT_EQ(statements.size(), 1u);
+  EXPECT_EQ(statements[0].expect_rows, 1);
+  EXPECT_FALSE(dest.Commit(statements));
+  // b's own commit goes through.
+  EXPECT_TRUE(dest.Commit(b->EndClaimStatements("p", {mine->front()})));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_claims"), "3");
+}
+
+TEST_F(SharedWorkTest, GivenBackClaimsAreFreeAtOnceAndDroppedOnesAreGone) {
+  auto a = Worker("a"), b = Worker("b");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->OfferFiles("p", Files(4)).ok());
+  auto mine = a->ClaimFiles("p", 4);
+  ASSERT_TRUE(mine.ok() && mine->size() == 4);
+  ASSERT_TRUE(a->EndClaims("p", {mine->at(0), mine->at(1)}, /*retry=*/true).ok());
+  ASSERT_TRUE(a->EndClaims("p", {mine->at(2)}, /*retry=*/false).ok());
+  auto got = b->ClaimFiles("p", 10);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Keys(*got), (std::set<std::string>{"f10", "f11"}));
+  // LeaveWork gives back the rest (f13) at once.
+  ASSERT_TRUE(a->LeaveWork("p").ok());
+  got = b->ClaimFiles("p", 10);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(Keys(*got), (std::set<std::string>{"f13"}));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.workers WHERE worker = 'a'"), "0");
+}
+
+TEST_F(SharedWorkTest, TheRunLeaseChangesHolderOnlyWhenItsHolderIsGoneAndFencesTheOldOne) {
+  auto a = Worker("a", 1000), b = Worker("b");
+  ASSERT_TRUE(a && b);
+  auto ea = a->TryAcquireLease("p", "run");
+  ASSERT_TRUE(ea.ok()) << ea.status().ToString();
+  ASSERT_TRUE(ea->has_value());
+  auto again = a->TryAcquireLease("p", "run");
+  ASSERT_TRUE(again.ok() && again->has_value());
+  EXPECT_EQ(**again, **ea) << "the holder taking it again keeps the epoch";
+  auto eb = b->TryAcquireLease("p", "run");
+  ASSERT_TRUE(eb.ok());
+  EXPECT_FALSE(eb->has_value()) << "a lives";
+  TestConnection dest(server_->Url(db_));
+  EXPECT_TRUE(dest.Commit(a->LeaseFence("p", "run", **ea)));
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  eb = b->TryAcquireLease("p", "run");
+  ASSERT_TRUE(eb.ok() && eb->has_value());
+  EXPECT_EQ(**eb, **ea + 1);
+  EXPECT_FALSE(dest.Commit(a->LeaseFence("p", "run", **ea))) << "a was paused past its lease: fenced";
+  EXPECT_TRUE(dest.Commit(b->LeaseFence("p", "run", **eb)));
+  // a's renewal revives its row, not its lease.
+  auto held = a->Heartbeat("p", 1000, "back");
+  ASSERT_TRUE(held.ok());
+  EXPECT_TRUE(held->empty());
+  auto ea2 = a->TryAcquireLease("p", "run");
+  ASSERT_TRUE(ea2.ok());
+  EXPECT_FALSE(ea2->has_value());
+  // Released: free for the next one, with a new epoch.
+  ASSERT_TRUE(b->ReleaseLease("p", "run").ok());
+  ea2 = a->TryAcquireLease("p", "run");
+  ASSERT_TRUE(ea2.ok() && ea2->has_value());
+  EXPECT_EQ(**ea2, **eb + 1);
+}
+
+TEST_F(SharedWorkTest, AbandonedRunsAreClosedOnlyWhenTheirWorkerIsGone) {
+  auto a = Worker("a", 1000), b = Worker("b");
+  ASSERT_TRUE(a && b);
+  auto run = a->BeginRun("p", 1000);
+  ASSERT_TRUE(run.ok());
+  ASSERT_TRUE(b->CloseAbandonedRuns("p", 2000).ok());
+  auto runs = b->RecentRuns("p", 1);
+  ASSERT_TRUE(runs.ok() && runs->size() == 1);
+  EXPECT_EQ(runs->front().status, "running") << "a lives";
+  EXPECT_EQ(runs->front().worker, "a");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1300));
+  ASSERT_TRUE(b->CloseAbandonedRuns("p", 3000).ok());
+  runs = b->RecentRuns("p", 1);
+  ASSERT_TRUE(runs.ok() && runs->size() == 1);
+  EXPECT_EQ(runs->front().status, "failed");
+  EXPECT_EQ(runs->front().error, kAbandonedRunError);
+}
+
+TEST(SqliteStateStore, ServesOneProcessAndSaysSoWhenAskedToShare) {
+  sluice::testing::TempDir dir;
+  auto store = OpenStateStore(StateConfig{"", dir.path() + "/s.db", false});
+  ASSERT_TRUE(store.ok());
+  EXPECT_FALSE((*store)->SharesWork());
+  auto claimed = (*store)->ClaimFiles("p", 1);
+  ASSERT_FALSE(claimed.ok());
+  EXPECT_NE(claimed.status().message().find("several workers need a PostgreSQL state store"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -125,7 +125,7 @@ class CheckpointClient {
     PGresult* r = PQexecParams(conn_, st.sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                                nullptr, nullptr, 0);
     int64_t affected = -1;
-    if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+    if (PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK) {
       affected = std::stoll(PQcmdTuples(r));
     } else {
       ADD_FAILURE() << PQresultErrorMessage(r);

@@ -61,6 +61,9 @@ struct FilesPipelineConfig {
   std::string output_template;
   /// A [state] section was written.
   bool state_configured = false;
+  /// [state] lease: how long a worker's hold (claims, the run lease) lasts
+  /// without a renewal, when the store is shared (PostgreSQL).
+  int64_t lease_ms = 60000;
   /// Whether runs use a state store (ledger, run log).
   bool uses_state() const { return state_configured || source.is_incremental(); }
 };

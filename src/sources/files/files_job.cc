@@ -24,7 +24,8 @@ int64_t UnixMs(SystemClock::time_point t) {
 /// The metric handles of one files pipeline, created once.
 struct FilesMetrics {
   FilesMetrics(MetricsRegistry* r, const std::string& p) : registry(r), pipeline(p) {
-    files = &r->Counter("sluice_files_processed_total", "Files loaded into the destination", {{"pipeline", p}});
+    files =
+        &r->Counter("sluice_files_processed_total", "Files loaded into the destination", {{"pipeline", p}});
     files_failed = &r->Counter("sluice_files_failed_total", "Files whose load failed", {{"pipeline", p}});
     rows_in = &r->Counter("sluice_rows_in_total", "Rows read from the source (after the transform)",
                           {{"pipeline", p}});
@@ -95,7 +96,14 @@ class FilesJob final : public Job {
     }
     if (result.ok()) {
       options.store = store_.get();
-      result = RunJob(config_, options);
+      options.lease = lease_.get();
+      if (lease_ && lease_->Lost()) {
+        // Paused or cut off since the last renewal: renewed before anything
+        // is claimed, or the run fails.
+        Status renewed = lease_->RenewNow();
+        if (!renewed.ok()) result = renewed.WithContext("worker " + lease_->worker());
+      }
+      if (result.ok()) result = RunJob(config_, options);
     }
     if (result.ok() && result->status == "skipped") {
       spdlog::warn("pipeline {}: {}; skipping this run", config_.name, result->error);
@@ -154,11 +162,15 @@ class FilesJob final : public Job {
   std::string StatusJson() const override {
     std::lock_guard<std::mutex> lock(mu_);
     nlohmann::json j;
-    j["state"] = last_ && !last_->outcome.ok() && last_->outcome.code() != StatusCode::kCancelled ? "failed"
-                                                                                                  : "idle";
+    j["state"] =
+        last_ && !last_->outcome.ok() && last_->outcome.code() != StatusCode::kCancelled ? "failed" : "idle";
     j["source"] = config_.source.path;
     j["destination"] = destination_;
     if (store_) j["state_store"] = store_->Describe();
+    if (lease_) {
+      j["worker"] = lease_->worker();
+      j["workers"] = nlohmann::json::parse(state::WorkersJson(lease_->Peers()));
+    }
     if (last_) {
       j["last_run"] = {
           {"id", last_->run_id},
@@ -205,6 +217,18 @@ class FilesJob final : public Job {
       }
     }
     store_ = std::move(store).value();
+    if (store_->SharesWork()) {
+      // Several processes may serve this pipeline: this one is a worker.
+      auto lease = state::WorkerLease::Start(store_.get(), config_.name, config_.lease_ms);
+      if (!lease.ok()) {
+        store_.reset();
+        return lease.status();
+      }
+      lease_ = std::move(lease).value();
+      lease_->SetDoing("idle");
+      spdlog::info("pipeline {}: worker {} (lease {:.1f} s)", config_.name, lease_->worker(),
+                   config_.lease_ms / 1000.0);
+    }
     return Status::OK();
   }
 
@@ -214,24 +238,25 @@ class FilesJob final : public Job {
       return;
     }
     if (config_.source.is_incremental()) {
-      spdlog::info("pipeline {}: run {} succeeded: {} files, {} rows in {:.2f} s{}", config_.name, report.run_id,
-                   report.files_loaded, Thousands(report.rows), report.seconds,
+      spdlog::info("pipeline {}: run {} succeeded: {} files, {} rows in {:.2f} s{}", config_.name,
+                   report.run_id, report.files_loaded, Thousands(report.rows), report.seconds,
                    report.files_loaded == 0 ? " (nothing new)"
                    : report.exactly_once    ? " (exactly once)"
                                             : " (at least once)");
       return;
     }
     double rate = report.seconds > 0 ? report.rows / report.seconds : 0;
-    std::string rejected = report.rejected > 0 ? "; " + Thousands(report.rejected) + " rows rejected" +
-                                                     (config_.source.rejects.empty()
-                                                          ? ""
-                                                          : " (see " + config_.source.rejects + ")")
-                                               : "";
+    std::string rejected =
+        report.rejected > 0
+            ? "; " + Thousands(report.rejected) + " rows rejected" +
+                  (config_.source.rejects.empty() ? "" : " (see " + config_.source.rejects + ")")
+            : "";
     spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s ({} rows/s){}", config_.name,
                  Thousands(report.rows), report.source, report.destination, report.seconds,
                  Thousands(static_cast<int64_t>(rate)), rejected);
     for (const auto& note : report.notes) spdlog::info("pipeline {}: {}", config_.name, note);
-    if (!report.stages_text.empty()) spdlog::info("pipeline {}: stages: {}", config_.name, report.stages_text);
+    if (!report.stages_text.empty())
+      spdlog::info("pipeline {}: stages: {}", config_.name, report.stages_text);
   }
 
   const FilesPipelineConfig config_;
@@ -239,7 +264,10 @@ class FilesJob final : public Job {
   std::unique_ptr<FilesMetrics> metrics_;
 
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
+  // The lease is destroyed first: its destructor releases, through the
+  // store, what the worker holds.
   std::unique_ptr<state::StateStore> store_;
+  std::unique_ptr<state::WorkerLease> lease_;
   std::optional<JobReport> last_;
   SystemClock::time_point last_start_{}, last_end_{};
   std::optional<SystemClock::time_point> last_success_;
@@ -283,6 +311,7 @@ Status CheckOutputs(const FilesPipelineConfig& cfg, const ConfigTable& destinati
 
 Result<std::unique_ptr<Job>> MakeFilesJob(const JobContext& context) {
   FilesPipelineConfig cfg = ReadFilesPipelineConfig(context);
+  SLUICE_ASSIGN_OR_RETURN(cfg.lease_ms, state::ReadLeaseMs(*cfg.state));
   const ConfigTable& src = *context.source;
   SLUICE_RETURN_IF_ERROR(src.Check());
   const FilesSourceConfig& s = cfg.source;
@@ -307,7 +336,8 @@ Result<std::unique_ptr<Job>> MakeFilesJob(const JobContext& context) {
   SLUICE_RETURN_IF_ERROR(CheckOutputs(cfg, *cfg.destination));
   // The store opens when the first run starts; its keys are checked now.
   if (cfg.uses_state()) {
-    SLUICE_RETURN_IF_ERROR(config::CheckComponentKeys(*context.registry, ComponentKind::kStateStore, *cfg.state));
+    SLUICE_RETURN_IF_ERROR(
+        config::CheckComponentKeys(*context.registry, ComponentKind::kStateStore, *cfg.state));
   }
   return std::unique_ptr<Job>(
       std::make_unique<FilesJob>(std::move(cfg), destination->Describe(), context.metrics));
@@ -354,7 +384,8 @@ Status RegisterFilesSource(Registry& registry) {
   auto factory = std::make_shared<const JobFactory>(MakeFilesJob);
   return registry.AddInternal(
       ComponentKind::kSource, "files", factory,
-      {"CSV, TSV, Parquet and JSON-lines files: a path, a glob, a directory, s3://bucket/prefix or - (stdin); "
+      {"CSV, TSV, Parquet and JSON-lines files: a path, a glob, a directory, s3://bucket/prefix or - "
+       "(stdin); "
        "incremental runs load each new file once",
        {"path", "format", "header", "delimiter", "columns", "on_error", "rejects", "max_rejects", "batch",
         "incremental", "modified_within", "concurrency", "max_line_size"}});

@@ -416,35 +416,79 @@ Status ClaimOutput(state::StateStore* store, const FilesPipelineConfig& config, 
   return Status::OK();
 }
 
-/// Releases a pipeline's run lock when the run ends.
+/// What a run holds of its pipeline until it ends: the run lock (one
+/// process), the "run" lease (several workers; `epoch` for the fence), or
+/// nothing (a per_file tick shared through file claims).
 class PipelineLock {
  public:
-  PipelineLock(state::StateStore* store, std::string name) : store_(store), name_(std::move(name)) {}
-  ~PipelineLock() { store_->UnlockPipeline(name_); }
+  enum class Kind { kRunLock, kLease, kShared };
+  PipelineLock(state::StateStore* store, std::string name, Kind kind, int64_t epoch = 0)
+      : store_(store), name_(std::move(name)), kind_(kind), epoch_(epoch) {}
+  ~PipelineLock() {
+    if (kind_ == Kind::kRunLock) store_->UnlockPipeline(name_);
+    if (kind_ == Kind::kLease) {
+      Status released = store_->ReleaseLease(name_, kRunLease);
+      if (!released.ok())
+        spdlog::warn("pipeline {}: could not release its run lease ({}); it expires with this worker's",
+                     name_, released.message());
+    }
+  }
   PipelineLock(const PipelineLock&) = delete;
   PipelineLock& operator=(const PipelineLock&) = delete;
+
+  /// Statements for the load's transaction that let it commit only while
+  /// this worker holds the run lease (empty without one).
+  std::vector<CommitStatement> Fence() const {
+    return kind_ == Kind::kLease ? store_->LeaseFence(name_, kRunLease, epoch_)
+                                 : std::vector<CommitStatement>{};
+  }
+
+  static constexpr const char* kRunLease = "run";
 
  private:
   state::StateStore* store_;
   std::string name_;
+  Kind kind_;
+  int64_t epoch_;
 };
 
-/// Starts a run in the run log under the pipeline's run lock: one run of a
+/// Starts a run in the run log: under the pipeline's run lock (one run of a
 /// pipeline at a time, also across processes, so a second `serve` or a
-/// manual `run` skips its turn instead of racing this one. Returns nullptr
-/// (and a "skipped" report) when another process holds the lock.
+/// manual `run` skips its turn instead of racing this one), or, for a worker
+/// of a shared store, under the pipeline's run lease (`exclusive`) or
+/// alongside the other workers (a per_file tick: files are claimed one by
+/// one). Returns nullptr (and a "skipped" report) when another process
+/// holds the lock or lease.
 Result<std::unique_ptr<PipelineLock>> StartRun(const FilesPipelineConfig& config, state::StateStore* store,
-                                               JobReport* report) {
-  SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
-  if (!locked) {
+                                               state::WorkerLease* lease, bool exclusive, JobReport* report) {
+  std::unique_ptr<PipelineLock> lock;
+  if (lease == nullptr) {
+    SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
+    if (locked) lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kRunLock);
+  } else if (exclusive) {
+    SLUICE_ASSIGN_OR_RETURN(auto epoch, store->TryAcquireLease(config.name, PipelineLock::kRunLease));
+    if (epoch) lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kLease, *epoch);
+  } else {
+    lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kShared);
+  }
+  if (!lock) {
     report->status = "skipped";
-    report->error = "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
+    report->error =
+        lease
+            ? "another worker holds the run lease of pipeline " + config.name + " (" + store->Describe() + ")"
+            : "another process is running pipeline " + config.name + " (" + store->Describe() + ")";
     return std::unique_ptr<PipelineLock>();
   }
-  auto lock = std::make_unique<PipelineLock>(store, config.name);
   SLUICE_RETURN_IF_ERROR(store->CloseAbandonedRuns(config.name, NowUnixMs()));
   SLUICE_ASSIGN_OR_RETURN(report->run_id, store->BeginRun(config.name, NowUnixMs()));
   return lock;
+}
+
+/// A load that failed because another worker recorded the same files
+/// first: not a failure of this run.
+bool LoadedElsewhere(const Status& status) {
+  return status.code() == StatusCode::kDataError &&
+         status.message().find("checkpoint already recorded by another run") != std::string::npos;
 }
 
 /// Errors name the object, not the spool file it was read from.
@@ -556,7 +600,12 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
   // loaded on every run.
   const bool incremental = config.source.is_incremental();
   JobReport report;
-  SLUICE_ASSIGN_OR_RETURN(auto lock, StartRun(config, store, &report));
+  const bool per_file = config.source.batch == "per_file";
+  // Workers of a shared store divide a per_file tick's files through claims;
+  // any other run is one worker's, under the run lease.
+  state::WorkerLease* lease = options.lease;
+  const bool claims = lease != nullptr && per_file && incremental;
+  SLUICE_ASSIGN_OR_RETURN(auto lock, StartRun(config, store, lease, !claims, &report));
   if (!lock) return report;  // skipped
 
   auto finish = [&](Status status) -> Result<JobReport> {
@@ -635,10 +684,13 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     spool = std::move(made).value();
   }
   std::string ledger_db = incremental ? store->PostgresDatabase() : "";
-  bool per_file = config.source.batch == "per_file";
+  const std::vector<CommitStatement> fence = lock->Fence();
   size_t window = per_file ? static_cast<size_t>(config.source.concurrency) : todo.size();
-  Fetcher fetcher(client.get(), spool.get(), todo, static_cast<int>(config.source.concurrency), window,
-                  cancel);
+  std::unique_ptr<Fetcher> fetcher;
+  if (!claims) {
+    fetcher = std::make_unique<Fetcher>(client.get(), spool.get(), todo,
+                                        static_cast<int>(config.source.concurrency), window, cancel);
+  }
   // An s3:// output is checked with the source's client ([s3] is shared),
   // or one made on first use.
   std::unique_ptr<io::S3Client> output_client;
@@ -658,7 +710,7 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     Status status;
     std::vector<size_t> skipped;
     for (size_t i : group) {
-      auto f = fetcher.Take(i);
+      auto f = fetcher->Take(i);
       if (!f.ok()) {
         status = f.status();
         break;
@@ -686,7 +738,7 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     std::vector<state::ObjectInfo> objects;
     for (const auto& f : fetched) objects.push_back(f.object);
     if (status.ok() && fetched.empty()) {
-      for (size_t i : group) fetcher.Release(i);
+      for (size_t i : group) fetcher->Release(i);
       return Status::OK();
     }
     if (status.ok()) {
@@ -718,7 +770,18 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
         } else {
           run.checkpoint = std::move(statements).value();
           run.checkpoint_database = ledger_db;
+          // The claims go with the rows; one taken over by another worker
+          // (this one's lease expired) rolls the load back.
+          if (claims) {
+            for (auto& c : store->EndClaimStatements(config.name, objects))
+              run.checkpoint.push_back(std::move(c));
+          }
         }
+      }
+      if (!fence.empty()) {
+        // Commits only while this worker holds the run lease.
+        run.checkpoint.insert(run.checkpoint.end(), fence.begin(), fence.end());
+        run.checkpoint_database = store->PostgresDatabase();
       }
       std::vector<std::string> keys;
       for (const auto& f : fetched) keys.push_back(f.object.key);
@@ -772,13 +835,13 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
       rec.rows_out = group.size() == 1 ? summary.rows : -1;
       rec.bytes = o.size;
       rec.seconds = seconds;
-      rec.status = status.ok() ? "loaded" : "failed";
-      rec.error = status.ok() ? "" : status.message();
+      rec.status = status.ok() ? "loaded" : LoadedElsewhere(status) ? "skipped" : "failed";
+      rec.error = status.ok() ? "" : LoadedElsewhere(status) ? "loaded by another worker" : status.message();
       Status logged = store->RecordFile(rec);
       if (!logged.ok())
         spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
     }
-    for (size_t i : group) fetcher.Release(i);
+    for (size_t i : group) fetcher->Release(i);
     if (status.ok()) {
       report.files_loaded += static_cast<int64_t>(fetched.size());
       report.rows += summary.rows;
@@ -804,6 +867,69 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     Status status = load(all);
     if (!status.ok()) report.files_failed = static_cast<int64_t>(todo.size());
     return finish(status);
+  }
+  if (claims) {
+    // Every worker offers what its listing found; each then loads the files
+    // it claims, `concurrency` at a time, until none is left unclaimed.
+    Status offered = store->OfferFiles(config.name, todo);
+    if (!offered.ok()) return finish(offered.WithContext("state store " + store->Describe()));
+    report.files_found = 0;
+    todo.clear();
+    while (true) {
+      if (cancel && cancel->cancelled())
+        return finish(Status::Cancelled("interrupted; the remaining files are left for the next run"));
+      auto claimed = store->ClaimFiles(config.name, static_cast<int>(config.source.concurrency));
+      if (!claimed.ok()) return finish(claimed.status().WithContext("state store " + store->Describe()));
+      if (claimed->empty()) break;
+      fetcher.reset();
+      todo = std::move(claimed).value();
+      report.files_found += static_cast<int64_t>(todo.size());
+      lease->SetDoing("loading " + std::to_string(todo.size()) + " claimed file(s) in run " +
+                      std::to_string(report.run_id));
+      fetcher = std::make_unique<Fetcher>(client.get(), spool.get(), todo,
+                                          static_cast<int>(config.source.concurrency), todo.size(), cancel);
+      for (size_t i = 0; i < todo.size(); ++i) {
+        Status status = cancel && cancel->cancelled()
+                            ? Status::Cancelled("interrupted; the remaining files are left for the next run")
+                            : load({i});
+        if (status.ok()) {
+          // At least once (the store is not the destination's database):
+          // the ledger has the file; its claim goes now.
+          (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
+          continue;
+        }
+        if (LoadedElsewhere(status)) {
+          spdlog::info("pipeline {}: {} was loaded by another worker; skipped", config.name, todo[i].key);
+          ++report.files_elsewhere;
+          (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
+          continue;
+        }
+        if (status.code() == StatusCode::kDataError || status.code() == StatusCode::kSchemaMismatch ||
+            status.code() == StatusCode::kNotFound) {
+          // Failed here: the next tick offers it again (not this one, so
+          // the other workers do not fail on it too).
+          spdlog::error("pipeline {}: {}", config.name, status.message());
+          if (report.files_failed++ == 0) {
+            report.error = status.message();
+            report.error_kind = ErrorKind(status);
+          }
+          (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
+          continue;
+        }
+        // The destination or the store is unavailable, or a stop: what is
+        // left goes back to the others at once.
+        std::vector<state::ObjectInfo> rest(todo.begin() + static_cast<std::ptrdiff_t>(i), todo.end());
+        Status given = store->EndClaims(config.name, rest, /*retry=*/true);
+        if (!given.ok())
+          spdlog::warn(
+              "pipeline {}: could not give back {} claimed file(s) ({}); they are free when this "
+              "worker's lease expires",
+              config.name, rest.size(), given.message());
+        return finish(status);
+      }
+    }
+    lease->SetDoing("idle");
+    return finish(Status::OK());
   }
   for (size_t i = 0; i < todo.size(); ++i) {
     if (cancel && cancel->cancelled())
@@ -834,10 +960,16 @@ Result<JobReport> RunPlainJob(const FilesPipelineConfig& config, const JobOption
   state::StateStore* store = options.store;
   std::unique_ptr<PipelineLock> lock;
   if (store) {
-    SLUICE_ASSIGN_OR_RETURN(lock, StartRun(config, store, &report));
+    SLUICE_ASSIGN_OR_RETURN(lock, StartRun(config, store, options.lease, /*exclusive=*/true, &report));
     if (!lock) return report;  // skipped
   }
   RunOptions run = options.run;
+  if (lock) {
+    if (auto fence = lock->Fence(); !fence.empty()) {
+      run.checkpoint = std::move(fence);
+      run.checkpoint_database = store->PostgresDatabase();
+    }
+  }
   if (run.load.input_identity.empty() && config.source.path != "-" && !config.source.is_s3()) {
     // What the load reads, for destinations that key what they deliver by
     // their input (HTTP): every file's path, size and modification time,
@@ -880,10 +1012,41 @@ Result<JobReport> RunPlainJob(const FilesPipelineConfig& config, const JobOption
 
 }  // namespace
 
-Result<JobReport> RunJob(const FilesPipelineConfig& config, const JobOptions& options) {
-  bool batch_job = (config.source.is_incremental() || config.source.is_s3()) && options.store != nullptr;
+Result<JobReport> RunJob(const FilesPipelineConfig& config, const JobOptions& given) {
+  bool batch_job = (config.source.is_incremental() || config.source.is_s3()) && given.store != nullptr;
+  // A worker that can no longer renew its lease stops: what it holds may
+  // be another worker's by now (its commits would be refused anyway).
+  JobOptions options = given;
+  CancellationSource stop;
+  std::atomic<bool> lost{false};
+  std::optional<CancelWatcher> forward;
+  if (options.lease) {
+    forward.emplace(given.run.cancel, [&stop] { stop.Cancel(); });
+    options.run.cancel = &stop;
+    options.lease->Watch("", [&] {
+      lost = true;
+      stop.Cancel();
+    });
+  }
+  struct Unwatch {
+    state::WorkerLease* lease;
+    ~Unwatch() {
+      if (lease) lease->Unwatch();
+    }
+  } unwatch{options.lease};
   auto once = [&]() -> Result<JobReport> {
-    return batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
+    auto report = batch_job ? RunBatchJob(config, options) : RunPlainJob(config, options);
+    if (lost && report.ok() && report->status == "cancelled" &&
+        !(given.run.cancel && given.run.cancel->cancelled())) {
+      report->status = "failed";
+      report->error =
+          "worker " + options.lease->worker() + " could not renew its lease in " +
+          std::to_string(options.lease->lease_ms() / 1000.0) +
+          " s (state store unreachable); it stopped, and the other workers take over what it held";
+      report->outcome = Status::Unavailable(report->error);
+      report->error_kind = "unavailable";
+    }
+    return report;
   };
   RetryState retry(config.retry.Policy());
   const CancellationSource* cancel = options.run.cancel;

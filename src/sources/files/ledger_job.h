@@ -24,6 +24,7 @@
 #include "sources/files/load_runner.h"
 #include "sluice/status.h"
 #include "state/state_store.h"
+#include "state/worker_lease.h"
 
 namespace sluice::sources {
 
@@ -52,11 +53,18 @@ struct JobReport {
   bool retryable = false;
   /// What the user should know besides the counts (RunSummary::notes).
   std::vector<std::string> notes;
+  /// Files of this run that another worker loaded first (skipped here).
+  int64_t files_elsewhere = 0;
 };
 
 struct JobOptions {
   RunOptions run;                      // cancel, progress
   state::StateStore* store = nullptr;  // required by RunBatchJob; optional for RunJob
+  /// This process as a worker of the pipeline, when the store is shared
+  /// (PostgreSQL): per_file ticks are divided between the workers through
+  /// file claims, other runs take the pipeline's "run" lease instead of the
+  /// run lock. nullptr: one process, under the run lock.
+  state::WorkerLease* lease = nullptr;
 };
 
 /// Runs the pipeline once over what is new. Returns an error only when the
