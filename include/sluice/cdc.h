@@ -234,6 +234,15 @@ class CdcDestination {
   /// Forgets pieces of an incomplete transaction written since the last
   /// complete batch (the stream restarts and will send them again).
   virtual void DiscardIncomplete() {}
+  /// Several processes serve the pipeline (a hot standby): statements to
+  /// run in every transaction the destination commits (truncates, copies,
+  /// change batches, schema changes), just before COMMIT, when
+  /// TransactionDatabase() is the state store's. Each must affect
+  /// `expect_rows` rows, or the transaction rolls back and the call fails
+  /// with StatusCode::kCancelled: this process lost its lease, and another
+  /// one is active. Called before any write, and again with an empty list
+  /// when fencing is off. Destinations without transactions ignore it.
+  virtual void SetFence(std::vector<CommitStatement> /*fence*/) {}
   /// After WriteEvents failed with SchemaMismatch or DataError: the source
   /// table whose changes could not be applied (a schema change it cannot
   /// make, a request the receiver refused); it is then marked errored and

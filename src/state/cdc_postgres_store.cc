@@ -179,11 +179,11 @@ class PostgresCdcStore final : public CdcStore {
       return Transaction(s, [&](PgConnection& t) -> Status {
         SLUICE_RETURN_IF_ERROR(
             t.Statement("DELETE FROM sluice.cdc_table_states WHERE pipeline = $1 AND table_id = $2::bigint",
-                    params)
+                        params)
                 .status());
         return t
             .Statement("DELETE FROM sluice.cdc_table_schemas WHERE pipeline = $1 AND table_id = $2::bigint",
-                   params)
+                       params)
             .status();
       });
     });

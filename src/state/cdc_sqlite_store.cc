@@ -198,7 +198,8 @@ class SqliteCdcStore final : public CdcStore {
 
 Result<std::unique_ptr<CdcStore>> OpenSqliteCdcStore(const std::string& path, const std::string& pipeline) {
   std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? std::string(kDefaultStatePath) : path, ec);
+  std::filesystem::path absolute =
+      std::filesystem::absolute(path.empty() ? std::string(kDefaultStatePath) : path, ec);
   if (ec) return Status::IoError("cannot resolve the state store path " + path + ": " + ec.message());
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(absolute.lexically_normal().string()));
   return std::unique_ptr<CdcStore>(std::make_unique<SqliteCdcStore>(std::move(db), pipeline));

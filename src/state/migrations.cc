@@ -216,7 +216,6 @@ CREATE TABLE http_validators (
 ) WITHOUT ROWID;
 )sql";
 
-
 // Version 5: several processes sharing a pipeline (PostgreSQL only; SQLite
 // serves one process and gets only the run log's `worker` column).
 // - workers: one row per process serving a pipeline, kept alive by its

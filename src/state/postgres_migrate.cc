@@ -29,7 +29,7 @@ Status Apply(PgConnection& s, const std::string& describe) {
   // up-to-date store.
   SLUICE_ASSIGN_OR_RETURN(PgQueryResult schema,
                           s.Statement("SELECT to_regnamespace('sluice') IS NOT NULL, "
-                                  "to_regclass('sluice.schema_migrations') IS NOT NULL"));
+                                      "to_regclass('sluice.schema_migrations') IS NOT NULL"));
   if (Text(schema.rows.at(0).at(0)) != "t") SLUICE_RETURN_IF_ERROR(s.Exec("CREATE SCHEMA sluice"));
   if (Text(schema.rows.at(0).at(1)) != "t") {
     SLUICE_RETURN_IF_ERROR(
@@ -49,7 +49,7 @@ Status Apply(PgConnection& s, const std::string& describe) {
     if (!st.ok()) return st.WithContext("migration " + version + " (" + std::string(m.name) + ")");
     SLUICE_RETURN_IF_ERROR(
         s.Statement("INSERT INTO sluice.schema_migrations (version, name) VALUES ($1::int, $2)",
-                {version, std::string(m.name)})
+                    {version, std::string(m.name)})
             .status());
   }
   return Status::OK();

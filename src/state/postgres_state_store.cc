@@ -523,6 +523,12 @@ class PostgresStateStore final : public StateStore {
                                              const std::string& doing) override {
     auto r = Locked(kIdempotent, [&](PgConnection& s) -> Result<PgQueryResult> {
       SLUICE_RETURN_IF_ERROR(s.Statement(kHeartbeat, {pipeline, worker(), Int(lease_ms), doing}).status());
+      // Rows of workers long gone (a machine that never came back).
+      SLUICE_RETURN_IF_ERROR(
+          s.Statement(
+               "DELETE FROM sluice.workers WHERE pipeline = $1 AND expires_at < now() - interval '1 day'",
+               {pipeline})
+              .status());
       return s.Statement("SELECT name FROM sluice.leases WHERE pipeline = $1 AND holder = $2 ORDER BY name",
                          {pipeline, worker()});
     });
@@ -617,6 +623,13 @@ class PostgresStateStore final : public StateStore {
     std::vector<CommitStatement> out;
     for (const ObjectInfo& o : objects) out.push_back({kDropClaim, {pipeline, o.key, o.etag, worker()}, 1});
     return out;
+  }
+
+  Status ExpireWorker(const std::string& pipeline, const std::string& worker) override {
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement("DELETE FROM sluice.workers WHERE pipeline = $1 AND worker = $2", {pipeline, worker})
+          .status();
+    });
   }
 
   Result<std::vector<WorkerInfo>> Workers(const std::string& pipeline) override {

@@ -270,7 +270,8 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     SLUICE_ASSIGN_OR_RETURN(
         sqlite3_stmt * stmt,
-        db_->Prepare("INSERT INTO runs (pipeline, started_at, status, worker) VALUES (?1, ?2, 'running', ?3)"));
+        db_->Prepare(
+            "INSERT INTO runs (pipeline, started_at, status, worker) VALUES (?1, ?2, 'running', ?3)"));
     SqliteStatement use(stmt);
     use.Text(1, pipeline);
     use.Int(2, started_unix_ms);
@@ -443,7 +444,8 @@ class SqliteStateStore final : public StateStore {
 
 Result<std::unique_ptr<StateStore>> OpenSqliteStateStore(const std::string& path) {
   std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(path.empty() ? std::string(kDefaultStatePath) : path, ec);
+  std::filesystem::path absolute =
+      std::filesystem::absolute(path.empty() ? std::string(kDefaultStatePath) : path, ec);
   if (ec) return Status::IoError("cannot resolve the state store path " + path + ": " + ec.message());
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(absolute.lexically_normal().string()));
   return std::unique_ptr<StateStore>(std::make_unique<SqliteStateStore>(std::move(db)));

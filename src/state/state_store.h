@@ -259,6 +259,12 @@ class StateStore {
     (void)pipeline, (void)objects;
     return {};
   }
+  /// Ends `worker`'s row at once (a process known to be gone): what it held
+  /// is free now instead of when its lease runs out.
+  virtual Status ExpireWorker(const std::string& pipeline, const std::string& worker) {
+    (void)pipeline, (void)worker;
+    return NotShared();
+  }
   /// The live workers of `pipeline` and what they hold.
   virtual Result<std::vector<WorkerInfo>> Workers(const std::string& pipeline) {
     (void)pipeline;

@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <sys/types.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "core/human_format.h"
@@ -78,6 +83,24 @@ Status WorkerLease::Renew() {
   auto held = store_->Heartbeat(pipeline_, lease_ms_, doing);
   if (!held.ok()) return held.status();
   auto peers = store_->Workers(pipeline_);
+  if (peers.ok()) {
+    // A worker of this machine whose process is gone (kill -9, a crash) is
+    // dead now: the others need not wait for its lease to run out.
+    const std::string me = store_->worker();
+    const std::string host = me.substr(0, me.rfind(':') + 1);
+    for (auto it = peers->begin(); it != peers->end();) {
+      pid_t pid =
+          it->worker.starts_with(host) ? static_cast<pid_t>(std::atoll(it->worker.c_str() + host.size())) : 0;
+      if (it->worker != me && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH &&
+          store_->ExpireWorker(pipeline_, it->worker).ok()) {
+        spdlog::info("pipeline {}: worker {} is gone (no such process); what it held is free", pipeline_,
+                     it->worker);
+        it = peers->erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   renewed_ = sent;
   held_ = std::move(held).value();

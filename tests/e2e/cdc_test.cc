@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <iostream>
 #include <random>
 #include <thread>
 
@@ -380,6 +381,141 @@ TEST_F(CdcTest, KillNineDuringCopyAndStreamingLosesAndRepeatsNothing) {
   CliProcess* proc = Start(toml);
   ASSERT_NE(proc, nullptr);
   EXPECT_TRUE(WaitEqual({"big", "events"}, proc, 120000));
+  EXPECT_EQ(Scalar("SELECT count(*) - count(DISTINCT id) FROM replica.events"), "0");
+}
+
+/// Starts `sluice serve` on the pipeline file `file` with a monitoring port.
+struct Served {
+  CliProcess* proc = nullptr;
+  int port = 0;
+};
+
+/// A workload of small transactions into `events` (no key: a batch applied
+/// twice shows as duplicate ids) and `big`, until `stop`.
+void RunWorkload(PgServer* pg, const std::string& db, std::atomic<bool>* stop, std::atomic<int>* batches) {
+  int64_t next_id = 1000000;
+  while (!*stop) {
+    std::string sql = "BEGIN; INSERT INTO events SELECT g, 'w' FROM generate_series(" +
+                      std::to_string(next_id) + ", " + std::to_string(next_id + 199) +
+                      ") g; UPDATE big SET n = n + 1 WHERE id % 97 = " + std::to_string(next_id % 97) +
+                      "; COMMIT;";
+    (void)pg->Exec(db, sql);
+    next_id += 200;
+    ++*batches;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+class CdcStandbyTest : public CdcTest {
+ protected:
+  Served Serve(const std::string& file) {
+    auto started = CliProcess::Start({"serve", file, "--listen", "127.0.0.1:0"});
+    EXPECT_TRUE(started.ok());
+    if (!started.ok()) return {};
+    procs_.push_back(std::move(started).value());
+    Served s{procs_.back().get(), 0};
+    if (!s.proc->WaitForOutput("monitoring on http://", 30000)) return s;
+    std::smatch m;
+    std::string err = s.proc->StderrSoFar();
+    if (std::regex_search(err, m, std::regex("monitoring on http://127\\.0\\.0\\.1:([0-9]+)")))
+      s.port = std::stoi(m[1]);
+    return s;
+  }
+  nlohmann::json Status(const Served& s) {
+    httplib::Client http("127.0.0.1", s.port);
+    auto res = http.Get("/status");
+    if (!res) return nullptr;
+    return nlohmann::json::parse(res->body)["pipelines"][0];
+  }
+  int ReadyCode(const Served& s) {
+    httplib::Client http("127.0.0.1", s.port);
+    auto res = http.Get("/ready");
+    return res ? res->status : 0;
+  }
+  std::string MakeTables() {
+    Exec(
+        "CREATE TABLE big(id bigint PRIMARY KEY, v text, n int);"
+        "INSERT INTO big SELECT g, md5(g::text), 0 FROM generate_series(1, 20000) g;"
+        "CREATE TABLE events(id bigint, v text); ALTER TABLE events REPLICA IDENTITY FULL;");
+    return dir_.Write("standby.toml", Config("\"big\", \"events\"") + "lease = \"3s\"\n");
+  }
+};
+
+TEST_F(CdcStandbyTest, StandbyTakesOverAfterKillNineOfTheActiveAndNothingIsAppliedTwice) {
+  std::string file = MakeTables();
+  Served a = Serve(file);
+  ASSERT_GT(a.port, 0);
+  ASSERT_TRUE(a.proc->WaitForOutput("streaming from slot", 60000)) << a.proc->StderrSoFar();
+  Served b = Serve(file);
+  ASSERT_GT(b.port, 0);
+  ASSERT_TRUE(b.proc->WaitForOutput("stands by", 30000)) << b.proc->StderrSoFar();
+  auto standby = Status(b);
+  EXPECT_EQ(standby["state"], "standby") << standby.dump();
+  EXPECT_EQ(standby["role"], "standby") << standby.dump();
+  EXPECT_EQ(standby["workers"].size(), 2u) << standby.dump();
+  EXPECT_EQ(ReadyCode(b), 200) << "a standby that can take over is ready";
+  EXPECT_EQ(Status(a)["role"], "active");
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> batches{0};
+  std::thread workload([&] { RunWorkload(pg_, db_, &stop, &batches); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  a.proc->Kill(SIGKILL);
+  auto killed = std::chrono::steady_clock::now();
+  (void)a.proc->Wait();
+  ASSERT_TRUE(b.proc->WaitForOutput("is active (lease epoch 2)", 30000)) << b.proc->StderrSoFar();
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::cout << "failover: the standby was active " << took << " s after kill -9 of the active process\n";
+  EXPECT_LT(took, 10.0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+  stop = true;
+  workload.join();
+  EXPECT_GT(batches.load(), 20);
+  EXPECT_TRUE(WaitEqual({"big", "events"}, b.proc, 60000));
+  EXPECT_EQ(Scalar("SELECT count(*) - count(DISTINCT id) FROM replica.events"), "0");
+  EXPECT_EQ(Status(b)["state"], "streaming");
+}
+
+TEST_F(CdcStandbyTest, AnActivePausedPastItsLeaseIsFencedAndStepsDownWhenResumed) {
+  std::string file = MakeTables();
+  Served a = Serve(file);
+  ASSERT_GT(a.port, 0);
+  ASSERT_TRUE(a.proc->WaitForOutput("streaming from slot", 60000)) << a.proc->StderrSoFar();
+  Served b = Serve(file);
+  ASSERT_GT(b.port, 0);
+  ASSERT_TRUE(b.proc->WaitForOutput("stands by", 30000)) << b.proc->StderrSoFar();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> batches{0};
+  std::thread workload([&] { RunWorkload(pg_, db_, &stop, &batches); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  a.proc->Kill(SIGSTOP);
+  // The standby takes over once the paused one's lease ran out (3 s), and
+  // ends its walsender instead of waiting for wal_sender_timeout.
+  ASSERT_TRUE(b.proc->WaitForOutput("is active (lease epoch 2)", 30000)) << b.proc->StderrSoFar();
+  ASSERT_TRUE(b.proc->WaitForOutput("ending that backend", 30000)) << b.proc->StderrSoFar();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  a.proc->Kill(SIGCONT);
+  // The old active one notices it lost the lease and stands by; whatever
+  // it still had in flight was refused by the fence.
+  ASSERT_TRUE(a.proc->WaitForOutput("lost the lease", 30000)) << a.proc->StderrSoFar();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  workload.join();
+  EXPECT_TRUE(WaitEqual({"big", "events"}, b.proc, 60000));
+  EXPECT_EQ(Scalar("SELECT count(*) - count(DISTINCT id) FROM replica.events"), "0");
+  auto old = Status(a);
+  EXPECT_EQ(old["state"], "standby") << old.dump();
+  EXPECT_EQ(Status(b)["role"], "active");
+  EXPECT_EQ(Scalar("SELECT epoch FROM sluice.leases WHERE name = 'run'"), "2");
+
+  // And it takes over again when the new active one is stopped (SIGTERM
+  // releases the lease at once).
+  Exec("INSERT INTO events SELECT g, 'late' FROM generate_series(1, 100) g");
+  b.proc->Kill(SIGTERM);
+  EXPECT_EQ(b.proc->Wait().exit_code, 0);
+  ASSERT_TRUE(a.proc->WaitForOutput("(lease epoch 3)", 30000)) << a.proc->StderrSoFar();
+  EXPECT_TRUE(WaitEqual({"big", "events"}, a.proc, 60000));
   EXPECT_EQ(Scalar("SELECT count(*) - count(DISTINCT id) FROM replica.events"), "0");
 }
 

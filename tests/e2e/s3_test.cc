@@ -16,6 +16,13 @@
 #include "harness/s3_server.h"
 #include "harness/subprocess.h"
 
+#include <httplib.h>
+#include <unistd.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+
 namespace sluice::e2e {
 namespace {
 
@@ -280,9 +287,10 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
   EXPECT_EQ(left, 0u);
 }
 
-TEST_F(S3PipelineTest, ASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
+TEST_F(S3PipelineTest, WithTheSqliteStoreASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
   for (int i = 0; i < 4; ++i) Put("r/p" + std::to_string(i) + ".csv", SimpleCsv(i * 150000, 150000));
-  std::string file = dir_.Write("race.toml", Pipeline("r/", "batch = \"per_file\"\nconcurrency = 1"));
+  std::string file = dir_.Write("race.toml", Pipeline("r/", "batch = \"per_file\"\nconcurrency = 1",
+                                                      "[state]\npath = '" + dir_.Path("s.db") + "'\n"));
   auto first = CliProcess::Start({"run", file, "--once", "--progress", "never"});
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   ASSERT_TRUE((*first)->WaitForOutput("new or changed", 30000)) << (*first)->StderrSoFar();
@@ -292,8 +300,122 @@ TEST_F(S3PipelineTest, ASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {
   EXPECT_EQ(second.exit_code, 0) << Describe(second);
   EXPECT_NE(second.err.find("another process is running pipeline orders"), std::string::npos) << second.err;
   ExpectIdsExactly(600000);
-  EXPECT_EQ(Scalar("SELECT count(*) || '/' || count(*) FILTER (WHERE status = 'succeeded') FROM sluice.runs"),
-            "1/1");
+}
+
+/// "host:" of this machine, as worker names start.
+std::string HostPrefix() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + ":";
+}
+
+/// The monitoring port a `sluice serve` logged.
+int MonitoringPort(CliProcess* proc) {
+  if (!proc->WaitForOutput("monitoring on http://", 30000)) return 0;
+  std::smatch m;
+  std::string err = proc->StderrSoFar();
+  if (!std::regex_search(err, m, std::regex("monitoring on http://[^ ]+:([0-9]+)"))) return 0;
+  return std::stoi(m[1]);
+}
+
+TEST_F(S3PipelineTest, ThreeWorkersShareEachTickAndTheOthersLoadAKilledWorkersClaims) {
+  constexpr int kFiles = 60;
+  constexpr int64_t kRows = 20000;
+  for (int i = 0; i < kFiles; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof(key), "w/p%02d.csv", i);
+    Put(key, SimpleCsv(i * kRows, kRows));
+  }
+  std::string state = "[state]\nurl = '" + url_ + "'\nlease = \"3s\"\n[schedule]\nevery = \"1s\"\n";
+  std::string file = dir_.Write("w.toml", Pipeline("w/", "batch = \"per_file\"\nconcurrency = 2", state));
+  std::vector<std::unique_ptr<CliProcess>> workers;
+  for (int i = 0; i < 3; ++i) {
+    auto proc = CliProcess::Start({"serve", file, "--listen", "127.0.0.1:0"});
+    ASSERT_TRUE(proc.ok()) << proc.status().ToString();
+    workers.push_back(std::move(proc).value());
+  }
+  // Until the first worker created the store's tables, queries fail: "".
+  auto quiet = [&](const std::string& sql) {
+    auto v = pg_->QueryScalar(db_, sql);
+    return v.ok() ? *v : std::string();
+  };
+  auto loaded = [&] {
+    std::string n = quiet("SELECT count(*) FROM sluice.file_ledger");
+    return n.empty() ? int64_t{-1} : std::stoll(n);
+  };
+  auto wait_for = [&](const std::function<bool()>& done, int seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline && !done()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  };
+  // Kill the second worker while it holds claims, once a fifth is loaded.
+  const std::string victim = HostPrefix() + std::to_string(workers[1]->pid());
+  ASSERT_TRUE(wait_for(
+      [&] {
+        return loaded() >= kFiles / 5 &&
+               quiet(
+                   "SELECT count(*) FROM sluice.file_ledger l JOIN sluice.runs r ON r.id = l.run_id WHERE "
+                   "r.worker = '" +
+                   victim + "'") != "0" &&
+               quiet("SELECT count(*) FROM sluice.file_claims WHERE holder = '" + victim + "'") != "0";
+      },
+      60))
+      << "loaded " << loaded() << "\n"
+      << workers[1]->StderrSoFar();
+  workers[1]->Kill(SIGKILL);
+  (void)workers[1]->Wait();
+  std::string orphaned = Scalar(
+      "SELECT string_agg(key, ',' ORDER BY key) FROM sluice.file_claims WHERE holder = '" + victim + "'");
+  ASSERT_NE(orphaned, "");
+  ASSERT_TRUE(wait_for([&] { return loaded() == kFiles; }, 120))
+      << "loaded " << loaded() << "\n"
+      << workers[0]->StderrSoFar() << workers[2]->StderrSoFar();
+
+  // /status of a survivor lists the workers of the pipeline.
+  int port = MonitoringPort(workers[0].get());
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  nlohmann::json pipeline;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto res = http.Get("/status");
+        if (!res || res->status != 200) return false;
+        pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
+        return pipeline.contains("workers") && pipeline["workers"].size() == 2;
+      },
+      20))
+      << pipeline.dump(2);
+  EXPECT_EQ(pipeline["worker"], HostPrefix() + std::to_string(workers[0]->pid()));
+  // The killed worker's run is closed by the others' next tick.
+  EXPECT_TRUE(wait_for(
+      [&] {
+        return Scalar("SELECT count(*) FROM sluice.runs WHERE worker = '" + victim +
+                      "' AND status = 'running'") == "0";
+      },
+      20));
+  for (int i : {0, 2}) {
+    workers[i]->Kill(SIGTERM);
+    auto r = workers[i]->Wait();
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  ExpectIdsExactly(kFiles * kRows);
+  // Every file once in the ledger, nothing left claimed or running, and the
+  // files the killed worker held were loaded by the others.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_claims"), "0");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.workers WHERE expires_at > now()"), "0")
+      << "SIGTERM leaves the pipeline at once";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'running'"), "0");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger l JOIN sluice.runs r ON r.id = l.run_id "
+                   "WHERE r.worker <> '" +
+                   victim + "' AND l.key = ANY(string_to_array('" + orphaned + "', ','))"),
+            std::to_string(std::count(orphaned.begin(), orphaned.end(), ',') + 1));
+  // Each worker loaded some.
+  EXPECT_EQ(
+      Scalar(
+          "SELECT count(DISTINCT r.worker) FROM sluice.file_ledger l JOIN sluice.runs r ON r.id = l.run_id"),
+      "3");
 }
 
 TEST_F(S3PipelineTest, WithoutTheLedgerEveryRunLoadsEveryObject) {
@@ -384,7 +506,8 @@ TEST_F(S3PipelineTest, IncrementalSourceWritesOneOutputObjectPerFile) {
   Put("o/x/other.csv", SimpleCsv(30, 5));
   auto refused_run = RunPipeline(dir_, toml);
   EXPECT_NE(refused_run.exit_code, 0) << Describe(refused_run);
-  EXPECT_NE(refused_run.err.find("out/x/other.parquet exists and this pipeline did not write it"), std::string::npos)
+  EXPECT_NE(refused_run.err.find("out/x/other.parquet exists and this pipeline did not write it"),
+            std::string::npos)
       << Describe(refused_run);
   auto kept = s3_->GetObject(bucket_, "out/x/other.parquet");
   ASSERT_TRUE(kept.ok());

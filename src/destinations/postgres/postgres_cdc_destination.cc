@@ -50,13 +50,33 @@ std::vector<size_t> KeyColumns(const CdcTable& table) {
   return keys;
 }
 
+/// Runs the fence (CdcDestination::SetFence) in `conn`'s open transaction.
+Status RunFence(PgConnection& conn, const std::vector<CommitStatement>& fence) {
+  for (const auto& statement : fence) {
+    SLUICE_ASSIGN_OR_RETURN(int64_t affected, conn.Execute(statement.sql, statement.params));
+    if (statement.expect_rows >= 0 && affected != statement.expect_rows) {
+      return Status::Cancelled(
+          "this process no longer holds the pipeline's lease (another process took over); its transaction "
+          "in " +
+          conn.where() + " was rolled back");
+    }
+  }
+  return Status::OK();
+}
+
 class PgCopyWriter : public CdcCopyWriter {
  public:
-  explicit PgCopyWriter(std::unique_ptr<PgConnection> conn) : conn_(std::move(conn)) {}
+  PgCopyWriter(std::unique_ptr<PgConnection> conn, std::vector<CommitStatement> fence)
+      : conn_(std::move(conn)), fence_(std::move(fence)) {}
   Status Put(std::string_view bytes) override { return conn_->PutCopyData(bytes); }
   Result<int64_t> Commit() override {
     SLUICE_RETURN_IF_ERROR(conn_->EndCopy());
     int64_t rows = conn_->copied_rows();
+    Status fenced = RunFence(*conn_, fence_);
+    if (!fenced.ok()) {
+      (void)conn_->Exec("ROLLBACK");
+      return fenced;
+    }
     SLUICE_RETURN_IF_ERROR(conn_->Exec("COMMIT"));
     return rows;
   }
@@ -67,6 +87,7 @@ class PgCopyWriter : public CdcCopyWriter {
 
  private:
   std::unique_ptr<PgConnection> conn_;
+  std::vector<CommitStatement> fence_;
 };
 
 class PostgresCdcDestination : public CdcDestination {
@@ -88,6 +109,10 @@ class PostgresCdcDestination : public CdcDestination {
   std::string TransactionDatabase() const override { return conn_ ? conn_->where() : ""; }
   std::optional<uint32_t> FailedTable() const override { return failed_table_; }
   void SetExactlyOnce(bool exactly_once) override { exactly_once_ = exactly_once; }
+  void SetFence(std::vector<CommitStatement> fence) override {
+    std::lock_guard lock(fence_mu_);
+    fence_ = std::move(fence);
+  }
 
   Status TruncateTable(const CdcTable& table) override {
     std::lock_guard lock(mu_);
@@ -95,6 +120,7 @@ class PostgresCdcDestination : public CdcDestination {
     SLUICE_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
     Status status = EnsureTable(table);
     if (status.ok()) status = conn_->Exec("TRUNCATE " + Target(table));
+    if (status.ok()) status = RunFence(*conn_, Fence());
     if (status.ok()) status = conn_->Exec("COMMIT");
     if (!status.ok()) {
       (void)conn_->Exec("ROLLBACK");
@@ -108,7 +134,7 @@ class PostgresCdcDestination : public CdcDestination {
     SLUICE_RETURN_IF_ERROR(conn->Exec("BEGIN"));
     SLUICE_RETURN_IF_ERROR(conn->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN" +
                                         (binary ? " (FORMAT binary)" : "")));
-    return std::unique_ptr<CdcCopyWriter>(new PgCopyWriter(std::move(conn)));
+    return std::unique_ptr<CdcCopyWriter>(new PgCopyWriter(std::move(conn), Fence()));
   }
 
   Status WriteTableRows(const CdcTable& table, const ChangeBatch& rows) override {
@@ -119,6 +145,11 @@ class PostgresCdcDestination : public CdcDestination {
     SLUICE_RETURN_IF_ERROR(conn->CopyIn("COPY " + Target(table) + " (" + ColumnList(table) + ") FROM STDIN"));
     SLUICE_RETURN_IF_ERROR(conn->PutCopyData(data));
     SLUICE_RETURN_IF_ERROR(conn->EndCopy());
+    Status fenced = RunFence(*conn, Fence());
+    if (!fenced.ok()) {
+      (void)conn->Exec("ROLLBACK");
+      return fenced;
+    }
     return conn->Exec("COMMIT");
   }
 
@@ -149,6 +180,7 @@ class PostgresCdcDestination : public CdcDestination {
             " is ahead of this batch: another sluice process applied it (is the pipeline running twice?)");
       }
     }
+    if (status.ok() && batch.complete()) status = RunFence(*conn_, Fence());
     if (status.ok() && batch.complete()) {
       status = conn_->Exec("COMMIT");
       in_txn_ = false;
@@ -164,6 +196,11 @@ class PostgresCdcDestination : public CdcDestination {
   }
 
  private:
+  std::vector<CommitStatement> Fence() const {
+    std::lock_guard lock(fence_mu_);
+    return fence_;
+  }
+
   void DiscardLocked() {
     if (conn_ && in_txn_) {
       conn_->CancelCopy("discarded");
@@ -537,6 +574,8 @@ class PostgresCdcDestination : public CdcDestination {
   const std::string url_;
   const std::string schema_;
   std::mutex mu_;
+  mutable std::mutex fence_mu_;
+  std::vector<CommitStatement> fence_;  // SetFence; guarded by fence_mu_ (copy workers read it)
   std::unique_ptr<PgConnection> conn_;
   bool in_txn_ = false;
   std::map<uint32_t, CdcTable> applied_;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
@@ -16,6 +17,8 @@
 #include "io/postgres/pg_conninfo.h"
 #include "sources/postgres_cdc/catalog.h"
 #include "sources/postgres_cdc/replicator.h"
+#include "state/postgres_state_store.h"
+#include "state/worker_lease.h"
 
 namespace sluice::cdc {
 
@@ -25,13 +28,17 @@ using SystemClock = std::chrono::system_clock;
 
 class CdcJob final : public Job {
  public:
+  /// `shared_url`: the PostgreSQL state store's URL, when several processes
+  /// may serve the pipeline (one active, the others standing by).
   CdcJob(ReplicatorOptions options, std::unique_ptr<CdcDestination> destination, const Registry* registry,
-         const ConfigTable* state, MetricsRegistry* metrics)
+         const ConfigTable* state, MetricsRegistry* metrics, std::string shared_url, int64_t lease_ms)
       : options_(std::move(options)),
         destination_(std::move(destination)),
         registry_(registry),
         state_(state),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        shared_url_(std::move(shared_url)),
+        lease_ms_(lease_ms) {}
 
   bool continuous() const override { return true; }
 
@@ -63,7 +70,8 @@ class CdcJob final : public Job {
     SLUICE_RETURN_IF_ERROR(catalog->EnsurePublication(options_.publication, options_.tables, false));
     auto published = catalog->PublicationTables(options_.publication);
     if (published.ok()) {
-      report += "  publication " + options_.publication + ": " + std::to_string(published->size()) + " table(s)\n";
+      report +=
+          "  publication " + options_.publication + ": " + std::to_string(published->size()) + " table(s)\n";
       for (const auto& table : *published) {
         SLUICE_ASSIGN_OR_RETURN(auto described, catalog->DescribeTable(table.id));
         report +=
@@ -73,11 +81,12 @@ class CdcJob final : public Job {
       report += "  publication " + options_.publication + ": will be created for " +
                 std::to_string(options_.tables.size()) + " table(s)\n";
     }
-    SLUICE_ASSIGN_OR_RETURN(auto slots, catalog->connection()->Query(
-                                            "SELECT coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
-                                            "coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots "
-                                            "WHERE slot_name = $1",
-                                            {options_.slot}));
+    SLUICE_ASSIGN_OR_RETURN(
+        auto slots,
+        catalog->connection()->Query("SELECT coalesce(active_pid::text, ''), coalesce(wal_status, ''), "
+                                     "coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots "
+                                     "WHERE slot_name = $1",
+                                     {options_.slot}));
     if (slots.empty()) {
       report += "  slot " + options_.slot + ": will be created (with an initial copy)\n";
     } else {
@@ -95,23 +104,36 @@ class CdcJob final : public Job {
   }
 
   Status Ready() override {
+    state::StateStore* standby_store = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_.empty()) return Status::Unavailable(error_);
-      if (!replicator_) return Status::Unavailable("replication not started");
+      // A standby is ready when it could take over: the state store answers.
+      if (role_ == "standby") standby_store = lease_store_.get();
+      if (!replicator_ && standby_store == nullptr) return Status::Unavailable("replication not started");
     }
+    if (standby_store) return standby_store->Ping().WithContext("state store (standby)");
     return destination_->Ping();
   }
 
   std::string StatusJson() const override {
     std::lock_guard<std::mutex> lock(mu_);
     nlohmann::json j;
-    j["state"] = running_ ? "streaming" : error_.empty() ? "stopped" : "failed";
+    j["state"] = role_ == "standby" ? "standby"
+                 : running_         ? "streaming"
+                 : error_.empty()   ? "stopped"
+                                    : "failed";
+    if (lease_) {
+      j["role"] = role_;
+      j["worker"] = lease_->worker();
+      if (epoch_ > 0) j["epoch"] = epoch_;
+      j["workers"] = nlohmann::json::parse(state::WorkersJson(lease_->Peers()));
+    }
     if (!error_.empty()) j["error"] = error_;
     j["source"] = "postgres_cdc publication " + options_.publication + " slot " + options_.slot;
     j["destination"] = destination_->Describe();
     j["started"] = Iso8601(started_);
-    if (replicator_) {
+    if (replicator_ && role_ != "standby") {
       const auto& stats = replicator_->stats();
       int64_t commit_us = stats.last_commit_time_us.load();
       j["cdc"] = {{"confirmed_lsn", CdcLsnToString(stats.confirmed_lsn.load())},
@@ -155,7 +177,92 @@ class CdcJob final : public Job {
     if (!store_) {
       SLUICE_ASSIGN_OR_RETURN(store_, OpenStore());
     }
-    ReplicatorOptions options = options_;
+    if (shared_url_.empty()) return ReplicateOnce(cancel, options_);
+    return ReplicateShared(cancel);
+  }
+
+  void SetRole(std::string role, int64_t epoch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    role_ = std::move(role);
+    epoch_ = epoch;
+  }
+
+  /// Several processes serve the pipeline: this one stands by until it
+  /// takes the pipeline's run lease, replicates while it holds it (every
+  /// destination transaction fenced by the lease's epoch), and stands by
+  /// again when it loses it.
+  Status ReplicateShared(const CancellationSource* cancel) {
+    if (!lease_) {
+      SLUICE_ASSIGN_OR_RETURN(auto store, state::OpenPostgresStateStore(shared_url_));
+      SLUICE_ASSIGN_OR_RETURN(auto lease,
+                              state::WorkerLease::Start(store.get(), options_.pipeline, lease_ms_));
+      std::lock_guard<std::mutex> lock(mu_);
+      lease_store_ = std::move(store);
+      lease_ = std::move(lease);
+    }
+    constexpr const char* kLease = "run";
+    const auto poll = std::chrono::milliseconds(std::clamp<int64_t>(lease_ms_ / 4, 200, 1000));
+    bool announced = false;
+    while (!cancel->cancelled()) {
+      SetRole("standby", 0);
+      lease_->SetDoing("standby");
+      if (lease_->Lost()) (void)lease_->RenewNow();
+      auto epoch = lease_->Lost() ? Result<std::optional<int64_t>>(std::optional<int64_t>())
+                                  : lease_store_->TryAcquireLease(options_.pipeline, kLease);
+      if (!epoch.ok() || !epoch->has_value()) {
+        if (!announced) {
+          spdlog::info("pipeline {}: worker {} stands by ({})", options_.pipeline, lease_->worker(),
+                       epoch.ok() ? "another process is active" : epoch.status().message());
+          announced = true;
+        }
+        SleepUnlessCancelled(poll, cancel);
+        continue;
+      }
+      announced = false;
+      const int64_t held = **epoch;
+      SetRole("active", held);
+      lease_->SetDoing("active (epoch " + std::to_string(held) + ")");
+      spdlog::info("pipeline {}: worker {} is active (lease epoch {})", options_.pipeline, lease_->worker(),
+                   held);
+      CancellationSource stop;
+      std::atomic<bool> lost{false};
+      Status status;
+      {
+        CancelWatcher forward(cancel, [&stop] { stop.Cancel(); });
+        lease_->Watch(kLease, [&] {
+          lost = true;
+          stop.Cancel();
+        });
+        ReplicatorOptions options = options_;
+        options.fence = lease_store_->LeaseFence(options_.pipeline, kLease, held);
+        options.fence_database = lease_store_->PostgresDatabase();
+        options.may_take_slot = [this, held] {
+          auto again = lease_store_->TryAcquireLease(options_.pipeline, kLease);
+          return again.ok() && again->has_value() && **again == held;
+        };
+        status = ReplicateOnce(&stop, options);
+        lease_->Unwatch();
+      }
+      if (cancel->cancelled()) {
+        (void)lease_store_->ReleaseLease(options_.pipeline, kLease);
+        return Status::OK();
+      }
+      if (lost || status.code() == StatusCode::kCancelled) {
+        spdlog::warn("pipeline {}: worker {} lost the lease (epoch {}){}; standing by", options_.pipeline,
+                     lease_->worker(), held, status.ok() ? "" : ": " + status.message());
+        std::lock_guard<std::mutex> lock(mu_);
+        error_.clear();
+        continue;
+      }
+      // A failure that is not about the lease: released, so that another
+      // process can try.
+      (void)lease_store_->ReleaseLease(options_.pipeline, kLease);
+      return status;
+    }
+    return Status::OK();
+  }
+
+  Status ReplicateOnce(const CancellationSource* cancel, ReplicatorOptions options) {
     options.cancel = cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -174,7 +281,8 @@ class CdcJob final : public Job {
     RefreshMetrics();
     const auto& stats = replicator_->stats();
     spdlog::info(
-        "pipeline {}: stopped; {} row(s) copied, {} change(s) in {} transaction(s), {} batch(es), confirmed up "
+        "pipeline {}: stopped; {} row(s) copied, {} change(s) in {} transaction(s), {} batch(es), confirmed "
+        "up "
         "to {}",
         options_.pipeline, stats.copied_rows.load(), stats.events.load(), stats.transactions.load(),
         stats.batches.load(), CdcLsnToString(stats.confirmed_lsn.load()));
@@ -217,12 +325,20 @@ class CdcJob final : public Job {
   const ConfigTable* state_;
   MetricsRegistry* metrics_;
   std::unique_ptr<CdcStore> store_;
+  const std::string shared_url_;
+  const int64_t lease_ms_;
   struct {
     int64_t events = 0, transactions = 0, batches = 0, copied_rows = 0, reconnects = 0, spilled = 0;
   } seen_;
 
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
   std::unique_ptr<Replicator> replicator_;
+  // Several processes: the store holding the leases (its connection apart
+  // from the CDC store's), this worker, and its role ("standby", "active").
+  std::unique_ptr<state::StateStore> lease_store_;
+  std::unique_ptr<state::WorkerLease> lease_;
+  std::string role_;
+  int64_t epoch_ = 0;
   bool running_ = false;
   SystemClock::time_point started_{};
   std::string error_;
@@ -248,7 +364,8 @@ Result<std::unique_ptr<Job>> MakeCdcJob(const JobContext& context) {
   o.slot = src.GetString("slot");
   o.max_table_sync_workers = static_cast<int>(src.GetInt("max_table_sync_workers", o.max_table_sync_workers));
   o.table_error_retry_delay_ms = src.GetInt("table_error_retry_delay_ms", o.table_error_retry_delay_ms);
-  o.table_error_retry_max_attempts = src.GetInt("table_error_retry_max_attempts", o.table_error_retry_max_attempts);
+  o.table_error_retry_max_attempts =
+      src.GetInt("table_error_retry_max_attempts", o.table_error_retry_max_attempts);
   o.publication_refresh_ms = src.GetInt("publication_refresh_ms", o.publication_refresh_ms);
   o.stream_memory_bytes = src.GetBytes("stream_memory", o.stream_memory_bytes);
   const ConfigTable& batch = context.section("batch");
@@ -263,14 +380,16 @@ Result<std::unique_ptr<Job>> MakeCdcJob(const JobContext& context) {
   SLUICE_RETURN_IF_ERROR(src.Check());
   SLUICE_RETURN_IF_ERROR(batch.Check());
   SLUICE_RETURN_IF_ERROR(batch.CheckAllRead(""));
-  if (o.url.empty()) return Status::InvalidArgument(src.Name() + " url is required for type \"postgres_cdc\"");
+  if (o.url.empty())
+    return Status::InvalidArgument(src.Name() + " url is required for type \"postgres_cdc\"");
   SLUICE_RETURN_IF_ERROR(CheckPgConnInfo(o.url).WithContext(src.Name() + " url"));
   if (o.publication.empty()) {
     return Status::InvalidArgument(src.Name() + " publication is required for type \"postgres_cdc\"");
   }
   if (o.slot.empty()) o.slot = DefaultSlot(context.pipeline);
   for (char c : o.slot) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '_')) {
+    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+          c == '_')) {
       return Status::InvalidArgument(src.Name() + " slot '" + o.slot +
                                      "': replication slot names use only lower-case letters, digits and _");
     }
@@ -286,7 +405,8 @@ Result<std::unique_ptr<Job>> MakeCdcJob(const JobContext& context) {
     return Status::InvalidArgument(src.Name() + " publication_refresh_ms must be at least 100");
   }
   if (o.batch_max_rows < 1 || o.batch_max_bytes < 1024 || o.batch_max_fill_ms < 0) {
-    return Status::InvalidArgument("[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
+    return Status::InvalidArgument(
+        "[batch] max_rows must be at least 1, max_bytes at least 1KB, max_fill_ms >= 0");
   }
   if (context.has_section("transform")) {
     return Status::InvalidArgument(
@@ -295,13 +415,23 @@ Result<std::unique_ptr<Job>> MakeCdcJob(const JobContext& context) {
   if (context.has_section("schedule")) {
     return Status::InvalidArgument("[schedule] does not apply to postgres_cdc: it replicates continuously");
   }
-  SLUICE_ASSIGN_OR_RETURN(auto destination, context.registry->MakeCdcDestination(context.section("destination")));
+  SLUICE_ASSIGN_OR_RETURN(auto destination,
+                          context.registry->MakeCdcDestination(context.section("destination")));
   // The store opens (and may connect) when replication starts; its keys are
   // checked now.
   const ConfigTable& state = context.section("state");
   SLUICE_RETURN_IF_ERROR(config::CheckComponentKeys(*context.registry, ComponentKind::kCdcStore, state));
+  // A PostgreSQL state store lets several processes serve the pipeline: one
+  // active, the others standing by.
+  std::string shared_url;
+  int64_t lease_ms = state::kDefaultLeaseMs;
+  if (context.registry->TypeOf(ComponentKind::kCdcStore, state) == "postgres") {
+    shared_url = state.GetString("url");
+    SLUICE_ASSIGN_OR_RETURN(lease_ms, state::ReadLeaseMs(state));
+  }
   return std::unique_ptr<Job>(std::make_unique<CdcJob>(std::move(o), std::move(destination), context.registry,
-                                                       &state, context.metrics));
+                                                       &state, context.metrics, std::move(shared_url),
+                                                       lease_ms));
 }
 
 }  // namespace

@@ -167,6 +167,16 @@ Status Replicator::Session::WaitForSlot(bool* exists) {
       }
       return Status::OK();
     }
+    if (o_.may_take_slot && o_.may_take_slot()) {
+      // This process holds the pipeline's lease: the slot's holder is a
+      // process that lost it (stopped, cut off), whose walsender would keep
+      // the slot until wal_sender_timeout.
+      spdlog::info("pipeline {}: slot {} is held by PID {} (a previous active process); ending that backend",
+                   o_.pipeline, o_.slot, *row[0]);
+      (void)catalog_->connection()->Query("SELECT pg_terminate_backend($1::int)", {*row[0]});
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
     if (SteadyMs() > give_up || cancelled()) {
       return Status::InvalidArgument("replication slot " + o_.slot + " is in use by another process (PID " +
                                      *row[0] + "); stop it, or give this pipeline its own [source] slot");
@@ -214,8 +224,8 @@ Status Replicator::Session::CopyWithSnapshot(const std::vector<std::shared_ptr<c
         return SaveState(status);
       },
       &failed_table);
-  if (!copied.ok() && !copied.retryable() && !cancelled() && failed_table != 0 &&
-      states_.contains(failed_table)) {
+  if (!copied.ok() && !copied.retryable() && !cancelled() && copied.code() != StatusCode::kCancelled &&
+      failed_table != 0 && states_.contains(failed_table)) {
     // One table's problem (its destination cannot take it): that table
     // errors and waits for its retry; the others go on.
     restart_ = true;
@@ -704,6 +714,17 @@ Status Replicator::Run() {
   const std::string dest_db = destination_->TransactionDatabase();
   exactly_once_ = !dest_db.empty() && dest_db == store_->TransactionDatabase();
   destination_->SetExactlyOnce(exactly_once_);
+  if (!options_.fence.empty()) {
+    if (dest_db == options_.fence_database) {
+      destination_->SetFence(options_.fence);
+    } else {
+      destination_->SetFence({});
+      spdlog::warn(
+          "pipeline {}: the state store is not the destination's database, so a process that lost its lease "
+          "cannot be fenced inside the destination's transactions (see the README, Several processes)",
+          options_.pipeline);
+    }
+  }
   spdlog::info("pipeline {}: replicating publication {} into {} ({}; state in {})", options_.pipeline,
                options_.publication, destination_->Describe(),
                exactly_once_ ? "exactly once" : "at least once", store_->Describe());

@@ -67,6 +67,15 @@ struct ReplicatorOptions {
   RetryPolicy reconnect{std::chrono::milliseconds(500), std::chrono::milliseconds(30000), 2.0, 0.5};
   /// Stops replication (then Run returns OK); must outlive the replicator.
   const CancellationSource* cancel = nullptr;
+  /// Several processes serve the pipeline: the fence every destination
+  /// transaction runs (CdcDestination::SetFence) when the destination's
+  /// database is `fence_database` (the state store's).
+  std::vector<CommitStatement> fence;
+  std::string fence_database;
+  /// When set and true at the moment the slot is found in use, the backend
+  /// that holds it (a previous active process that stopped or lost its
+  /// lease) is ended rather than waited for.
+  std::function<bool()> may_take_slot;
 };
 
 struct ReplicatorStats {
