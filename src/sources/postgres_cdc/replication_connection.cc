@@ -10,9 +10,12 @@
 
 namespace sluice::cdc {
 
-Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(const std::string& url) {
-  SLUICE_ASSIGN_OR_RETURN(
-      auto conn, PgConnection::Connect(url, {{"replication", "database"}, {"options", kCdcSessionOptions}}));
+Result<std::unique_ptr<ReplicationConnection>> ReplicationConnection::Connect(
+    const std::string& url, const std::string& application_name) {
+  SLUICE_ASSIGN_OR_RETURN(auto conn,
+                          PgConnection::Connect(url, {{"replication", "database"},
+                                                      {"options", kCdcSessionOptions},
+                                                      {"fallback_application_name", application_name}}));
   return std::unique_ptr<ReplicationConnection>(new ReplicationConnection(std::move(conn)));
 }
 

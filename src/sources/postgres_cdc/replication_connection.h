@@ -25,7 +25,10 @@ struct CreatedSlot {
 
 class ReplicationConnection {
  public:
-  static Result<std::unique_ptr<ReplicationConnection>> Connect(const std::string& url);
+  /// `application_name` names the walsender in pg_stat_activity unless the
+  /// URL sets one (a fallback_application_name).
+  static Result<std::unique_ptr<ReplicationConnection>> Connect(const std::string& url,
+                                                                const std::string& application_name = "");
 
   /// CREATE_REPLICATION_SLOT name [TEMPORARY] LOGICAL pgoutput (SNAPSHOT 'export'|'nothing').
   /// An exported snapshot stays valid until the next command on this connection.

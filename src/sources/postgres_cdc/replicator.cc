@@ -57,6 +57,8 @@ class Replicator::Session {
   bool cancelled() const { return o_.cancel != nullptr && o_.cancel->cancelled(); }
   Status Prepare();
   Status WaitForSlot(bool* exists);
+  /// Whether the backend `pid` is a walsender of this pipeline (its application_name).
+  bool HeldByThisPipeline(const std::string& pid);
   Status CopyWithSnapshot(const std::vector<std::shared_ptr<const CdcTable>>& tables,
                           const std::string& snapshot, Lsn point);
   Status SyncWithTemporarySlot(const std::vector<std::shared_ptr<const CdcTable>>& tables);
@@ -132,6 +134,16 @@ Status Replicator::Session::MarkErrored(uint32_t table_id, const Status& error) 
   return SaveState(status);
 }
 
+/// What the pipeline's walsender is called in pg_stat_activity
+/// (application_name, at most 63 bytes).
+static std::string WalsenderName(const std::string& pipeline) { return ("sluice " + pipeline).substr(0, 63); }
+
+bool Replicator::Session::HeldByThisPipeline(const std::string& pid) {
+  auto rows = catalog_->connection()->Query(
+      "SELECT application_name FROM pg_stat_activity WHERE pid = $1::int", {pid});
+  return rows.ok() && !rows->empty() && (*rows)[0][0].value_or("") == WalsenderName(o_.pipeline);
+}
+
 Status Replicator::Session::WaitForSlot(bool* exists) {
   // A walsender of a process that just died may hold the slot for a moment.
   const int64_t give_up = SteadyMs() + 15000;
@@ -167,10 +179,11 @@ Status Replicator::Session::WaitForSlot(bool* exists) {
       }
       return Status::OK();
     }
-    if (o_.may_take_slot && o_.may_take_slot()) {
-      // This process holds the pipeline's lease: the slot's holder is a
-      // process that lost it (stopped, cut off), whose walsender would keep
-      // the slot until wal_sender_timeout.
+    if (o_.may_take_slot && HeldByThisPipeline(*row[0]) && o_.may_take_slot()) {
+      // This process holds the pipeline's lease: the slot's holder is this
+      // pipeline's walsender for a process that lost it (stopped, cut off),
+      // which would keep the slot until wal_sender_timeout. A slot held by
+      // anything else (another pipeline given the same slot) is waited for.
       spdlog::info("pipeline {}: slot {} is held by PID {} (a previous active process); ending that backend",
                    o_.pipeline, o_.slot, *row[0]);
       (void)catalog_->connection()->Query("SELECT pg_terminate_backend($1::int)", {*row[0]});
@@ -286,7 +299,7 @@ Status Replicator::Session::Prepare() {
   bool exists = false;
   SLUICE_RETURN_IF_ERROR(WaitForSlot(&exists));
   slot_exists = exists;
-  SLUICE_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(o_.url));
+  SLUICE_ASSIGN_OR_RETURN(repl_, ReplicationConnection::Connect(o_.url, WalsenderName(o_.pipeline)));
   SLUICE_ASSIGN_OR_RETURN(auto published, catalog_->PublicationTables(o_.publication));
   std::set<uint32_t> published_ids;
   for (const auto& table : published) published_ids.insert(table.id);
