@@ -893,8 +893,9 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
                             ? Status::Cancelled("interrupted; the remaining files are left for the next run")
                             : load({i});
         if (status.ok()) {
-          // At least once (the store is not the destination's database):
-          // the ledger has the file; its claim goes now.
+          // Exactly once, the claim went with the rows (this removes nothing);
+          // at least once (the store is not the destination's database) or
+          // when nothing was loaded (a version loaded before), it goes now.
           (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
           continue;
         }
