@@ -4,9 +4,11 @@
 // that is the backpressure that keeps memory flat when a consumer is slower
 // than its producer. One item is always admitted into an empty channel, so
 // an item larger than the budget cannot deadlock. Any number of producers
-// and consumers may use a channel from any threads.
+// and consumers may use a channel from any threads. Stats() reports the fill
+// and the producers' waiting time for monitoring (BackpressureMonitor).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -14,6 +16,7 @@
 #include <optional>
 #include <utility>
 
+#include "core/channel_stats.h"
 #include "core/stage_counters.h"
 
 namespace sluice {
@@ -26,14 +29,17 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   /// Queues `item` of `bytes`, blocking while the channel is full. Returns
-  /// false if the channel was cancelled (the item is dropped). `blocked`
+  /// false if the channel was cancelled (the item is dropped). `counters`
   /// receives the time spent waiting, for the producer's counters.
   bool Push(T item, int64_t bytes, StageCounters* counters = nullptr) {
     std::unique_lock lock(mu_);
     if (!cancelled_ && !items_.empty() && bytes_ + bytes > budget_bytes_) {
       auto start = std::chrono::steady_clock::now();
+      waits_.Begin(start);
       not_full_.wait(lock, [&] { return cancelled_ || items_.empty() || bytes_ + bytes <= budget_bytes_; });
-      if (counters) counters->AddBlocked(std::chrono::steady_clock::now() - start);
+      auto end = std::chrono::steady_clock::now();
+      waits_.End(start, end);
+      if (counters) counters->AddBlocked(end - start);
     }
     if (cancelled_) return false;
     items_.emplace_back(std::move(item), bytes);
@@ -87,6 +93,17 @@ class Channel {
   }
   int64_t budget_bytes() const { return budget_bytes_; }
 
+  /// The fill and the producers' waiting time, now; any thread.
+  ChannelStats Stats() const {
+    std::lock_guard lock(mu_);
+    ChannelStats s;
+    s.bytes = bytes_;
+    s.capacity = budget_bytes_;
+    s.producer_blocked_seconds = static_cast<double>(waits_.TotalNs(std::chrono::steady_clock::now())) / 1e9;
+    s.producers_waiting = waits_.waiting();
+    return s;
+  }
+
  private:
   const int64_t budget_bytes_;
   mutable std::mutex mu_;
@@ -94,6 +111,7 @@ class Channel {
   std::deque<std::pair<T, int64_t>> items_;
   int64_t bytes_ = 0;
   int64_t peak_bytes_ = 0;
+  ProducerWaits waits_;
   bool closed_ = false;
   bool cancelled_ = false;
 };

@@ -235,7 +235,7 @@ std::string MetricsRegistry::RenderPrometheus() const {
       out += name;
       AppendLabels(&out, labels);
       out += ' ';
-      out += std::to_string(counter->value());
+      out += FormatDouble(counter->value());
       out += '\n';
     }
     for (const auto& [labels, gauge] : family->gauges) {

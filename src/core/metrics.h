@@ -30,18 +30,22 @@ namespace sluice {
 /// Label names and values, e.g. {{"pipeline", "daily"}, {"stage", "source"}}.
 using MetricLabels = std::vector<std::pair<std::string, std::string>>;
 
-/// A value that only goes up: rows, bytes, runs, errors.
+/// A value that only goes up: rows, bytes, runs, errors, seconds spent
+/// blocked. A float, as in Prometheus: whole counts are exact up to 2^53.
 class Counter {
  public:
   Counter() = default;
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
-  void Add(uint64_t n = 1) { value_.fetch_add(n, std::memory_order_relaxed); }
-  uint64_t value() const { return value_.load(std::memory_order_relaxed); }
+  /// Adds `n`; a negative or NaN `n` is ignored (a counter never goes down).
+  void Add(double n = 1) {
+    if (n > 0) value_.fetch_add(n, std::memory_order_relaxed);
+  }
+  double value() const { return value_.load(std::memory_order_relaxed); }
 
  private:
-  std::atomic<uint64_t> value_{0};
+  std::atomic<double> value_{0};
 };
 
 /// A value that goes up and down: bytes buffered, last success time.

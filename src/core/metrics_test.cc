@@ -54,12 +54,25 @@ TEST(MetricsRegistry, SameNameAndLabelsInAnyOrderIsTheSameSeries) {
   EXPECT_NE(&a, &other);
   a.Add();
   b.Add(2);
-  EXPECT_EQ(a.value(), 3u);
-  EXPECT_EQ(other.value(), 0u);
+  EXPECT_EQ(a.value(), 3.0);
+  EXPECT_EQ(other.value(), 0.0);
   Gauge& g = registry.Gauge("g", "h");
   g.Set(10);
   g.Add(-2.5);
   EXPECT_EQ(registry.Gauge("g", "h").value(), 7.5);
+}
+
+TEST(MetricsRegistry, CountersTakeFractionsAndNeverGoDown) {
+  MetricsRegistry registry;
+  Counter& c = registry.Counter("sluice_stage_blocked_seconds_total", "h", {{"stage", "source"}});
+  c.Add(0.25);
+  c.Add(1.5);
+  c.Add(-1);                                        // ignored
+  c.Add(std::numeric_limits<double>::quiet_NaN());  // ignored
+  EXPECT_EQ(c.value(), 1.75);
+  EXPECT_NE(registry.RenderPrometheus().find("sluice_stage_blocked_seconds_total{stage=\"source\"} 1.75\n"),
+            std::string::npos)
+      << registry.RenderPrometheus();
 }
 
 TEST(MetricsRegistry, EscapesLabelValuesAndHelp) {
@@ -108,7 +121,7 @@ TEST(MetricsRegistry, ConcurrentIncrementsAllCount) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(registry.Counter("rows_total", "h", {{"stage", "source"}}).value(),
-            uint64_t{kThreads} * kPerThread);
+            double{kThreads} * kPerThread);
   EXPECT_EQ(registry.Gauge("level", "h").value(), double{kThreads} * kPerThread);
   Histogram::Snapshot s = registry.Histogram("seconds", "h", {}, {0.5}).Read();
   EXPECT_EQ(s.count, uint64_t{kThreads} * kPerThread);

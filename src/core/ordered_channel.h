@@ -3,15 +3,18 @@
 // Workers push (sequence number, item) in any order; the consumer pops
 // strictly in sequence order. Like Channel it is bounded in bytes, but the
 // item the consumer waits for next is always admitted, so a slow worker can
-// never deadlock the others. Thread-safe for many producers, one consumer.
+// never deadlock the others. Thread-safe for many producers, one consumer;
+// Stats() from any thread.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 
+#include "core/channel_stats.h"
 #include "core/stage_counters.h"
 
 namespace sluice {
@@ -28,8 +31,11 @@ class OrderedChannel {
     auto admissible = [&] { return cancelled_ || seq == next_ || bytes_ + bytes <= budget_bytes_; };
     if (!admissible()) {
       auto start = std::chrono::steady_clock::now();
+      waits_.Begin(start);
       cv_.wait(lock, admissible);
-      if (counters) counters->AddBlocked(std::chrono::steady_clock::now() - start);
+      auto end = std::chrono::steady_clock::now();
+      waits_.End(start, end);
+      if (counters) counters->AddBlocked(end - start);
     }
     if (cancelled_) return false;
     items_.emplace(seq, std::make_pair(std::move(item), bytes));
@@ -69,16 +75,31 @@ class OrderedChannel {
     std::lock_guard lock(mu_);
     cancelled_ = true;
     items_.clear();
+    bytes_ = 0;
     cv_.notify_all();
+  }
+
+  int64_t budget_bytes() const { return budget_bytes_; }
+
+  /// The fill and the producers' waiting time, now; any thread.
+  ChannelStats Stats() const {
+    std::lock_guard lock(mu_);
+    ChannelStats s;
+    s.bytes = bytes_;
+    s.capacity = budget_bytes_;
+    s.producer_blocked_seconds = static_cast<double>(waits_.TotalNs(std::chrono::steady_clock::now())) / 1e9;
+    s.producers_waiting = waits_.waiting();
+    return s;
   }
 
  private:
   const int64_t budget_bytes_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<int64_t, std::pair<T, int64_t>> items_;
   int64_t bytes_ = 0;
   int64_t next_ = 0;
+  ProducerWaits waits_;
   bool closed_ = false;
   bool cancelled_ = false;
 };

@@ -11,6 +11,7 @@
 
 #include "e2e_support.h"
 #include "harness/http_probe.h"
+#include "harness/http_test_server.h"
 #include "harness/slow_peers.h"
 
 namespace sluice::e2e {
@@ -20,6 +21,8 @@ using sluice::testing::TimedAnswer;
 using sluice::testing::TimedGet;
 
 using sluice::testing::CliProcess;
+using sluice::testing::HttpTestServer;
+using sluice::testing::HttpTestServerOptions;
 using sluice::testing::SilentListener;
 using sluice::testing::SlowLorisClient;
 using Clock = std::chrono::steady_clock;
@@ -334,6 +337,97 @@ TEST_F(ServeTest, HangingDestinationDelaysNeitherReadyNorHealth) {
   // SIGTERM does not wait for the hanging check.
   std::chrono::milliseconds took = TerminateWithin(std::chrono::seconds(5), [] {});
   EXPECT_LT(took.count(), 5000);
+}
+
+/// The value of the series `series` (name and labels, exactly as rendered)
+/// in a /metrics text; -1 when absent.
+double MetricValue(const std::string& text, const std::string& series) {
+  size_t at = 0;
+  while ((at = text.find(series + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n') return std::stod(text.substr(at + series.size() + 1));
+    at += series.size();
+  }
+  return -1;
+}
+
+TEST_F(ServeTest, ShowsTheBackpressureOfASlowDestinationWhileTheLoadRuns) {
+  // An HTTP receiver that answers every request 25 ms late, one request at
+  // a time: the destination is by far the slowest stage, so its input
+  // channel fills, then encode's, and the stages before it wait.
+  HttpTestServerOptions http_options;
+  http_options.discard = true;
+  auto receiver = HttpTestServer::Start(http_options);
+  ASSERT_TRUE(receiver.ok()) << receiver.status().ToString();
+  std::string in = dir_.Path("big.csv");
+  WriteSimpleCsv(in, 0, 120000);  // 480 requests of 250 rows: about 12 s
+  std::string toml = "name = \"bp\"\n" + SimpleCsvSource(in) + "[destination]\ntype = \"http\"\nurl = '" +
+                     (*receiver)->Url("/ingest?delay_ms=25") +
+                     "'\nmax_rows = 250\nconcurrency = 1\n"
+                     "[engine]\nbuffer = \"1MiB\"\nencode_threads = 1\n"
+                     "[schedule]\nevery = \"1h\"\n[retry]\nmax_attempts = 1\n";
+  std::string file = dir_.Write("bp.toml", toml);
+  int port = Start({"serve", file, "--listen", "127.0.0.1:0"});
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  http.set_read_timeout(20, 0);
+
+  const std::string capacity = "sluice_channel_capacity_bytes{channel=\"encoded\",pipeline=\"bp\"}";
+  const std::string source_blocked = "sluice_stage_blocked_seconds_total{pipeline=\"bp\",stage=\"source\"}";
+  const std::string encode_blocked = "sluice_stage_blocked_seconds_total{pipeline=\"bp\",stage=\"encode\"}";
+  const std::string encoded_bytes = "sluice_channel_bytes{channel=\"encoded\",pipeline=\"bp\"}";
+  nlohmann::json limiting;      // the limiting stage /status named during the run
+  std::string metrics_running;  // /metrics once the run was blocked a while
+  std::string last_status;
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (Clock::now() < deadline && (limiting.is_null() || metrics_running.empty())) {
+    auto status = http.Get("/status");
+    auto metrics = http.Get("/metrics");
+    ASSERT_TRUE(status && metrics);
+    last_status = status->body;
+    auto p = nlohmann::json::parse(status->body)["pipelines"][0];
+    if (!p["last_run"].is_null()) break;  // the run ended before it was seen
+    if (p["state"] != "running") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    EXPECT_TRUE(p.contains("limiting_stage")) << status->body;
+    if (limiting.is_null() && p["limiting_stage"].is_object()) limiting = p["limiting_stage"];
+    if (metrics_running.empty() && MetricValue(metrics->body, source_blocked) > 0.5 &&
+        MetricValue(metrics->body, encode_blocked) > 0.5) {
+      metrics_running = metrics->body;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(limiting.is_object()) << "no limiting stage in /status during the run; last:\n"
+                                    << last_status << "\n"
+                                    << proc_->StderrSoFar();
+  EXPECT_EQ(limiting["stage"], "destination") << limiting.dump();
+  EXPECT_EQ(limiting["channel"], "encoded") << limiting.dump();
+  EXPECT_GE(limiting["fill"].get<double>(), 0.9) << limiting.dump();
+  EXPECT_LE(limiting["fill"].get<double>(), 1.0) << limiting.dump();
+  ASSERT_FALSE(metrics_running.empty()) << "the producers were not seen blocked while the run went on";
+  // [engine] buffer is split between the two channels.
+  EXPECT_EQ(MetricValue(metrics_running, capacity), 524288) << metrics_running;
+  EXPECT_EQ(
+      MetricValue(metrics_running, "sluice_channel_capacity_bytes{channel=\"batches\",pipeline=\"bp\"}"),
+      524288)
+      << metrics_running;
+  EXPECT_GT(MetricValue(metrics_running, encoded_bytes), 0) << metrics_running;
+  EXPECT_NE(metrics_running.find("# TYPE sluice_stage_blocked_seconds_total counter"), std::string::npos);
+
+  // Once the run is over: nothing limits, the channels are empty, and the
+  // blocked time is all counted.
+  auto done = WaitForLastRun(http, "succeeded", 120);
+  const auto& p = done["pipelines"][0];
+  EXPECT_EQ(p["last_run"]["rows"], 120000);
+  EXPECT_TRUE(p["limiting_stage"].is_null()) << done.dump(2);
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(MetricValue(metrics->body, encoded_bytes), 0) << metrics->body;
+  EXPECT_EQ(MetricValue(metrics->body, capacity), 524288) << metrics->body;
+  EXPECT_GE(MetricValue(metrics->body, source_blocked), MetricValue(metrics_running, source_blocked));
+  EXPECT_GE(MetricValue(metrics->body, encode_blocked), MetricValue(metrics_running, encode_blocked));
+  TerminateWithin(std::chrono::seconds(10), [] {});
 }
 
 TEST_F(ServeTest, WarnsWhenListeningBeyondLoopbackWithoutAToken) {

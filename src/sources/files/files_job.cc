@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/registry_build.h"
+#include "core/backpressure.h"
 #include "core/human_format.h"
 #include "core/metrics.h"
 #include "sources/files/ledger_job.h"
@@ -66,7 +67,10 @@ class FilesJob final : public Job {
  public:
   FilesJob(FilesPipelineConfig config, std::string destination, MetricsRegistry* metrics)
       : config_(std::move(config)), destination_(std::move(destination)) {
-    if (metrics) metrics_ = std::make_unique<FilesMetrics>(metrics, config_.name);
+    if (metrics) {
+      metrics_ = std::make_unique<FilesMetrics>(metrics, config_.name);
+      backpressure_ = std::make_unique<BackpressureMonitor>(metrics, config_.name);
+    }
   }
 
   bool continuous() const override { return false; }
@@ -89,6 +93,7 @@ class FilesJob final : public Job {
     JobOptions options;
     options.run.cancel = cancel;
     options.run.progress = progress;
+    options.run.backpressure = backpressure_.get();
     Result<JobReport> result = JobReport{};
     if (config_.uses_state() || config_.source.is_s3()) {
       Status opened = OpenStore();
@@ -188,6 +193,9 @@ class FilesJob final : public Job {
       j["last_run"] = nullptr;
     }
     j["last_success"] = last_success_ ? nlohmann::json(Iso8601(*last_success_)) : nlohmann::json(nullptr);
+    // The stage whose input channel stays full while a load runs.
+    j["limiting_stage"] =
+        backpressure_ ? nlohmann::json::parse(backpressure_->LimitingJson()) : nlohmann::json(nullptr);
     j["totals"] = {{"runs", runs_},
                    {"runs_failed", runs_failed_},
                    {"files", files_total_},
@@ -262,6 +270,7 @@ class FilesJob final : public Job {
   const FilesPipelineConfig config_;
   const std::string destination_;
   std::unique_ptr<FilesMetrics> metrics_;
+  std::unique_ptr<BackpressureMonitor> backpressure_;  // with metrics only
 
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
   // The lease is destroyed first: its destructor releases, through the

@@ -189,6 +189,18 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
       return Status::OK();
     });
   }
+  // The channels' fill and blocked time, live; ends before the channels do.
+  std::unique_ptr<BackpressureMonitor::Watch> watch;
+  if (options.backpressure) {
+    std::vector<WatchedChannel> watched = {{"batches", "source",
+                                            dest->SupportsEncode() ? "encode" : "destination", 1,
+                                            [&] { return batches.Stats(); }}};
+    if (dest->SupportsEncode()) {
+      int threads = config.engine.encode_threads > 0 ? config.engine.encode_threads : DefaultEncodeThreads();
+      watched.push_back({"encoded", "encode", "destination", threads, [&] { return encoded.Stats(); }});
+    }
+    watch = options.backpressure->Start(std::move(watched));
+  }
   runtime.OnTick(250, [&] {
     int64_t bytes = source->is_stdin() ? source->stdin_bytes() : 0;
     double fraction = 0;
@@ -202,6 +214,7 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
     progress.Update(dest_counters->rows(), bytes, fraction);
   });
   Status status = runtime.Run();
+  watch.reset();
   progress.Clear();
   stream.reset();  // closes DuckDB's read end of the stdin FIFO
   Status feed = source->StopFeeding();

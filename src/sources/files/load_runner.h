@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/backpressure.h"
 #include "core/cancellation.h"
 #include "io/local_files.h"
 #include "sources/files/files_config.h"
@@ -33,6 +34,9 @@ struct RunOptions {
   std::function<Status()> before_commit;
   /// What this load is, for the destination (run id, input name).
   LoadContext load;
+  /// Watches the load's channels while it runs (fill, blocked time, the
+  /// limiting stage); null: not watched (no metrics).
+  BackpressureMonitor* backpressure = nullptr;
 };
 
 /// Rows and bytes that passed one stage of the load.

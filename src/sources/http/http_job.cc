@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "config/registry_build.h"
+#include "core/backpressure.h"
 #include "core/human_format.h"
 #include "core/metrics.h"
 #include "core/redact.h"
@@ -157,7 +158,10 @@ class HttpJob final : public Job {
   HttpJob(HttpSourceConfig source, FilesPipelineConfig load, std::string destination,
           MetricsRegistry* metrics)
       : source_(std::move(source)), load_(std::move(load)), destination_(std::move(destination)) {
-    if (metrics) metrics_ = std::make_unique<HttpMetrics>(metrics, load_.name);
+    if (metrics) {
+      metrics_ = std::make_unique<HttpMetrics>(metrics, load_.name);
+      backpressure_ = std::make_unique<BackpressureMonitor>(metrics, load_.name);
+    }
   }
 
   bool continuous() const override { return false; }
@@ -291,6 +295,9 @@ class HttpJob final : public Job {
       j["last_run"] = nullptr;
     }
     j["last_success"] = last_success_ ? nlohmann::json(Iso8601(*last_success_)) : nlohmann::json(nullptr);
+    // The stage whose input channel stays full while the tick's load runs.
+    j["limiting_stage"] =
+        backpressure_ ? nlohmann::json::parse(backpressure_->LimitingJson()) : nlohmann::json(nullptr);
     j["totals"] = {{"runs", runs_}, {"runs_failed", runs_failed_}, {"rows", rows_total_}};
     return j.dump();
   }
@@ -609,6 +616,7 @@ class HttpJob final : public Job {
     RunOptions options;
     options.cancel = cancel;
     options.progress = progress;
+    options.backpressure = backpressure_.get();
     std::error_code ec;
     io::LocalFile file{spool_path, static_cast<int64_t>(std::filesystem::file_size(spool_path, ec)), 0};
     options.files = {file};
@@ -640,6 +648,7 @@ class HttpJob final : public Job {
   std::string tick_id_;  // the pipeline's thread only
   const std::string destination_;
   std::unique_ptr<HttpMetrics> metrics_;
+  std::unique_ptr<BackpressureMonitor> backpressure_;  // with metrics only
 
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
   std::unique_ptr<state::StateStore> store_;
