@@ -320,7 +320,11 @@ Status CheckOutputs(const FilesPipelineConfig& cfg, const ConfigTable& destinati
 
 Result<std::unique_ptr<Job>> MakeFilesJob(const JobContext& context) {
   FilesPipelineConfig cfg = ReadFilesPipelineConfig(context);
-  SLUICE_ASSIGN_OR_RETURN(cfg.lease_ms, state::ReadLeaseMs(*cfg.state));
+  // [state] lease belongs to the stores that share work (the key check
+  // refuses it for the others).
+  if (cfg.registry->TypeOf(ComponentKind::kStateStore, *cfg.state) == "postgres") {
+    SLUICE_ASSIGN_OR_RETURN(cfg.lease_ms, state::ReadLeaseMs(*cfg.state));
+  }
   const ConfigTable& src = *context.source;
   SLUICE_RETURN_IF_ERROR(src.Check());
   const FilesSourceConfig& s = cfg.source;
