@@ -96,12 +96,7 @@ class Channel {
   /// The fill and the producers' waiting time, now; any thread.
   ChannelStats Stats() const {
     std::lock_guard lock(mu_);
-    ChannelStats s;
-    s.bytes = bytes_;
-    s.capacity = budget_bytes_;
-    s.producer_blocked_seconds = static_cast<double>(waits_.TotalNs(std::chrono::steady_clock::now())) / 1e9;
-    s.producers_waiting = waits_.waiting();
-    return s;
+    return waits_.StatsWith(bytes_, budget_bytes_);
   }
 
  private:

@@ -40,6 +40,15 @@ class ProducerWaits {
   /// Finished waits plus, for each wait in progress, the time since it began.
   int64_t TotalNs(Clock::time_point now) const { return done_ns_ + waiting_ * Ns(now) - start_sum_ns_; }
   int waiting() const { return static_cast<int>(waiting_); }
+  /// A channel's stats: `bytes` of `capacity` held, and these waits.
+  ChannelStats StatsWith(int64_t bytes, int64_t capacity) const {
+    ChannelStats s;
+    s.bytes = bytes;
+    s.capacity = capacity;
+    s.producer_blocked_seconds = static_cast<double>(TotalNs(Clock::now())) / 1e9;
+    s.producers_waiting = waiting();
+    return s;
+  }
 
  private:
   static int64_t Ns(Clock::time_point t) {

@@ -49,8 +49,7 @@ class OrderedChannel {
   std::optional<T> Pop(StageCounters* counters = nullptr) {
     std::unique_lock lock(mu_);
     auto ready = [&] {
-      return cancelled_ || (!items_.empty() && items_.begin()->first == next_) ||
-             (closed_ && items_.empty());
+      return cancelled_ || (!items_.empty() && items_.begin()->first == next_) || (closed_ && items_.empty());
     };
     if (!ready()) {
       auto start = std::chrono::steady_clock::now();
@@ -84,12 +83,7 @@ class OrderedChannel {
   /// The fill and the producers' waiting time, now; any thread.
   ChannelStats Stats() const {
     std::lock_guard lock(mu_);
-    ChannelStats s;
-    s.bytes = bytes_;
-    s.capacity = budget_bytes_;
-    s.producer_blocked_seconds = static_cast<double>(waits_.TotalNs(std::chrono::steady_clock::now())) / 1e9;
-    s.producers_waiting = waits_.waiting();
-    return s;
+    return waits_.StatsWith(bytes_, budget_bytes_);
   }
 
  private:

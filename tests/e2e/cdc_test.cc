@@ -439,16 +439,21 @@ class CdcStandbyTest : public CdcTest {
         "CREATE TABLE events(id bigint, v text); ALTER TABLE events REPLICA IDENTITY FULL;");
     return dir_.Write("standby.toml", Config("\"big\", \"events\"") + "lease = \"3s\"\n");
   }
+  /// Two `serve` processes on one pipeline: `a` streaming, `b` standing by.
+  void StartActiveAndStandby(Served* a, Served* b) {
+    std::string file = MakeTables();
+    *a = Serve(file);
+    ASSERT_GT(a->port, 0);
+    ASSERT_TRUE(a->proc->WaitForOutput("streaming from slot", 60000)) << a->proc->StderrSoFar();
+    *b = Serve(file);
+    ASSERT_GT(b->port, 0);
+    ASSERT_TRUE(b->proc->WaitForOutput("stands by", 30000)) << b->proc->StderrSoFar();
+  }
 };
 
 TEST_F(CdcStandbyTest, StandbyTakesOverAfterKillNineOfTheActiveAndNothingIsAppliedTwice) {
-  std::string file = MakeTables();
-  Served a = Serve(file);
-  ASSERT_GT(a.port, 0);
-  ASSERT_TRUE(a.proc->WaitForOutput("streaming from slot", 60000)) << a.proc->StderrSoFar();
-  Served b = Serve(file);
-  ASSERT_GT(b.port, 0);
-  ASSERT_TRUE(b.proc->WaitForOutput("stands by", 30000)) << b.proc->StderrSoFar();
+  Served a, b;
+  ASSERT_NO_FATAL_FAILURE(StartActiveAndStandby(&a, &b));
   auto standby = Status(b);
   EXPECT_EQ(standby["state"], "standby") << standby.dump();
   EXPECT_EQ(standby["role"], "standby") << standby.dump();
@@ -477,13 +482,8 @@ TEST_F(CdcStandbyTest, StandbyTakesOverAfterKillNineOfTheActiveAndNothingIsAppli
 }
 
 TEST_F(CdcStandbyTest, AnActivePausedPastItsLeaseIsFencedAndStepsDownWhenResumed) {
-  std::string file = MakeTables();
-  Served a = Serve(file);
-  ASSERT_GT(a.port, 0);
-  ASSERT_TRUE(a.proc->WaitForOutput("streaming from slot", 60000)) << a.proc->StderrSoFar();
-  Served b = Serve(file);
-  ASSERT_GT(b.port, 0);
-  ASSERT_TRUE(b.proc->WaitForOutput("stands by", 30000)) << b.proc->StderrSoFar();
+  Served a, b;
+  ASSERT_NO_FATAL_FAILURE(StartActiveAndStandby(&a, &b));
 
   std::atomic<bool> stop{false};
   std::atomic<int> batches{0};
