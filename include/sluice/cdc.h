@@ -240,9 +240,12 @@ class CdcDestination {
   /// TransactionDatabase() is the state store's. Each must affect
   /// `expect_rows` rows, or the transaction rolls back and the call fails
   /// with StatusCode::kCancelled: this process lost its lease, and another
-  /// one is active. Called before any write, and again with an empty list
-  /// when fencing is off. Destinations without transactions ignore it.
-  virtual void SetFence(std::vector<CommitStatement> /*fence*/) {}
+  /// one is active. `session_name` names the destination's database
+  /// sessions (application_name), so that the next active process can end
+  /// the ones a paused process left open, holding row locks. Called before
+  /// any write, and again with an empty list when fencing is off.
+  /// Destinations without transactions ignore it.
+  virtual void SetFence(std::vector<CommitStatement> /*fence*/, std::string /*session_name*/) {}
   /// After WriteEvents failed with SchemaMismatch or DataError: the source
   /// table whose changes could not be applied (a schema change it cannot
   /// make, a request the receiver refused); it is then marked errored and

@@ -632,6 +632,25 @@ class PostgresStateStore final : public StateStore {
     });
   }
 
+  Status EndSessionsOfOtherWorkers(const std::string& pipeline) override {
+    auto others = Locked(kIdempotent, [&](PgConnection& s) {
+      return s.Statement("SELECT worker FROM sluice.workers WHERE pipeline = $1 AND worker <> $2",
+                         {pipeline, worker()});
+    });
+    if (!others.ok()) return others.status();
+    std::vector<std::string> names;
+    for (auto& row : others->rows) names.push_back(WorkerSessionName(pipeline, Text(row[0])));
+    if (names.empty()) return Status::OK();
+    return Locked(kIdempotent, [&](PgConnection& s) {
+      return s
+          .Statement(
+              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+              "ANY($1::text[]) AND pid <> pg_backend_pid()",
+              {TextArrayLiteral(names, std::identity())})
+          .status();
+    });
+  }
+
   Result<std::vector<WorkerInfo>> Workers(const std::string& pipeline) override {
     auto r = Locked(kIdempotent, [&](PgConnection& s) { return s.Statement(kWorkers, {pipeline}); });
     if (!r.ok()) return r.status();

@@ -70,6 +70,11 @@ struct WorkerInfo {
 /// "host:pid" of this process: how the run log and the leases name it.
 std::string ProcessWorkerId();
 
+/// The application_name of a worker's database sessions for a pipeline
+/// (at most 63 bytes, as PostgreSQL keeps it), so that another worker can
+/// find those it left open (EndSessionsOfOtherWorkers).
+std::string WorkerSessionName(const std::string& pipeline, const std::string& worker);
+
 struct FileRecord {
   int64_t run_id = 0;
   std::string pipeline;
@@ -263,6 +268,13 @@ class StateStore {
   /// is free now instead of when its lease runs out.
   virtual Status ExpireWorker(const std::string& pipeline, const std::string& worker) {
     (void)pipeline, (void)worker;
+    return NotShared();
+  }
+  /// Ends the database sessions that the other workers of `pipeline` (live
+  /// or expired) opened under WorkerSessionName: a process paused in the
+  /// middle of a transaction holds its row locks until it is ended.
+  virtual Status EndSessionsOfOtherWorkers(const std::string& pipeline) {
+    (void)pipeline;
     return NotShared();
   }
   /// The live workers of `pipeline` and what they hold.

@@ -8,11 +8,26 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/human_format.h"
 
 namespace sluice::state {
+
+namespace {
+
+/// No such process, or one that exited and was not reaped yet (a zombie).
+bool ProcessGone(pid_t pid) {
+  if (kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t close = line.rfind(')');  // the name may hold spaces and parentheses
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+}  // namespace
 
 WorkerLease::WorkerLease(StateStore* store, std::string pipeline, int64_t lease_ms)
     : store_(store), pipeline_(std::move(pipeline)), lease_ms_(lease_ms) {}
@@ -91,7 +106,7 @@ Status WorkerLease::Renew() {
     for (auto it = peers->begin(); it != peers->end();) {
       pid_t pid =
           it->worker.starts_with(host) ? static_cast<pid_t>(std::atoll(it->worker.c_str() + host.size())) : 0;
-      if (it->worker != me && pid > 0 && kill(pid, 0) != 0 && errno == ESRCH &&
+      if (it->worker != me && pid > 0 && ProcessGone(pid) &&
           store_->ExpireWorker(pipeline_, it->worker).ok()) {
         spdlog::info("pipeline {}: worker {} is gone (no such process); what it held is free", pipeline_,
                      it->worker);

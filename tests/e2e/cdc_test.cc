@@ -511,7 +511,10 @@ TEST_F(CdcStandbyTest, AnActivePausedPastItsLeaseIsFencedAndStepsDownWhenResumed
 
   // And it takes over again when the new active one is stopped (SIGTERM
   // releases the lease at once).
+  // Updates and deletes too: the process active for the second time
+  // starts from a clean destination session (no staging table of its first).
   Exec("INSERT INTO events SELECT g, 'late' FROM generate_series(1, 100) g");
+  Exec("UPDATE big SET n = n + 10 WHERE id < 300; DELETE FROM big WHERE id BETWEEN 400 AND 420");
   b.proc->Kill(SIGTERM);
   EXPECT_EQ(b.proc->Wait().exit_code, 0);
   ASSERT_TRUE(a.proc->WaitForOutput("(lease epoch 3)", 30000)) << a.proc->StderrSoFar();

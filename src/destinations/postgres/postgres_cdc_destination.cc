@@ -99,6 +99,12 @@ class PostgresCdcDestination : public CdcDestination {
       : url_(std::move(url)), schema_(std::move(schema)) {}
 
   Status Open() override {
+    // Also when a process becomes active again: nothing of an earlier
+    // session (its temporary staging tables, an open transaction) is left.
+    std::lock_guard lock(mu_);
+    in_txn_ = false;
+    applied_.clear();
+    staging_.clear();
     SLUICE_ASSIGN_OR_RETURN(conn_, Connect());
     return conn_->Exec("CREATE SCHEMA IF NOT EXISTS " + Q::QuoteIdent(schema_));
   }
@@ -109,9 +115,17 @@ class PostgresCdcDestination : public CdcDestination {
   std::string TransactionDatabase() const override { return conn_ ? conn_->where() : ""; }
   std::optional<uint32_t> FailedTable() const override { return failed_table_; }
   void SetExactlyOnce(bool exactly_once) override { exactly_once_ = exactly_once; }
-  void SetFence(std::vector<CommitStatement> fence) override {
-    std::lock_guard lock(fence_mu_);
-    fence_ = std::move(fence);
+  void SetFence(std::vector<CommitStatement> fence, std::string session_name) override {
+    {
+      std::lock_guard lock(fence_mu_);
+      fence_ = std::move(fence);
+      session_name_ = session_name;
+    }
+    // The connection Open() made; the others get the name when they connect.
+    std::lock_guard lock(mu_);
+    if (!session_name.empty() && conn_ && conn_->alive()) {
+      (void)conn_->Execute("SELECT set_config('application_name', $1, false)", {session_name});
+    }
   }
 
   Status TruncateTable(const CdcTable& table) override {
@@ -212,7 +226,13 @@ class PostgresCdcDestination : public CdcDestination {
   }
 
   Result<std::unique_ptr<PgConnection>> Connect() const {
-    SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(url_, {{"options", kPortableSessionOptions}}));
+    std::string name;
+    {
+      std::lock_guard lock(fence_mu_);
+      name = session_name_;
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(url_, {{"options", kPortableSessionOptions},
+                                                                    {"fallback_application_name", name}}));
     return conn;
   }
 
@@ -576,6 +596,7 @@ class PostgresCdcDestination : public CdcDestination {
   std::mutex mu_;
   mutable std::mutex fence_mu_;
   std::vector<CommitStatement> fence_;  // SetFence; guarded by fence_mu_ (copy workers read it)
+  std::string session_name_;            // SetFence; guarded by fence_mu_
   std::unique_ptr<PgConnection> conn_;
   bool in_txn_ = false;
   std::map<uint32_t, CdcTable> applied_;

@@ -64,18 +64,18 @@ class PostgresCdcFenceTest : public ::testing::Test {
 };
 
 TEST_F(PostgresCdcFenceTest, AFencedProcessAppliesNothing) {
-  dest_->SetFence(Holds(false));
+  dest_->SetFence(Holds(false), "");
   Status truncated = dest_->TruncateTable(*table_);
   EXPECT_EQ(truncated.code(), StatusCode::kCancelled) << truncated.ToString();
   EXPECT_NE(truncated.message().find("no longer holds the pipeline's lease"), std::string::npos);
   EXPECT_EQ(Scalar("SELECT to_regclass('" + schema_ + ".t') IS NULL"), "t") << "the CREATE was rolled back";
 
-  dest_->SetFence(Holds(true));
+  dest_->SetFence(Holds(true), "");
   ASSERT_TRUE(dest_->TruncateTable(*table_).ok());
   ASSERT_TRUE(dest_->WriteEvents(Insert(1, 100), {}).ok());
   EXPECT_EQ(Scalar("SELECT string_agg(id::text, ',') FROM " + schema_ + ".t"), "1");
 
-  dest_->SetFence(Holds(false));
+  dest_->SetFence(Holds(false), "");
   Status written = dest_->WriteEvents(Insert(2, 200), {});
   EXPECT_EQ(written.code(), StatusCode::kCancelled) << written.ToString();
   auto writer = dest_->OpenCopyWriter(*table_, /*binary=*/false);
@@ -88,7 +88,7 @@ TEST_F(PostgresCdcFenceTest, AFencedProcessAppliesNothing) {
   EXPECT_EQ(Scalar("SELECT string_agg(id::text, ',') FROM " + schema_ + ".t"), "1");
 
   // Fencing off again (an empty fence): writes go through.
-  dest_->SetFence({});
+  dest_->SetFence({}, "");
   ASSERT_TRUE(dest_->WriteEvents(Insert(5, 300), {}).ok());
   EXPECT_EQ(Scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM " + schema_ + ".t"), "1,5");
 }

@@ -236,6 +236,15 @@ class CdcJob final : public Job {
         ReplicatorOptions options = options_;
         options.fence = lease_store_->LeaseFence(options_.pipeline, kLease, held);
         options.fence_database = lease_store_->PostgresDatabase();
+        options.session_name = state::WorkerSessionName(options_.pipeline, lease_->worker());
+        // A previous active process paused inside a destination transaction
+        // still holds its row locks: its sessions end now (its commit would
+        // be refused by the fence anyway).
+        Status ended = lease_store_->EndSessionsOfOtherWorkers(options_.pipeline);
+        if (!ended.ok()) {
+          spdlog::warn("pipeline {}: could not end the sessions of earlier active processes: {}",
+                       options_.pipeline, ended.message());
+        }
         options.may_take_slot = [this, held] {
           auto again = lease_store_->TryAcquireLease(options_.pipeline, kLease);
           return again.ok() && again->has_value() && **again == held;

@@ -729,9 +729,9 @@ Status Replicator::Run() {
   destination_->SetExactlyOnce(exactly_once_);
   if (!options_.fence.empty()) {
     if (dest_db == options_.fence_database) {
-      destination_->SetFence(options_.fence);
+      destination_->SetFence(options_.fence, options_.session_name);
     } else {
-      destination_->SetFence({});
+      destination_->SetFence({}, "");
       spdlog::warn(
           "pipeline {}: the state store is not the destination's database, so a process that lost its lease "
           "cannot be fenced inside the destination's transactions (see the README, Several processes)",

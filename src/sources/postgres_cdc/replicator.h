@@ -72,6 +72,7 @@ struct ReplicatorOptions {
   /// database is `fence_database` (the state store's).
   std::vector<CommitStatement> fence;
   std::string fence_database;
+  std::string session_name;  // the destination's sessions (CdcDestination::SetFence)
   /// When set and true at the moment the slot is found in use, the backend
   /// that holds it (a previous active process that stopped or lost its
   /// lease) is ended rather than waited for.
