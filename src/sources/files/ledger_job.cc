@@ -868,6 +868,21 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     if (!status.ok()) report.files_failed = static_cast<int64_t>(todo.size());
     return finish(status);
   }
+  // A per_file load that failed on its file (bad data, a schema the
+  // destination cannot take, gone): counted and logged, and the run goes on
+  // with the other files. Other failures end the run.
+  auto file_failed = [&](const Status& status) {
+    if (status.code() != StatusCode::kDataError && status.code() != StatusCode::kSchemaMismatch &&
+        status.code() != StatusCode::kNotFound) {
+      return false;
+    }
+    spdlog::error("pipeline {}: {}", config.name, status.message());
+    if (report.files_failed++ == 0) {
+      report.error = status.message();
+      report.error_kind = ErrorKind(status);
+    }
+    return true;
+  };
   if (claims) {
     // Every worker offers what its listing found; each then loads the files
     // it claims, `concurrency` at a time, until none is left unclaimed.
@@ -905,15 +920,9 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
           (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
           continue;
         }
-        if (status.code() == StatusCode::kDataError || status.code() == StatusCode::kSchemaMismatch ||
-            status.code() == StatusCode::kNotFound) {
+        if (file_failed(status)) {
           // Failed here: the next tick offers it again (not this one, so
           // the other workers do not fail on it too).
-          spdlog::error("pipeline {}: {}", config.name, status.message());
-          if (report.files_failed++ == 0) {
-            report.error = status.message();
-            report.error_kind = ErrorKind(status);
-          }
           (void)store->EndClaims(config.name, {todo[i]}, /*retry=*/false);
           continue;
         }
@@ -940,15 +949,7 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     // A bad file does not hold back the others: it is recorded as failed
     // and tried again by the next run. Anything else (the destination or
     // the store unavailable, Ctrl-C) ends the run.
-    if (status.code() == StatusCode::kDataError || status.code() == StatusCode::kSchemaMismatch ||
-        status.code() == StatusCode::kNotFound) {
-      spdlog::error("pipeline {}: {}", config.name, status.message());
-      if (report.files_failed++ == 0) {
-        report.error = status.message();
-        report.error_kind = ErrorKind(status);
-      }
-      continue;
-    }
+    if (file_failed(status)) continue;
     return finish(status);
   }
   return finish(Status::OK());
