@@ -136,7 +136,7 @@ Result<int64_t> ReadLeaseMs(const ConfigTable& state) {
   return ms;
 }
 
-std::string WorkersJson(const std::vector<WorkerInfo>& workers) {
+nlohmann::json WorkersJson(const std::vector<WorkerInfo>& workers) {
   auto time = [](int64_t ms) {
     return ms > 0
                ? nlohmann::json(Iso8601(std::chrono::system_clock::time_point(std::chrono::milliseconds(ms))))
@@ -153,7 +153,7 @@ std::string WorkersJson(const std::vector<WorkerInfo>& workers) {
                    {"claimed_files", w.claimed_files},
                    {"claimed_since", time(w.claimed_since_unix_ms)}});
   }
-  return out.dump();
+  return out;
 }
 
 void WorkerLease::Loop() {

@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,10 @@
 
 namespace sluice::state {
 
+/// The pipeline's exclusive lease: the tick of a batch = "all" pipeline,
+/// the active process of a CDC pipeline.
+inline constexpr const char* kRunLease = "run";
+
 /// "[state] lease" when unset.
 inline constexpr int64_t kDefaultLeaseMs = 60000;
 
@@ -37,7 +42,7 @@ Result<int64_t> ReadLeaseMs(const ConfigTable& state);
 /// The workers of a pipeline for /status: a JSON array of {"worker",
 /// "since", "seen", "expires", "doing", "leases", "claimed_files",
 /// "claimed_since"}.
-std::string WorkersJson(const std::vector<WorkerInfo>& workers);
+nlohmann::json WorkersJson(const std::vector<WorkerInfo>& workers);
 
 class WorkerLease {
  public:

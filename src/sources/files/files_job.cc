@@ -174,7 +174,7 @@ class FilesJob final : public Job {
     if (store_) j["state_store"] = store_->Describe();
     if (lease_) {
       j["worker"] = lease_->worker();
-      j["workers"] = nlohmann::json::parse(state::WorkersJson(lease_->Peers()));
+      j["workers"] = state::WorkersJson(lease_->Peers());
     }
     if (last_) {
       j["last_run"] = {

@@ -427,7 +427,7 @@ class PipelineLock {
   ~PipelineLock() {
     if (kind_ == Kind::kRunLock) store_->UnlockPipeline(name_);
     if (kind_ == Kind::kLease) {
-      Status released = store_->ReleaseLease(name_, kRunLease);
+      Status released = store_->ReleaseLease(name_, state::kRunLease);
       if (!released.ok())
         spdlog::warn("pipeline {}: could not release its run lease ({}); it expires with this worker's",
                      name_, released.message());
@@ -439,11 +439,9 @@ class PipelineLock {
   /// Statements for the load's transaction that let it commit only while
   /// this worker holds the run lease (empty without one).
   std::vector<CommitStatement> Fence() const {
-    return kind_ == Kind::kLease ? store_->LeaseFence(name_, kRunLease, epoch_)
+    return kind_ == Kind::kLease ? store_->LeaseFence(name_, state::kRunLease, epoch_)
                                  : std::vector<CommitStatement>{};
   }
-
-  static constexpr const char* kRunLease = "run";
 
  private:
   state::StateStore* store_;
@@ -466,7 +464,7 @@ Result<std::unique_ptr<PipelineLock>> StartRun(const FilesPipelineConfig& config
     SLUICE_ASSIGN_OR_RETURN(bool locked, store->TryLockPipeline(config.name));
     if (locked) lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kRunLock);
   } else if (exclusive) {
-    SLUICE_ASSIGN_OR_RETURN(auto epoch, store->TryAcquireLease(config.name, PipelineLock::kRunLease));
+    SLUICE_ASSIGN_OR_RETURN(auto epoch, store->TryAcquireLease(config.name, state::kRunLease));
     if (epoch) lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kLease, *epoch);
   } else {
     lock = std::make_unique<PipelineLock>(store, config.name, PipelineLock::Kind::kShared);

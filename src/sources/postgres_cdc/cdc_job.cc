@@ -127,7 +127,7 @@ class CdcJob final : public Job {
       j["role"] = role_;
       j["worker"] = lease_->worker();
       if (epoch_ > 0) j["epoch"] = epoch_;
-      j["workers"] = nlohmann::json::parse(state::WorkersJson(lease_->Peers()));
+      j["workers"] = state::WorkersJson(lease_->Peers());
     }
     if (!error_.empty()) j["error"] = error_;
     j["source"] = "postgres_cdc publication " + options_.publication + " slot " + options_.slot;
@@ -200,7 +200,6 @@ class CdcJob final : public Job {
       lease_store_ = std::move(store);
       lease_ = std::move(lease);
     }
-    constexpr const char* kLease = "run";
     const auto poll = std::chrono::milliseconds(std::clamp<int64_t>(lease_ms_ / 4, 200, 1000));
     bool announced = false;
     while (!cancel->cancelled()) {
@@ -208,7 +207,7 @@ class CdcJob final : public Job {
       lease_->SetDoing("standby");
       if (lease_->Lost()) (void)lease_->RenewNow();
       auto epoch = lease_->Lost() ? Result<std::optional<int64_t>>(std::optional<int64_t>())
-                                  : lease_store_->TryAcquireLease(options_.pipeline, kLease);
+                                  : lease_store_->TryAcquireLease(options_.pipeline, state::kRunLease);
       if (!epoch.ok() || !epoch->has_value()) {
         if (!announced) {
           spdlog::info("pipeline {}: worker {} stands by ({})", options_.pipeline, lease_->worker(),
@@ -229,12 +228,12 @@ class CdcJob final : public Job {
       Status status;
       {
         CancelWatcher forward(cancel, [&stop] { stop.Cancel(); });
-        lease_->Watch(kLease, [&] {
+        lease_->Watch(state::kRunLease, [&] {
           lost = true;
           stop.Cancel();
         });
         ReplicatorOptions options = options_;
-        options.fence = lease_store_->LeaseFence(options_.pipeline, kLease, held);
+        options.fence = lease_store_->LeaseFence(options_.pipeline, state::kRunLease, held);
         options.fence_database = lease_store_->PostgresDatabase();
         options.session_name = state::WorkerSessionName(options_.pipeline, lease_->worker());
         // A previous active process paused inside a destination transaction
@@ -246,14 +245,14 @@ class CdcJob final : public Job {
                        options_.pipeline, ended.message());
         }
         options.may_take_slot = [this, held] {
-          auto again = lease_store_->TryAcquireLease(options_.pipeline, kLease);
+          auto again = lease_store_->TryAcquireLease(options_.pipeline, state::kRunLease);
           return again.ok() && again->has_value() && **again == held;
         };
         status = ReplicateOnce(&stop, options);
         lease_->Unwatch();
       }
       if (cancel->cancelled()) {
-        (void)lease_store_->ReleaseLease(options_.pipeline, kLease);
+        (void)lease_store_->ReleaseLease(options_.pipeline, state::kRunLease);
         return Status::OK();
       }
       if (lost || status.code() == StatusCode::kCancelled) {
@@ -265,7 +264,7 @@ class CdcJob final : public Job {
       }
       // A failure that is not about the lease: released, so that another
       // process can try.
-      (void)lease_store_->ReleaseLease(options_.pipeline, kLease);
+      (void)lease_store_->ReleaseLease(options_.pipeline, state::kRunLease);
       return status;
     }
     return Status::OK();
