@@ -97,6 +97,11 @@ class Destination {
   Destination(const Destination&) = delete;
   Destination& operator=(const Destination&) = delete;
 
+  /// Optional: opens ahead of Begin what Begin would open (a connection),
+  /// so that it happens while the pipeline does other work (lists and
+  /// downloads files). Begin opens it itself when this was not called or
+  /// failed, or when what was opened no longer works.
+  virtual Status Connect() { return Status::OK(); }
   /// Connects, checks or creates the target for rows shaped like `schema`,
   /// and opens the load's transaction.
   virtual Status Begin(const Schema& schema) = 0;

@@ -2,9 +2,16 @@
 // and writes DuckDB-native outputs.
 //
 // One engine owns one database (in-memory unless a path is given) and one
-// connection. DuckDB parallelises each query internally, so an engine is
+// connection; Connect() adds engines that are further connections to the
+// same database. DuckDB parallelises each query internally, so an engine is
 // used from one thread at a time; Interrupt() and Progress() are the
 // exceptions and may be called from any thread while a query runs.
+//
+// A parts scan (RegisterPartsScan) is a table function whose rows are those
+// of parts that become readable one after another while the query that
+// scans it runs (files still being downloaded): each part is read by a
+// query of its own on another connection, and its chunks are handed to the
+// scan without a copy.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +61,21 @@ struct ResultColumn {
   std::string cast_to;
 };
 
+class DuckDbEngine;
+
+/// The parts of a parts scan (DuckDbEngine::RegisterPartsScan). Called from
+/// DuckDB's threads, several at once: implementations are thread-safe.
+class ScanParts {
+ public:
+  virtual ~ScanParts() = default;
+  /// Waits until part `index` can be read, defines it on `reader` (a
+  /// connection of the scan's database that the calling thread uses alone
+  /// until its next call) and returns the SELECT that reads it there; its
+  /// columns must be the scan's. "" for a part without rows; nullopt when
+  /// there is no part `index` (parts are numbered from 0 without gaps).
+  virtual Result<std::optional<std::string>> Open(size_t index, DuckDbEngine* reader) = 0;
+};
+
 class DuckDbEngine {
  public:
   static Result<std::unique_ptr<DuckDbEngine>> Open(const EngineOptions& options,
@@ -78,9 +100,25 @@ class DuckDbEngine {
   /// empty afterwards. The table's column types must match the batch's.
   Status Append(const std::string& table, Batch* batch);
 
+  /// Another connection to this engine's database: its own temp views and
+  /// settings, the same tables, functions and threads. The database stays
+  /// open while any of its engines lives.
+  Result<std::unique_ptr<DuckDbEngine>> Connect();
+
+  /// Defines the table function `name`() over `parts`: the rows of every
+  /// part, in part order when `ordered` (one thread reads the parts one
+  /// after another), else in any order (threads read parts side by side).
+  /// Its columns are those of `first_sql` on `reader`, e.g. the first
+  /// part's SELECT; a part whose columns differ in those the query reads
+  /// fails the query (ScanParts::Open checks the others, if it must).
+  /// `parts` must outlive every query that scans the function.
+  Status RegisterPartsScan(const std::string& name, ScanParts* parts, DuckDbEngine* reader,
+                           const std::string& first_sql, bool ordered);
+
   /// Thread-safe: progress of the running query.
   QueryProgress Progress();
-  /// Thread-safe: asks the running query to stop.
+  /// Thread-safe: asks the running query to stop; on the engine that opened
+  /// the database, also the queries of its other connections (Connect).
   void Interrupt();
 
  private:

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <set>
 
 #include "e2e_support.h"
@@ -285,6 +286,155 @@ TEST_F(S3PipelineTest, KillNineMidRunThenRerunLoadsEveryFileExactlyOnce) {
     if (e.is_regular_file()) ++left;
   }
   EXPECT_EQ(left, 0u);
+}
+
+/// A number the run's log printed with thousands separators after `marker`
+/// ("... at most 243,512 bytes"); -1 when the marker is not there.
+int64_t LoggedNumberAfter(const std::string& log, const std::string& marker) {
+  size_t at = log.find(marker);
+  if (at == std::string::npos) return -1;
+  std::string digits;
+  for (size_t i = at + marker.size();
+       i < log.size() && (std::isdigit(static_cast<unsigned char>(log[i])) || log[i] == ','); ++i) {
+    if (log[i] != ',') digits += log[i];
+  }
+  return digits.empty() ? -1 : std::stoll(digits);
+}
+
+TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDownloading) {
+  // The last object is slow to come (held back by a proxy): the load reads
+  // the others, and its COPY into PostgreSQL runs, while it is on its way.
+  // (The COPY begins once DuckDB's first results fill its stream buffer,
+  // made small here so that the first five objects fill it.)
+  constexpr int kFiles = 6;
+  constexpr int64_t kRows = 20000;
+  for (int i = 0; i < kFiles; ++i) Put("o/part-" + std::to_string(i) + ".csv", SimpleCsv(i * kRows, kRows));
+  FaultProxyOptions o;
+  o.upstream_port = s3_->port();
+  o.delay_path_substring = "part-5.csv";
+  o.delay = std::chrono::milliseconds(4000);
+  auto proxy = FaultProxy::Start(o);
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  // Runs the pipeline `name` into `table`; whether a COPY into it was seen
+  // while the last object was still held back.
+  auto run = [&](const std::string& name, const std::string& table, const std::string& source_keys,
+                 CliResult* result) -> bool {
+    std::string toml = Pipeline("o/", "concurrency = 2\n" + source_keys, "", (*proxy)->endpoint());
+    toml.replace(toml.find("[engine]\n"), 9, "[engine]\nstream_buffer = \"64KiB\"\n");
+    toml = std::regex_replace(toml, std::regex("public\\.items"), "public." + table);
+    toml.replace(toml.find("name = \"orders\""), 15, "name = \"" + name + "\"");
+    std::string file = dir_.Write(name + ".toml", toml);
+    int64_t delayed_before = (*proxy)->delayed();
+    auto process = CliProcess::Start({"run", file, "--once", "--progress", "never"});
+    EXPECT_TRUE(process.ok()) << process.status().ToString();
+    if (!process.ok()) return false;
+    bool copying_early = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline && (*process)->Running()) {
+      if (Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                 "pg_backend_pid() AND query LIKE 'COPY %" +
+                 table + "%FROM STDIN%'") != "0") {
+        copying_early = (*proxy)->delayed() == delayed_before;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    *result = (*process)->Wait();
+    return copying_early;
+  };
+
+  CliResult r;
+  EXPECT_TRUE(run("overlap", "items", "read_while_downloading = true", &r))
+      << "no COPY began while the last object was held back\n"
+      << r.err;
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ((*proxy)->delayed(), 1) << (*proxy)->Summary();
+  ExpectIdsExactly(kFiles * kRows);
+  EXPECT_NE(r.err.find("exactly once"), std::string::npos) << r.err;
+  // The run's probe: how long reading and the last download overlapped.
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(r.err, m, std::regex(R"(reading began ([0-9.]+) s before the last of 6 downloads)")))
+      << r.err;
+  EXPECT_GE(std::stod(m[1].str()), 2.0) << r.err;
+  EXPECT_EQ(Scalar("SELECT files || '/' || rows FROM sluice.runs WHERE pipeline = 'overlap'"), "6/120000");
+
+  // By default the load waits for the last object before it reads any.
+  EXPECT_FALSE(run("wait", "items_wait", "", &r)) << r.err;
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(Count("public.items_wait"), kFiles * kRows);
+  EXPECT_EQ(r.err.find("reading began"), std::string::npos) << r.err;
+}
+
+TEST_F(S3PipelineTest, ObjectsWithOtherColumnsReadWhileDownloadingGiveWhatOneReadOfAllGives) {
+  // Files whose columns differ cannot be read one by one as they arrive:
+  // the load waits for all and reads them together (union by name), with
+  // the same result as without read_while_downloading.
+  Put("u/a.csv", "id,name\n1,x\n2,y\n");
+  Put("u/b.csv", "id,amount\n3,1.50\n");
+  Put("u/c.csv", "id,name,amount\n4,z,2.25\n");
+  std::string toml = "name = \"orders\"\n[source]\npath = 's3://" + bucket_ +
+                     "/u/'\nformat = \"csv\"\nread_while_downloading = true\n" + S3Section(s3_->endpoint()) +
+                     "[state]\nurl = '" + url_ + "'\n" + PgDestination(url_, "public.items") +
+                     EngineSection() + "[retry]\nmax_attempts = 1\n";
+  auto r = RunPipeline(dir_, toml);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(
+      Scalar("SELECT string_agg(id || ':' || coalesce(name, '-') || ':' || coalesce(amount::text, '-'), "
+             "' ' ORDER BY id) FROM public.items"),
+      "1:x:- 2:y:- 3:-:1.5 4:z:2.25");
+  EXPECT_EQ(r.err.find("reading began"), std::string::npos) << r.err;
+}
+
+TEST_F(S3PipelineTest, UpsertOfObjectsReadWhileDownloadingKeepsTheLastRowOfEachKeyInObjectOrder) {
+  // The last row for a key wins, in the order of the objects and their rows.
+  Put("up/a.csv", "id,name\n1,a\n2,a\n3,a\n");
+  Put("up/b.csv", "id,name\n1,b\n2,b\n");
+  Put("up/c.csv", "id,name\n2,c\n4,c\n");
+  std::string toml = "name = \"orders\"\n[source]\npath = 's3://" + bucket_ +
+                     "/up/'\nformat = \"csv\"\nread_while_downloading = true\ncolumns = { id = \"BIGINT\", "
+                     "name = \"VARCHAR\" }\n" +
+                     S3Section(s3_->endpoint()) + "[state]\nurl = '" + url_ + "'\n" +
+                     PgDestination(url_, "public.items", "upsert", "key = [\"id\"]\n") + EngineSection() +
+                     "[retry]\nmax_attempts = 1\n";
+  auto r = RunPipeline(dir_, toml);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(Scalar("SELECT string_agg(id || name, ' ' ORDER BY id) FROM public.items"), "1b 2c 3a 4c");
+}
+
+TEST_F(S3PipelineTest, PerFileSpoolHoldsAtMostSpoolBytesOfABacklogBiggerThanThat) {
+  // Ten objects of ~100 KB, 250 KB of spool: never more than two at once,
+  // where four downloads in flight would hold four.
+  constexpr int kFiles = 10;
+  constexpr int64_t kRows = 4000;
+  int64_t backlog = 0, largest = 0;
+  for (int i = 0; i < kFiles; ++i) {
+    std::string body = SimpleCsv(i * kRows, kRows);
+    backlog += static_cast<int64_t>(body.size());
+    largest = std::max<int64_t>(largest, static_cast<int64_t>(body.size()));
+    Put("s/p" + std::to_string(i) + ".csv", body);
+  }
+  ASSERT_GT(backlog, 3 * 250000);
+  ASSERT_LT(largest, 125000);
+  std::string file = dir_.Write(
+      "spool.toml", Pipeline("s/", "batch = \"per_file\"\nconcurrency = 4\nspool_bytes = \"250KB\""));
+  auto r = Sluice({"run", file, "--once", "--progress", "never"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ExpectIdsExactly(kFiles * kRows);
+  int64_t peak = LoggedNumberAfter(r.err, "the spool held at most ");
+  EXPECT_GE(peak, largest) << r.err;
+  EXPECT_LE(peak, 250000) << r.err;
+  EXPECT_NE(r.err.find("(spool_bytes 250,000)"), std::string::npos) << r.err;
+
+  // An object bigger than the budget is still loaded, downloaded alone.
+  std::string big = SimpleCsv(100 * kRows, 30000);
+  ASSERT_GT(static_cast<int64_t>(big.size()), 250000);
+  Put("s/p-big.csv", big);
+  for (int i = 0; i < 3; ++i) Put("s/q" + std::to_string(i) + ".csv", SimpleCsv((200 + i) * kRows, kRows));
+  r = Sluice({"run", file, "--once", "--progress", "never"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  ExpectIdsExactly(kFiles * kRows + 30000 + 3 * kRows);
+  EXPECT_EQ(LoggedNumberAfter(r.err, "the spool held at most "), static_cast<int64_t>(big.size())) << r.err;
 }
 
 TEST_F(S3PipelineTest, WithTheSqliteStoreASecondProcessSkipsItsTurnInsteadOfRacingTheFirst) {

@@ -593,8 +593,8 @@ std::optional<FaultKind> FaultProxy::Decide(const std::string& method, const std
   return fault;
 }
 
-void FaultProxy::Stall(int fd) {
-  auto deadline = std::chrono::steady_clock::now() + options_.stall_duration;
+void FaultProxy::Stall(int fd, std::chrono::milliseconds duration) {
+  auto deadline = std::chrono::steady_clock::now() + duration;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
@@ -677,6 +677,11 @@ void FaultProxy::Serve(Connection* conn) {
     }
 
     std::optional<FaultKind> fault = Decide(request->method, request->target);
+    if (!fault && !options_.delay_path_substring.empty() &&
+        request->target.find(options_.delay_path_substring) != std::string::npos) {
+      Stall(fd, options_.delay);
+      delayed_.fetch_add(1);
+    }
     if (!fault || *fault == FaultKind::kCut || *fault == FaultKind::kStallMidBody) {
       if (fault == FaultKind::kCut) reset = options_.cut_with_reset;
       if (!Forward(conn, &client, *request, keep_alive, fault)) break;
@@ -711,7 +716,7 @@ void FaultProxy::Serve(Connection* conn) {
         break;
     }
     if (*fault == FaultKind::kStall) {
-      Stall(fd);
+      Stall(fd, options_.stall_duration);
       break;
     }
     if (!WriteAll(fd, response).ok() || !keep_alive) break;
@@ -832,7 +837,7 @@ bool FaultProxy::Forward(Connection* conn, Reader* client, const HttpMessage& re
   if (fault) {
     if (length == 0) {
       // Headers alone would be a complete response: send nothing.
-      if (*fault == FaultKind::kStallMidBody) Stall(fd);
+      if (*fault == FaultKind::kStallMidBody) Stall(fd, options_.stall_duration);
       return false;
     }
     send_bytes = options_.partial_body_bytes < 0
@@ -856,7 +861,7 @@ bool FaultProxy::Forward(Connection* conn, Reader* client, const HttpMessage& re
   }
   CloseUpstream(conn);
   if (fault == FaultKind::kStallMidBody) {
-    Stall(fd);
+    Stall(fd, options_.stall_duration);
     return false;
   }
   return fault ? false : keep_alive;

@@ -85,6 +85,11 @@ struct FaultProxyOptions {
   /// Every request whose target contains this string gets 403 AccessDenied,
   /// not counting towards max_faults; empty: none.
   std::string deny_path_substring{};
+  /// Every request whose target contains this string (and that gets no
+  /// fault) is held for `delay` before it is forwarded: a slow object, for
+  /// tests of what a client does while it waits. Not a fault; empty: none.
+  std::string delay_path_substring{};
+  std::chrono::milliseconds delay{0};
 
   /// How long a stall lasts before the proxy closes the connection; make it
   /// longer than the client's stall timeout. It ends early if the client
@@ -145,6 +150,8 @@ class FaultProxy {
   /// bad or missing response): the client got a 502, or a closed connection
   /// if the response had begun. Included in forwarded().
   int64_t upstream_errors() const { return upstream_errors_.load(); }
+  /// Requests held by the delay rule, counted once the hold has ended.
+  int64_t delayed() const { return delayed_.load(); }
   /// Every request so far, in the order the proxy read them.
   std::vector<FaultProxyEvent> events() const;
   /// "requests=9 forwarded=6 internal_error=3 ...": for failure messages.
@@ -171,8 +178,8 @@ class FaultProxy {
                std::optional<FaultKind> fault);
   /// Decides the fault for one request and counts it; nullopt: forward.
   std::optional<FaultKind> Decide(const std::string& method, const std::string& target);
-  /// Waits until stall_duration passed, the peer closed fd, or Stop().
-  void Stall(int fd);
+  /// Waits until `duration` passed, the peer closed fd, or Stop().
+  void Stall(int fd, std::chrono::milliseconds duration);
   /// Connects to the upstream with a socket registered in conn, so that
   /// Stop() can interrupt it.
   Result<int> ConnectUpstream(Connection* conn);
@@ -187,6 +194,7 @@ class FaultProxy {
   std::atomic<int64_t> requests_{0};
   std::atomic<int64_t> forwarded_{0};
   std::atomic<int64_t> upstream_errors_{0};
+  std::atomic<int64_t> delayed_{0};
   std::array<std::atomic<int64_t>, kFaultKindCount> faults_{};
 
   std::mutex stop_mu_;    // serialises Stop()

@@ -580,6 +580,34 @@ TEST(FaultProxy, DenyRuleGives403OnlyForMatchingPathsEveryTime) {
   EXPECT_EQ(upstream.hits(), 3);
 }
 
+TEST(FaultProxy, DelayRuleHoldsMatchingRequestsThenForwardsThem) {
+  Upstream upstream;
+  upstream.PutObject("fast", "quick");
+  upstream.PutObject("slow", "late");
+  FaultProxyOptions options;
+  options.upstream_port = upstream.port();
+  options.delay_path_substring = "/bucket/slow";
+  options.delay = std::chrono::milliseconds(600);
+  auto proxy = StartOrFail(options);
+  ASSERT_NE(proxy, nullptr);
+  CurlClient client(proxy->endpoint());
+  auto start = std::chrono::steady_clock::now();
+  CurlReply fast = client.Get("/bucket/fast");
+  auto fast_took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(fast.body, "quick");
+  EXPECT_LT(fast_took, std::chrono::milliseconds(500));
+  start = std::chrono::steady_clock::now();
+  CurlReply slow = client.Get("/bucket/slow");
+  auto slow_took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(slow.code, CURLE_OK) << slow.Describe();
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(slow.body, "late");
+  EXPECT_GE(slow_took, std::chrono::milliseconds(600));
+  EXPECT_EQ(proxy->delayed(), 1);
+  EXPECT_EQ(proxy->total_faults(), 0);
+  EXPECT_EQ(proxy->forwarded(), 2);
+}
+
 TEST(FaultProxy, MaxFaultsStopsInjecting) {
   Upstream upstream;
   upstream.PutObject("k", "value");

@@ -159,6 +159,11 @@ std::shared_ptr<const CopyEncoder> PostgresDestination::encoder() const {
   return encoder_;
 }
 
+Status PostgresDestination::Connect() {
+  SLUICE_ASSIGN_OR_RETURN(ahead_, PgConnection::Connect(options_.url));
+  return Status::OK();
+}
+
 Status PostgresDestination::Begin(const Schema& schema) {
   Abort();  // whatever an earlier load left open
   rows_ = 0;
@@ -208,13 +213,26 @@ Status PostgresDestination::BeginLoad(const Schema& schema) {
     }
   }
 
-  SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url));
+  // A connection opened ahead (Connect) may have been closed by the server
+  // while it waited: then a new one.
+  bool ahead = ahead_ && ahead_->alive();
+  if (ahead) {
+    conn_ = std::move(ahead_);
+  } else {
+    ahead_.reset();
+    SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url));
+  }
+  Status begun = conn_->Exec("BEGIN");
+  if (!begun.ok() && ahead && !conn_->alive()) {
+    SLUICE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.url));
+    begun = conn_->Exec("BEGIN");
+  }
   {
     std::lock_guard<std::mutex> lock(cancel_mu_);
     cancel_ = PQgetCancel(conn_->raw());
   }
   if (interrupted_.load()) return Status::Cancelled("interrupted");
-  SLUICE_RETURN_IF_ERROR(conn_->Exec("BEGIN"));
+  SLUICE_RETURN_IF_ERROR(begun);
   // Checkpoints are recorded once Commit returns: the commit must be durable
   // then, whatever the server or role default says.
   SLUICE_RETURN_IF_ERROR(conn_->Exec("SET LOCAL synchronous_commit TO on"));

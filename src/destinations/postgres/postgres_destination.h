@@ -81,6 +81,8 @@ class PostgresDestination : public Destination {
   static Result<std::unique_ptr<PostgresDestination>> Make(PostgresDestinationOptions options);
   ~PostgresDestination() override;
 
+  /// Opens the connection Begin uses.
+  Status Connect() override;
   Status Begin(const Schema& schema) override;
   Status Write(const Batch& batch) override;
   Status Commit() override;
@@ -127,6 +129,7 @@ class PostgresDestination : public Destination {
   PostgresDestinationOptions options_;
   PgTableName name_;
   std::unique_ptr<PgConnection> conn_;
+  std::unique_ptr<PgConnection> ahead_;             // opened by Connect, taken by Begin
   bool loading_ = false;                            // between a successful Begin and Commit/Abort
   bool copying_ = false;                            // a COPY is open (not in untyped_empty mode)
   std::string merge_sql_;                           // upsert: run at Commit

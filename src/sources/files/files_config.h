@@ -36,6 +36,13 @@ struct FilesSourceConfig {
   int64_t modified_within_seconds = 0;
   /// S3 downloads in flight at once.
   int64_t concurrency = 4;
+  /// batch = "per_file": the most bytes of S3 objects downloaded (or being
+  /// downloaded) and not loaded yet; an object larger than this is still
+  /// downloaded, alone.
+  int64_t spool_bytes = 256'000'000;
+  /// batch = "all" from S3: DuckDB reads each object as soon as it is
+  /// downloaded, while the others download, instead of once all are there.
+  bool read_while_downloading = false;
   /// CSV: the longest line accepted, in bytes.
   int64_t max_line_size = 2'000'000;
 

@@ -188,6 +188,8 @@ class FilesJob final : public Job {
           {"bytes", last_->bytes_in},
           {"seconds", last_->seconds},
           {"exactly_once", last_->exactly_once},
+          {"spool_peak_bytes", last_->spool_peak_bytes},
+          {"overlap_seconds", last_->overlap_seconds},
           {"error", last_->error.empty() ? nlohmann::json(nullptr) : nlohmann::json(last_->error)}};
     } else {
       j["last_run"] = nullptr;
@@ -338,6 +340,7 @@ Result<std::unique_ptr<Job>> MakeFilesJob(const JobContext& context) {
   if (s.concurrency < 1 || s.concurrency > 64) {
     return Status::InvalidArgument(src.Name() + " concurrency must be between 1 and 64");
   }
+  if (s.spool_bytes < 1) return Status::InvalidArgument(src.Name() + " spool_bytes must be positive");
   if (s.path == "-" && s.is_incremental()) {
     return Status::InvalidArgument(src.Name() +
                                    " incremental needs files; stdin cannot be remembered in a ledger");
@@ -378,6 +381,8 @@ FilesPipelineConfig ReadFilesPipelineConfig(const JobContext& context) {
   s.batch = t.GetString("batch", "all");
   if (t.Has("incremental")) s.incremental = t.GetBool("incremental", false);
   s.concurrency = t.GetInt("concurrency", s.concurrency);
+  s.spool_bytes = t.GetBytes("spool_bytes", s.spool_bytes);
+  s.read_while_downloading = t.GetBool("read_while_downloading", false);
   s.max_line_size = t.GetBytes("max_line_size", s.max_line_size);
   s.modified_within_seconds = (t.GetMillis("modified_within", 0) + 999) / 1000;
   // Keys read even when unset, so that messages list them as accepted.
@@ -398,10 +403,10 @@ Status RegisterFilesSource(Registry& registry) {
   return registry.AddInternal(
       ComponentKind::kSource, "files", factory,
       {"CSV, TSV, Parquet and JSON-lines files: a path, a glob, a directory, s3://bucket/prefix or - "
-       "(stdin); "
-       "incremental runs load each new file once",
+       "(stdin); incremental runs load each new file once",
        {"path", "format", "header", "delimiter", "columns", "on_error", "rejects", "max_rejects", "batch",
-        "incremental", "modified_within", "concurrency", "max_line_size"}});
+        "incremental", "modified_within", "concurrency", "spool_bytes", "read_while_downloading",
+        "max_line_size"}});
 }
 
 }  // namespace sluice::sources

@@ -40,6 +40,12 @@ struct JobReport {
   int64_t rows = 0;      // rows written to the destination
   int64_t bytes_in = 0;  // bytes of the loaded files
   int64_t bytes_downloaded = 0;
+  /// The most bytes of downloaded objects the spool held at once.
+  int64_t spool_peak_bytes = 0;
+  /// Seconds between the start of the load's reading and the end of its
+  /// last download: how long reading and downloading overlapped (0 when
+  /// the load read nothing before every object was there).
+  double overlap_seconds = 0;
   double seconds = 0;
   bool exactly_once = false;        // ledger entries committed with the rows
   std::vector<StageTotals> stages;  // summed over the run's loads

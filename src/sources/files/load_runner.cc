@@ -2,9 +2,13 @@
 
 #include <unistd.h>
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "core/channel.h"
@@ -12,8 +16,9 @@
 #include "core/ordered_channel.h"
 #include "core/pipeline_runtime.h"
 #include "core/redact.h"
-#include "engine/duckdb_engine.h"
+#include "core/replace_all.h"
 #include "destinations/native/native_destination.h"
+#include "engine/duckdb_engine.h"
 #include "sources/files/files_source.h"
 
 namespace sluice::sources {
@@ -22,9 +27,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Result<std::unique_ptr<FilesSource>> MakeSource(const FilesPipelineConfig& config,
-                                                         const CancellationSource* cancel = nullptr,
-                                                         std::vector<io::LocalFile> files = {}) {
+FilesSourceOptions SourceOptions(const FilesPipelineConfig& config, const CancellationSource* cancel,
+                                 std::vector<io::LocalFile> files) {
   FilesSourceOptions o;
   o.path = config.source.path;
   o.files = std::move(files);
@@ -38,7 +42,13 @@ Result<std::unique_ptr<FilesSource>> MakeSource(const FilesPipelineConfig& confi
   o.max_rejects = config.source.max_rejects;
   o.temp_dir = config.engine.temp_directory;
   o.cancel = cancel;
-  return FilesSource::Make(std::move(o));
+  return o;
+}
+
+Result<std::unique_ptr<FilesSource>> MakeSource(const FilesPipelineConfig& config,
+                                                const CancellationSource* cancel = nullptr,
+                                                std::vector<io::LocalFile> files = {}) {
+  return FilesSource::Make(SourceOptions(config, cancel, std::move(files)));
 }
 
 Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const FilesPipelineConfig& config) {
@@ -48,6 +58,13 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const FilesPipelineConf
   o.temp_directory = config.engine.temp_directory;
   o.streaming_buffer = config.engine.stream_buffer;
   return engine::DuckDbEngine::Open(o);
+}
+
+/// The engine opened ahead for this load, else a new one.
+Result<std::unique_ptr<engine::DuckDbEngine>> TakeEngine(const FilesPipelineConfig& config,
+                                                         const RunOptions& options) {
+  if (options.prepared && options.prepared->engine) return std::move(options.prepared->engine);
+  return MakeEngine(config);
 }
 
 std::string SelectSql(const FilesPipelineConfig& config) {
@@ -101,16 +118,17 @@ int DefaultEncodeThreads() {
   return static_cast<int>(std::min(4u, cores / 2));
 }
 
-/// Streams the query's batches into a batch destination.
+/// Streams the query's batches into a batch destination. `source` is null
+/// when `input` is a parts scan (files read as they arrive).
 Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* engine, FilesSource* source,
                     Destination* dest, const RunOptions& options, RunSummary* summary) {
   PipelineRuntime runtime(options.cancel);
   StageCounters* source_counters = runtime.Counters("source");
   StageCounters* encode_counters = runtime.Counters("encode");
   StageCounters* dest_counters = runtime.Counters("destination");
-  ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
+  ProgressLine progress(ProgressEnabled(options.progress), source ? source->total_bytes() : 0);
 
-  source->StartFeeding(options.cancel);
+  if (source) source->StartFeeding(options.cancel);
   std::unique_ptr<engine::QueryStream> stream;
   {
     // Starting the query can run a whole aggregation before the first row;
@@ -202,9 +220,9 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
     watch = options.backpressure->Start(std::move(watched));
   }
   runtime.OnTick(250, [&] {
-    int64_t bytes = source->is_stdin() ? source->stdin_bytes() : 0;
+    int64_t bytes = source && source->is_stdin() ? source->stdin_bytes() : 0;
     double fraction = 0;
-    if (!source->is_stdin()) {
+    if (source && !source->is_stdin()) {
       auto p = engine->Progress();
       if (p.percentage > 0) {
         fraction = p.percentage / 100.0;
@@ -217,9 +235,11 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
   watch.reset();
   progress.Clear();
   stream.reset();  // closes DuckDB's read end of the stdin FIFO
-  Status feed = source->StopFeeding();
-  if (status.ok()) status = feed;
-  summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
+  if (source) {
+    Status feed = source->StopFeeding();
+    if (status.ok()) status = feed;
+    summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
+  }
   summary->rows = dest_counters->rows();
   for (const auto& c : runtime.counters()) {
     summary->stage_totals.push_back({c->name(), c->rows(), c->bytes(), c->blocked_seconds()});
@@ -301,7 +321,12 @@ Status CheckUntypedResultIsEmpty(const FilesPipelineConfig& config, engine::Duck
 
 Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConfig& config,
                                                          const RunOptions& options, bool untyped_empty) {
-  SLUICE_ASSIGN_OR_RETURN(auto dest, config.registry->MakeDestination(*config.destination));
+  std::unique_ptr<Destination> dest;
+  if (options.prepared && options.prepared->destination) {
+    dest = std::move(options.prepared->destination);
+  } else {
+    SLUICE_ASSIGN_OR_RETURN(dest, config.registry->MakeDestination(*config.destination));
+  }
   if (auto* native = dynamic_cast<destinations::NativeDestination*>(dest.get())) native->SetCancel(options.cancel);
   LoadContext load = options.load;
   if (load.pipeline.empty()) load.pipeline = config.name;
@@ -316,11 +341,18 @@ Status PingDestination(const FilesPipelineConfig& config) {
   return d.ok() ? d : d.WithContext("destination");
 }
 
+namespace {
+
+Result<RunSummary> RunFedLoad(const FilesPipelineConfig& config, const RunOptions& options);
+
+}  // namespace
+
 Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& options) {
+  if (options.feed) return RunFedLoad(config, options);
   auto start = Clock::now();
   RunSummary summary;
   SLUICE_ASSIGN_OR_RETURN(auto source, MakeSource(config, options.cancel, options.files));
-  SLUICE_ASSIGN_OR_RETURN(auto engine, MakeEngine(config));
+  SLUICE_ASSIGN_OR_RETURN(auto engine, TakeEngine(config, options));
   summary.source = source->Describe();
   SLUICE_RETURN_IF_ERROR(source->Explain(source->Attach(engine.get())));
   if (!source->empty_files().empty()) summary.notes.push_back(EmptyFilesNote(source->empty_files()));
@@ -418,6 +450,317 @@ Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& 
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
+
+PreparedLoad::~PreparedLoad() = default;
+
+Result<std::unique_ptr<PreparedLoad>> PrepareLoadAhead(const FilesPipelineConfig& config) {
+  auto prepared = std::make_unique<PreparedLoad>();
+  SLUICE_ASSIGN_OR_RETURN(prepared->engine, MakeEngine(config));
+  SLUICE_ASSIGN_OR_RETURN(prepared->destination, config.registry->MakeDestination(*config.destination));
+  SLUICE_RETURN_IF_ERROR(prepared->destination->Connect());
+  return prepared;
+}
+
+namespace {
+
+const char* FormatName(FileFormat format) {
+  switch (format) {
+    case FileFormat::kCsv:
+      return "csv";
+    case FileFormat::kParquet:
+      return "parquet";
+    case FileFormat::kJsonl:
+      return "jsonl";
+  }
+  return "csv";
+}
+
+/// The files of a fed load as the parts of a parts scan: each file is read
+/// as one load of that file alone would read it (its own FilesSource, on
+/// the reading thread's connection). That equals its share of a read of all
+/// files at once only when the file has the columns, in the same order and
+/// with the same types, as the first file with rows (DuckDB's union by
+/// name and sluice's CSV type unification then change nothing), so every
+/// file is checked for that, also the ones the query did not get to.
+class ArrivingParts : public engine::ScanParts {
+ public:
+  /// `ordered`: the destination needs the rows in the input's order.
+  ArrivingParts(const FilesPipelineConfig& config, const RunOptions& options, std::string format,
+                bool ordered)
+      : config_(config), options_(options), format_(std::move(format)), ordered_(ordered) {}
+
+  /// Before the scan: the columns every part must have, from the first
+  /// file with rows (prepared on `reader`); false when no file has rows.
+  Result<bool> TakeColumnsFromFirstPartWithRows(engine::DuckDbEngine* reader) {
+    for (size_t index = 0;; ++index) {
+      SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
+      if (!file) return false;
+      SLUICE_ASSIGN_OR_RETURN(auto source, Prepare(*file, reader));
+      if (!source->all_empty()) {
+        SLUICE_ASSIGN_OR_RETURN(signature_, Signature(*source, reader));
+        return true;
+      }
+    }
+  }
+
+  Result<std::optional<std::string>> Open(size_t index, engine::DuckDbEngine* reader) override {
+    SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
+    if (!file) return std::optional<std::string>();
+    SLUICE_ASSIGN_OR_RETURN(bool has_rows, Check(index, *file, reader));
+    if (!has_rows) return std::optional<std::string>("");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!first_read_) first_read_ = Clock::now();
+    }
+    return std::optional<std::string>("SELECT * FROM input");
+  }
+
+  /// After the scan: checks the parts the query did not read (it may stop
+  /// early, e.g. at a LIMIT) and the integrity of compressed files.
+  Status Finish(engine::DuckDbEngine* reader) {
+    for (size_t index = 0;; ++index) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (parts_.count(index)) continue;
+      }
+      SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
+      if (!file) break;
+      SLUICE_RETURN_IF_ERROR(Check(index, *file, reader).status());
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [index, part] : parts_) SLUICE_RETURN_IF_ERROR(part.source->FinishIntegrityChecks());
+    return Status::OK();
+  }
+
+  /// After Finish: every file, in load order.
+  std::vector<io::LocalFile> files() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<io::LocalFile> out;
+    for (const auto& [index, part] : parts_) out.push_back(part.file);
+    return out;
+  }
+  std::vector<std::string> empty_files() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [index, part] : parts_) {
+      for (const auto& f : part.source->empty_files()) out.push_back(f);
+    }
+    return out;
+  }
+  std::optional<Clock::time_point> first_read() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_read_;
+  }
+
+ private:
+  struct Part {
+    io::LocalFile file;
+    std::unique_ptr<FilesSource> source;
+  };
+
+  /// `file` alone, as `input` on `reader`.
+  Result<std::unique_ptr<FilesSource>> Prepare(const io::LocalFile& file, engine::DuckDbEngine* reader) {
+    FilesSourceOptions o = SourceOptions(config_, options_.cancel, {file});
+    o.format = format_;  // the first file's, as for a read of all files
+    SLUICE_ASSIGN_OR_RETURN(auto source, FilesSource::Make(std::move(o)));
+    SLUICE_RETURN_IF_ERROR(source->Attach(reader));
+    if (source->untyped_empty()) {
+      return Status::InvalidArgument(file.path + " has a header and no rows: read after every file arrived");
+    }
+    return source;
+  }
+
+  /// The columns of `input` on `reader`, and for Parquet with declared
+  /// types also those before the casts (a read of all files casts after the
+  /// union, so the file's own types must agree as well). In order, also how
+  /// the file is read (its CSV dialect): a read of all files reads the
+  /// files of each dialect together, which orders their rows by dialect.
+  Result<std::string> Signature(const FilesSource& source, engine::DuckDbEngine* reader) const {
+    std::string signature;
+    auto add = [&](const std::vector<engine::ResultColumn>& columns) {
+      for (const auto& c : columns) signature += c.name + '\x1f' + c.duckdb_type + '\x1e';
+      signature += '\x1d';
+    };
+    SLUICE_ASSIGN_OR_RETURN(auto columns, reader->Describe("SELECT * FROM input"));
+    add(columns);
+    if (ordered_) {
+      SLUICE_ASSIGN_OR_RETURN(
+          auto view,
+          reader->QueryRows("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = 'input'"));
+      if (view.size() != 1 || !view[0][0]) return Status::Internal("no view input");
+      signature += ReplaceAll(*view[0][0], engine::QuoteLiteral(source.files().front().path), "'<file>'");
+    }
+    if (source.format() == FileFormat::kParquet && !config_.source.columns.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto raw,
+                              reader->Describe("SELECT * FROM read_parquet(" +
+                                               engine::QuoteLiteral(source.files().front().path) + ")"));
+      add(raw);
+    }
+    return signature;
+  }
+
+  /// Prepares part `index` on `reader` and checks its columns; false when
+  /// the file has no rows.
+  Result<bool> Check(size_t index, const io::LocalFile& file, engine::DuckDbEngine* reader) {
+    SLUICE_ASSIGN_OR_RETURN(auto source, Prepare(file, reader));
+    bool has_rows = !source->all_empty();
+    if (has_rows) {
+      SLUICE_ASSIGN_OR_RETURN(std::string signature, Signature(*source, reader));
+      if (signature != signature_) {
+        return Status::SchemaMismatch(file.path +
+                                      " has other columns or types than the first file: read after every "
+                                      "file arrived");
+      }
+      source->StartIntegrityChecks();
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    // A part read twice (a query that scans `input` twice) is kept once.
+    parts_.emplace(index, Part{file, std::move(source)});
+    return has_rows;
+  }
+
+  const FilesPipelineConfig& config_;
+  const RunOptions& options_;
+  const std::string format_;
+  const bool ordered_;
+  std::string signature_;  // set before the scan starts, read-only after
+  mutable std::mutex mu_;
+  std::map<size_t, Part> parts_;                 // guarded by mu_
+  std::optional<Clock::time_point> first_read_;  // guarded by mu_
+};
+
+/// "3 files from 's3://b/in/*.parquet'", as FilesSource::Describe says it.
+std::string DescribeFiles(const FilesPipelineConfig& config, const std::vector<io::LocalFile>& files) {
+  if (files.size() == 1) return config.source.path;
+  return std::to_string(files.size()) + " files from '" + config.source.path + "'";
+}
+
+/// Whether to read a fed load's files as they arrive: when asked to
+/// ([source] read_while_downloading), and where that changes nothing but
+/// the time it takes: not with rejects (one rejects file over all files),
+/// nor for a destination that delivers rows before its commit or that
+/// DuckDB writes itself (a failed attempt could not be taken back).
+bool ReadWhileArriving(const FilesPipelineConfig& config, const Destination& dest) {
+  return config.source.read_while_downloading && config.source.on_error != "skip" &&
+         dest.delivery() == Delivery::kTransactional &&
+         dynamic_cast<const destinations::NativeDestination*>(&dest) == nullptr;
+}
+
+/// A fed load that reads its files as they arrive. nullopt when it did not
+/// work out before anything was committed (a file unlike the first, an
+/// error): the caller loads again once every file is there, which gives
+/// the outcome a load of all files gives. An error only for what a second
+/// attempt must not repeat: a failed commit, Ctrl-C.
+Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& config,
+                                                    const RunOptions& options) {
+  auto start = Clock::now();
+  std::optional<RunSummary> again;
+  if (!config.source.read_while_downloading) return again;
+  // The first file decides the format, as in a read of all files.
+  auto first = options.feed->WaitFor(0);
+  if (!first.ok() || !*first) return again;
+  auto first_source = MakeSource(config, options.cancel, {**first});
+  if (!first_source.ok()) return again;
+  const std::string format = FormatName((*first_source)->format());
+  first_source->reset();
+
+  auto made = MakeLoadDestination(config, options, false);
+  if (!made.ok()) return again;
+  std::unique_ptr<Destination> dest = std::move(made).value();
+  if (!ReadWhileArriving(config, *dest)) {
+    // The next attempt uses the destination (and its connection) after all.
+    if (options.prepared) options.prepared->destination = std::move(dest);
+    return again;
+  }
+  auto engine = TakeEngine(config, options);
+  if (!engine.ok()) return again;
+
+  const bool ordered = dest->NeedsInputOrder();
+  ArrivingParts parts(config, options, format, ordered);
+  Status status = [&]() -> Status {
+    SLUICE_ASSIGN_OR_RETURN(auto reader, (*engine)->Connect());
+    SLUICE_ASSIGN_OR_RETURN(bool has_rows, parts.TakeColumnsFromFirstPartWithRows(reader.get()));
+    if (!has_rows) return Status::NotFound("no file with rows yet");
+    SLUICE_RETURN_IF_ERROR((*engine)->RegisterPartsScan("sluice_arriving_files", &parts, reader.get(),
+                                                        "SELECT * FROM input", ordered));
+    SLUICE_RETURN_IF_ERROR(
+        (*engine)->Execute("CREATE OR REPLACE TEMP VIEW input AS SELECT * FROM sluice_arriving_files()"));
+    if (ordered) SLUICE_RETURN_IF_ERROR((*engine)->Execute("SET preserve_insertion_order = true"));
+    return Status::OK();
+  }();
+  if (!status.ok()) return again;
+
+  RunSummary summary;
+  summary.destination = dest->Describe();
+  dest->SetSkipBadRows(false);
+  RunOptions run = options;
+  run.checkpoint.clear();  // added below, once the files' versions are known
+  status = RunBatchLoad(config, engine->get(), nullptr, dest.get(), run, &summary);
+  if (status.ok()) {
+    auto reader = (*engine)->Connect();
+    status = reader.ok() ? parts.Finish(reader->get()) : reader.status();
+  }
+  if (status.ok() && options.before_commit) status = options.before_commit();
+  if (status.ok() && options.feed_checkpoint) {
+    // Every file arrived (Finish saw the end of the feed).
+    auto statements = options.feed_checkpoint();
+    if (!statements.ok()) {
+      dest->Abort();
+      return statements.status();
+    }
+    if (!statements->empty() && !options.checkpoint_database.empty() &&
+        dest->TransactionDatabase() == options.checkpoint_database) {
+      status = dest->AddCommitStatements(std::move(statements).value());
+      summary.checkpoint_committed = status.ok();
+    }
+  }
+  if (!status.ok()) {
+    dest->Abort();
+    if (options.cancel && options.cancel->cancelled())
+      return Status::Cancelled("interrupted; " + summary.destination + " left unchanged");
+    spdlog::debug(
+        "reading the files as they arrived did not work out ({}); reading them again once all are "
+        "there",
+        status.message());
+    return again;
+  }
+  status = dest->Commit();
+  if (!status.ok()) {
+    dest->Abort();
+    return status;
+  }
+  std::vector<io::LocalFile> files = parts.files();
+  summary.source = DescribeFiles(config, files);
+  summary.bytes_in = 0;
+  for (const auto& f : files) summary.bytes_in += f.size;
+  std::vector<std::string> empty = parts.empty_files();
+  if (!empty.empty()) summary.notes.insert(summary.notes.begin(), EmptyFilesNote(empty));
+  std::string note = dest->Note();
+  if (!note.empty()) summary.notes.push_back(summary.destination + ": " + note);
+  summary.first_read = parts.first_read();
+  summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return std::optional<RunSummary>(std::move(summary));
+}
+
+Result<RunSummary> RunFedLoad(const FilesPipelineConfig& config, const RunOptions& options) {
+  SLUICE_ASSIGN_OR_RETURN(auto done, LoadWhileArriving(config, options));
+  if (done) return std::move(done).value();
+  // Once every file is there: the load of all files at once.
+  RunOptions all = options;
+  all.feed = nullptr;
+  for (size_t index = 0;; ++index) {
+    SLUICE_ASSIGN_OR_RETURN(auto file, options.feed->WaitFor(index));
+    if (!file) break;
+    all.files.push_back(*file);
+  }
+  if (all.files.empty()) return RunSummary{};  // nothing arrived: nothing to load
+  if (options.feed_checkpoint) {
+    SLUICE_ASSIGN_OR_RETURN(all.checkpoint, options.feed_checkpoint());
+  }
+  return RunLoad(config, all);
+}
+
+}  // namespace
 
 Result<std::string> ValidateLoad(const FilesPipelineConfig& config, const std::vector<io::LocalFile>& files) {
   std::string report;

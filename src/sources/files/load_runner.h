@@ -2,10 +2,28 @@
 // destination (from the registry) and moves the data, and reports what
 // happened. Called from one thread; cancellation comes from a
 // CancellationSource that signal handlers may set.
+//
+// A load can start before its files are all there (RunOptions::feed: S3
+// objects still downloading). By default it waits for the last one and
+// reads them all at once, with the engine and the destination opened
+// ahead (RunOptions::prepared). With [source] read_while_downloading,
+// DuckDB reads each file as it arrives, through a parts scan, while the
+// transform runs over all of them as one `input` and its result streams
+// into the destination; files that could make that read differ from one
+// read of all files at once (another layout, columns or types than the
+// first file's) make the load start again once every file is there,
+// before anything is committed. Reading file by file costs DuckDB more CPU
+// than one scan of all files (the chunks of each file's query are copied,
+// text loses its dictionary encoding, the transform's filters are not
+// pushed into the reads): it pays only where downloads, not cores, are
+// the bottleneck.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +34,36 @@
 #include "sluice/destination.h"
 #include "sluice/status.h"
 
+namespace sluice::engine {
+class DuckDbEngine;
+}
+
 namespace sluice::sources {
+
+/// The files of one load, in load order, as they arrive while it runs (S3
+/// objects being downloaded). Thread-safe: the load asks from DuckDB's
+/// threads.
+class FileFeed {
+ public:
+  virtual ~FileFeed() = default;
+  /// Waits until file `index` arrived and returns it; nullopt when every
+  /// file arrived and there is no file `index`; the error that stopped the
+  /// files from arriving (a failed download, Ctrl-C).
+  virtual Result<std::optional<io::LocalFile>> WaitFor(size_t index) = 0;
+};
+
+/// What a load opens before it reads anything, opened ahead (while the
+/// files are listed and downloaded) and handed to RunLoad.
+struct PreparedLoad {
+  std::unique_ptr<engine::DuckDbEngine> engine;
+  /// From the registry, connected (Destination::Connect), not prepared.
+  std::unique_ptr<Destination> destination;
+  ~PreparedLoad();
+};
+
+/// Opens the engine and the destination of `config`'s loads and connects
+/// the destination. Callable from any thread.
+Result<std::unique_ptr<PreparedLoad>> PrepareLoadAhead(const FilesPipelineConfig& config);
 
 struct RunOptions {
   const CancellationSource* cancel = nullptr;
@@ -37,6 +84,17 @@ struct RunOptions {
   /// Watches the load's channels while it runs (fill, blocked time, the
   /// limiting stage); null: not watched (no metrics).
   BackpressureMonitor* backpressure = nullptr;
+  /// Instead of `files`: files that arrive while the load runs. It waits
+  /// for all of them, or with [source] read_while_downloading reads those
+  /// that arrived while the others are on their way, unless that could
+  /// change its outcome (on_error = "skip", a destination that delivers
+  /// while it loads, or DuckDB's own output).
+  FileFeed* feed = nullptr;
+  /// With `feed`, instead of `checkpoint`: asked for once every file
+  /// arrived (only then are the files' versions known).
+  std::function<Result<std::vector<CommitStatement>>()> feed_checkpoint;
+  /// Engine and destination opened ahead; RunLoad takes them.
+  std::shared_ptr<PreparedLoad> prepared;
 };
 
 /// Rows and bytes that passed one stage of the load.
@@ -63,11 +121,15 @@ struct RunSummary {
   /// What the user should know besides the counts: empty input files left
   /// out, a table emptied or not created for an input without rows.
   std::vector<std::string> notes;
+  /// With a feed: when the load started reading files while others were
+  /// still arriving; unset when it waited for all of them.
+  std::optional<std::chrono::steady_clock::time_point> first_read;
 };
 
 Result<RunSummary> RunLoad(const FilesPipelineConfig& config, const RunOptions& options);
 
-/// The destination of one load, from the registry, prepared for `options`.
+/// The destination of one load (options.prepared's, else one from the
+/// registry), prepared for `options`.
 Result<std::unique_ptr<Destination>> MakeLoadDestination(const FilesPipelineConfig& config,
                                                          const RunOptions& options, bool untyped_empty);
 
