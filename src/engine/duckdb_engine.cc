@@ -213,14 +213,20 @@ struct SharedDatabase {
 
 struct DuckDbEngine::Impl {
   std::shared_ptr<SharedDatabase> shared;
+  /// Where Interrupt() finds this connection: `shared`, or for a reader
+  /// (ConnectReader) the database of the engine it reads for.
+  std::shared_ptr<SharedDatabase> group;
   duckdb_connection conn = nullptr;
   bool primary = true;  // opened the database (not Connect()ed to it)
-  std::string streaming_buffer;
+  EngineOptions options;
+  /// The single-threaded database of ConnectReader, opened on first use.
+  std::mutex readers_mu;
+  std::shared_ptr<SharedDatabase> readers;  // guarded by readers_mu
   ~Impl() {
     if (!conn) return;
     {
-      std::lock_guard<std::mutex> lock(shared->mu);
-      shared->connections.erase(conn);
+      std::lock_guard<std::mutex> lock(group->mu);
+      group->connections.erase(conn);
     }
     duckdb_disconnect(&conn);
   }
@@ -250,7 +256,8 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
   engine->impl_ = std::make_unique<Impl>();
   engine->impl_->shared = std::make_shared<SharedDatabase>();
-  engine->impl_->streaming_buffer = options.streaming_buffer;
+  engine->impl_->group = engine->impl_->shared;
+  engine->impl_->options = options;
   duckdb_config config;
   if (duckdb_create_config(&config) == DuckDBError) return Status::Internal("duckdb_create_config failed");
   // DuckDB keeps its default when it refuses a value: refuse it here.
@@ -294,16 +301,50 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Connect() {
   std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
   engine->impl_ = std::make_unique<Impl>();
   engine->impl_->shared = impl_->shared;
+  engine->impl_->group = impl_->group;
   engine->impl_->primary = false;
-  engine->impl_->streaming_buffer = impl_->streaming_buffer;
+  engine->impl_->options = impl_->options;
   if (duckdb_connect(impl_->shared->db, &engine->impl_->conn) == DuckDBError) {
     return Status::Internal("cannot connect to DuckDB");
   }
   {
-    std::lock_guard<std::mutex> lock(impl_->shared->mu);
-    impl_->shared->connections.insert(engine->impl_->conn);
+    std::lock_guard<std::mutex> lock(impl_->group->mu);
+    impl_->group->connections.insert(engine->impl_->conn);
   }
-  SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), impl_->streaming_buffer));
+  SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), impl_->options.streaming_buffer));
+  return engine;
+}
+
+Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::ConnectReader() {
+  std::shared_ptr<SharedDatabase> readers;
+  {
+    std::lock_guard<std::mutex> lock(impl_->readers_mu);
+    if (!impl_->readers) {
+      // One thread per database: a query there runs on the thread that
+      // fetches its chunks, and does not wait for (or spin on) this
+      // database's threads, which are busy running the query that reads it.
+      EngineOptions options = impl_->options;
+      options.threads = 1;
+      options.streaming_buffer = "";
+      SLUICE_ASSIGN_OR_RETURN(auto side, Open(options, ""));
+      impl_->readers = side->impl_->shared;
+    }
+    readers = impl_->readers;
+  }
+  std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
+  engine->impl_ = std::make_unique<Impl>();
+  engine->impl_->shared = readers;
+  engine->impl_->group = impl_->group;
+  engine->impl_->primary = false;
+  engine->impl_->options = impl_->options;
+  if (duckdb_connect(readers->db, &engine->impl_->conn) == DuckDBError) {
+    return Status::Internal("cannot connect to DuckDB");
+  }
+  {
+    std::lock_guard<std::mutex> lock(impl_->group->mu);
+    impl_->group->connections.insert(engine->impl_->conn);
+  }
+  SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), ""));
   return engine;
 }
 
@@ -678,7 +719,7 @@ void PartsScanInit(duckdb_init_info info) {
 void PartsScanLocalInit(duckdb_init_info info) {
   auto* scan = static_cast<PartsScan*>(duckdb_init_get_extra_info(info));
   auto reader = std::make_unique<PartsScanReader>();
-  auto engine = scan->owner->Connect();
+  auto engine = scan->owner->ConnectReader();
   if (!engine.ok()) {
     duckdb_init_set_error(info, engine.status().message().c_str());
     return;
@@ -831,8 +872,8 @@ void DuckDbEngine::Interrupt() {
     return;
   }
   // The engine's queries may read through other connections (a parts scan).
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
-  for (duckdb_connection c : impl_->shared->connections) duckdb_interrupt(c);
+  std::lock_guard<std::mutex> lock(impl_->group->mu);
+  for (duckdb_connection c : impl_->group->connections) duckdb_interrupt(c);
 }
 
 }  // namespace sluice::engine

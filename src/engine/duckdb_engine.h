@@ -104,6 +104,11 @@ class DuckDbEngine {
   /// settings, the same tables, functions and threads. The database stays
   /// open while any of its engines lives.
   Result<std::unique_ptr<DuckDbEngine>> Connect();
+  /// A connection to a single-threaded database that this engine keeps
+  /// until it closes (one for all its readers): for queries that a query of
+  /// this engine reads from (a parts scan), which then run on the thread
+  /// that reads them. Interrupt() reaches it.
+  Result<std::unique_ptr<DuckDbEngine>> ConnectReader();
 
   /// Defines the table function `name`() over `parts`: the rows of every
   /// part, in part order when `ordered` (one thread reads the parts one

@@ -147,6 +147,27 @@ TEST_F(Hardening, RaggedRowFailsWithItsLineAndFieldCountsWhateverTheSourceSays) 
       << written;
 }
 
+TEST_F(Hardening, PerFileLoadsOfOneRunKeepTheirOwnInputAndRejects) {
+  // The per_file loads of a run share one DuckDB database: each still sees
+  // only its own file as `input` (columns included) and counts only its
+  // own rejected rows against max_rejects.
+  fs::create_directories(dir_.Path("pf"));
+  dir_.Write("pf/a.csv", "id,name,amount\n1,a,1.5\n2,b\n3,c,3.5\n");
+  dir_.Write("pf/b.csv", "id,name,amount\n4,d,4.5\n5,e\n");
+  dir_.Write("pf/c.csv", "id,name,amount,extra\n6,f,6.5,x\n7,g\n");
+  string toml = "name = \"pf\"\n[source]\ntype = \"files\"\npath = '" + dir_.Path("pf") +
+                "/*.csv'\nincremental = true\nbatch = \"per_file\"\non_error = \"skip\"\nmax_rejects = 1\n"
+                "[state]\npath = '" + dir_.Path("pf.db") + "'\n[transform]\nsql = \"SELECT id, amount, "
+                "(SELECT count(*) FROM input) AS rows_in_input, (SELECT count(*) FROM (DESCRIBE input)) AS "
+                "columns_in_input FROM input\"\n" + PgDestination(url_, "t", "append");
+  CliResult r = RunPipeline(dir_, toml);
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(Scalar("SELECT string_agg(id || ':' || rows_in_input || ':' || columns_in_input, ',' ORDER BY id) "
+                   "FROM t"),
+            "1:2:3,3:2:3,4:1:3,6:1:4")
+      << Describe(r);
+}
+
 TEST_F(Hardening, RaggedRowOnStdinFailsWithItsLine) {
   string toml =
       dir_.Write("stdin.toml", "[source]\ntype = \"files\"\npath = \"-\"\n" + PgDestination(url_, "t"));

@@ -22,6 +22,7 @@
 #include "core/human_format.h"
 #include "core/replace_all.h"
 #include "core/retry.h"
+#include "engine/duckdb_engine.h"
 #include "io/s3/s3_client.h"
 #include "io/s3/sigv4.h"
 #include "state/memory_state_store.h"
@@ -834,6 +835,10 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     return output_client.get();
   };
 
+  // The DuckDB database that per_file loads connect to, opened by the
+  // first (each load opens its own where that fails, and says why).
+  std::unique_ptr<engine::DuckDbEngine> shared_engine;
+  bool shared_engine_tried = false;
   // Loads `group` (indexes into todo) as one transaction with its ledger entries.
   auto load = [&](const std::vector<size_t>& group) -> Status {
     auto group_start = Clock::now();
@@ -876,6 +881,13 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     if (status.ok()) {
       RunOptions run = options.run;
       for (const auto& f : fetched) run.files.push_back(f.file);
+      if (per_file) {
+        if (!shared_engine_tried) {
+          shared_engine_tried = true;
+          if (auto opened = OpenSharedEngine(config); opened.ok()) shared_engine = std::move(opened).value();
+        }
+        run.shared_engine = shared_engine.get();
+      }
       if (!client) {
         // A local file still being written would be loaded in part and then
         // again in full: check it did not change while it was read, before

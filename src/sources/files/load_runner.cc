@@ -64,6 +64,7 @@ Result<std::unique_ptr<engine::DuckDbEngine>> MakeEngine(const FilesPipelineConf
 Result<std::unique_ptr<engine::DuckDbEngine>> TakeEngine(const FilesPipelineConfig& config,
                                                          const RunOptions& options) {
   if (options.prepared && options.prepared->engine) return std::move(options.prepared->engine);
+  if (options.shared_engine) return options.shared_engine->Connect();
   return MakeEngine(config);
 }
 
@@ -459,6 +460,12 @@ Result<std::unique_ptr<PreparedLoad>> PrepareLoadAhead(const FilesPipelineConfig
   SLUICE_ASSIGN_OR_RETURN(prepared->destination, config.registry->MakeDestination(*config.destination));
   SLUICE_RETURN_IF_ERROR(prepared->destination->Connect());
   return prepared;
+}
+
+Result<std::unique_ptr<engine::DuckDbEngine>> OpenSharedEngine(const FilesPipelineConfig& config) {
+  SLUICE_ASSIGN_OR_RETURN(auto dest, config.registry->MakeDestination(*config.destination));
+  if (dynamic_cast<destinations::NativeDestination*>(dest.get())) return nullptr;
+  return MakeEngine(config);
 }
 
 namespace {

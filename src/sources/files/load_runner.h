@@ -65,6 +65,12 @@ struct PreparedLoad {
 /// the destination. Callable from any thread.
 Result<std::unique_ptr<PreparedLoad>> PrepareLoadAhead(const FilesPipelineConfig& config);
 
+/// A DuckDB database for the loads of one run to share (each load connects
+/// to it, with its own views and temporary tables): opening one costs
+/// DuckDB about as much as loading a small file. Null where loads must
+/// have a database of their own (a DuckDB destination attaches its file).
+Result<std::unique_ptr<engine::DuckDbEngine>> OpenSharedEngine(const FilesPipelineConfig& config);
+
 struct RunOptions {
   const CancellationSource* cancel = nullptr;
   ProgressMode progress = ProgressMode::kAuto;
@@ -95,6 +101,9 @@ struct RunOptions {
   std::function<Result<std::vector<CommitStatement>>()> feed_checkpoint;
   /// Engine and destination opened ahead; RunLoad takes them.
   std::shared_ptr<PreparedLoad> prepared;
+  /// Without `prepared`: a database (OpenSharedEngine) the load connects
+  /// to instead of opening one of its own; the loads of one run share it.
+  engine::DuckDbEngine* shared_engine = nullptr;
 };
 
 /// Rows and bytes that passed one stage of the load.
