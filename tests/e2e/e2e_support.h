@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <ostream>
 #include <string>
 #include <thread>
@@ -26,6 +28,7 @@
 #include "engine/duckdb_engine.h"
 #include "harness/cli_runner.h"
 #include "harness/pg_server.h"
+#include "harness/subprocess.h"
 #include "harness/temp_dir.h"
 
 namespace sluice::e2e {
@@ -388,5 +391,21 @@ class EachDestination : public ::testing::TestWithParam<DestinationKind> {
   TempDir dir_{"sluice-e2e"};
   std::string duck_path_;
 };
+
+/// "host:" of this machine, as worker names start.
+inline std::string HostPrefix() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return std::string(host) + ":";
+}
+
+/// The monitoring port a `sluice serve` logged; 0 when it did not.
+inline int MonitoringPort(sluice::testing::CliProcess* proc) {
+  if (!proc->WaitForOutput("monitoring on http://", 30000)) return 0;
+  std::smatch m;
+  std::string err = proc->StderrSoFar();
+  if (!std::regex_search(err, m, std::regex("monitoring on http://[^ ]+:([0-9]+)"))) return 0;
+  return std::stoi(m[1]);
+}
 
 }  // namespace sluice::e2e

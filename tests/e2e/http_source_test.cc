@@ -2,8 +2,15 @@
 // node) and PostgreSQL: thousands of endpoints in one tick with failures,
 // conditional requests, on_endpoint_error = "fail", secrets kept out of
 // logs and the run log, and webhook alerts for failure, recovery and slow.
+#include <signal.h>
+
+#include <functional>
 #include <set>
 #include <thread>
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
 
 #include "e2e_support.h"
 #include "harness/http_test_server.h"
@@ -177,6 +184,106 @@ TEST_F(HttpSourceTest, SecretsInUrlsNeverReachLogsTheRunLogOrTheData) {
                    "%' OR error LIKE '%" + secret + "%'"),
             "0");
   EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.run_files WHERE file LIKE '%api_key=***%'"), "1");
+}
+
+TEST_F(HttpSourceTest, TwoWorkersTakeTurnsUnderTheRunLeaseAndAPausedOneLoadsNothing) {
+  // Two `serve` processes of one http pipeline with a PostgreSQL state
+  // store: one tick at a time under the run lease. A worker paused (SIGSTOP)
+  // in a slow tick past its lease is taken over; resumed, it commits nothing.
+  tmp_.Write("urls.txt", Url("slow", "delay_ms=1500") + "\n");
+  std::string toml = Pipeline("timeout = \"20s\"", "",
+                              "[schedule]\nevery = \"1s\"\n");
+  toml.replace(toml.find("[state]\nurl = '" + url_ + "'\n"), std::string("[state]\nurl = '" + url_ + "'\n").size(),
+               "[state]\nurl = '" + url_ + "'\nlease = \"2s\"\n");
+  std::string file = tmp_.Write("workers.toml", toml);
+  std::vector<std::unique_ptr<CliProcess>> workers;
+  for (int i = 0; i < 2; ++i) {
+    auto proc = CliProcess::Start({"serve", file, "--listen", "127.0.0.1:0"});
+    ASSERT_TRUE(proc.ok()) << proc.status().ToString();
+    workers.push_back(std::move(proc).value());
+  }
+  auto quiet = [&](const std::string& sql) {
+    auto v = pg_->QueryScalar(db_, sql);
+    return v.ok() ? *v : std::string();
+  };
+  auto count = [&](const std::string& sql) {
+    std::string n = quiet(sql);
+    return n.empty() ? int64_t{-1} : std::stoll(n);
+  };
+  auto wait_for = [&](const std::function<bool()>& done, int seconds) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline && !done()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return done();
+  };
+  auto logs = [&] { return workers[0]->StderrSoFar() + "\n---\n" + workers[1]->StderrSoFar(); };
+  // Both are workers of the pipeline, and both skip turns the other holds.
+  int port = MonitoringPort(workers[0].get());
+  ASSERT_GT(port, 0);
+  httplib::Client http("127.0.0.1", port);
+  nlohmann::json pipeline;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        auto res = http.Get("/status");
+        if (!res || res->status != 200) return false;
+        pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
+        return pipeline.contains("workers") && pipeline["workers"].size() == 2;
+      },
+      30))
+      << pipeline.dump(2) << logs();
+  EXPECT_EQ(pipeline["worker"], HostPrefix() + std::to_string(workers[0]->pid()));
+  ASSERT_TRUE(wait_for([&] { return count("SELECT count(*) FROM sluice.runs WHERE status = 'succeeded'") >= 3; }, 60))
+      << logs();
+
+  // Pause the holder in the middle of a tick (its request takes 1.5 s).
+  std::string holder;
+  ASSERT_TRUE(wait_for(
+      [&] {
+        holder = quiet("SELECT l.holder FROM sluice.leases l JOIN sluice.workers w ON w.pipeline = l.pipeline "
+                       "AND w.worker = l.holder WHERE l.name = 'run' AND w.expires_at > now()");
+        return !holder.empty();
+      },
+      30))
+      << logs();
+  size_t paused = holder == HostPrefix() + std::to_string(workers[0]->pid()) ? 0 : 1;
+  ASSERT_EQ(holder, HostPrefix() + std::to_string(workers[paused]->pid()));
+  const std::string other = HostPrefix() + std::to_string(workers[1 - paused]->pid());
+  ASSERT_EQ(kill(workers[paused]->pid(), SIGSTOP), 0);
+  const std::string succeeded_by_other =
+      "SELECT count(*) FROM sluice.runs WHERE status = 'succeeded' AND worker = '" + other + "'";
+  int64_t before = count(succeeded_by_other);
+  // The other one takes the lease over (the paused one's expired) and loads.
+  EXPECT_TRUE(wait_for([&] { return count(succeeded_by_other) >= before + 2; }, 30))
+      << logs();
+  ASSERT_EQ(kill(workers[paused]->pid(), SIGCONT), 0);
+  // Resumed, its tick ends without loading (lease lost, or its fence
+  // refused), and it goes on as a worker that takes turns again.
+  EXPECT_TRUE(wait_for(
+      [&] {
+        return quiet("SELECT count(*) FROM sluice.runs WHERE worker = '" + holder +
+                     "' AND status IN ('failed', 'cancelled') AND started_at < (SELECT max(started_at) FROM "
+                     "sluice.runs WHERE worker = '" + other + "')") != "0";
+      },
+      30))
+      << logs();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  for (auto& w : workers) {
+    w->Kill(SIGTERM);
+    auto r = w->Wait();
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  }
+  // Every row comes from a tick that succeeded, one row per tick, and no
+  // two succeeded ticks overlapped.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM stations"),
+            Scalar("SELECT count(*) FROM sluice.runs WHERE status = 'succeeded'"))
+      << logs();
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.runs a JOIN sluice.runs b ON a.id < b.id WHERE a.status = "
+                   "'succeeded' AND b.status = 'succeeded' AND a.started_at < b.finished_at AND b.started_at < "
+                   "a.finished_at"),
+            "0");
+  EXPECT_NE(Scalar("SELECT count(DISTINCT worker) FROM sluice.runs WHERE status = 'succeeded'"), "1");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.workers WHERE expires_at > now()"), "0");
 }
 
 TEST_F(HttpSourceTest, AlertsPostFailureThenRecoveryThenSlow) {

@@ -452,21 +452,6 @@ TEST_F(S3PipelineTest, WithTheSqliteStoreASecondProcessSkipsItsTurnInsteadOfRaci
   ExpectIdsExactly(600000);
 }
 
-/// "host:" of this machine, as worker names start.
-std::string HostPrefix() {
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return std::string(host) + ":";
-}
-
-/// The monitoring port a `sluice serve` logged.
-int MonitoringPort(CliProcess* proc) {
-  if (!proc->WaitForOutput("monitoring on http://", 30000)) return 0;
-  std::smatch m;
-  std::string err = proc->StderrSoFar();
-  if (!std::regex_search(err, m, std::regex("monitoring on http://[^ ]+:([0-9]+)"))) return 0;
-  return std::stoi(m[1]);
-}
 
 TEST_F(S3PipelineTest, ThreeWorkersShareEachTickAndTheOthersLoadAKilledWorkersClaims) {
   constexpr int kFiles = 60;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include "config/registry_build.h"
 #include "core/backpressure.h"
+#include "core/cancellation.h"
 #include "core/human_format.h"
 #include "core/metrics.h"
 #include "core/redact.h"
@@ -25,6 +27,7 @@
 #include "sources/files/load_runner.h"
 #include "sources/http/http_records.h"
 #include "state/state_store.h"
+#include "state/worker_lease.h"
 
 namespace sluice::sources {
 namespace {
@@ -186,6 +189,7 @@ class HttpJob final : public Job {
     Status opened = OpenStore();
     if (!opened.ok()) return Finish(start, Failed(opened));
     state::StateStore* store = store_.get();
+    if (lease_) return RunAsWorker(store, cancel, progress, start);
     auto locked = store->TryLockPipeline(load_.name);
     if (!locked.ok()) return Finish(start, Failed(locked.status()));
     if (!*locked) {
@@ -194,6 +198,51 @@ class HttpJob final : public Job {
     }
     TickReport report = Tick(store, cancel, progress, start);
     store->UnlockPipeline(load_.name);
+    return Finish(start, std::move(report));
+  }
+
+  /// A tick of one of several workers (a store that shares work): under the
+  /// pipeline's run lease, whose fence commits with the load, so that a
+  /// worker paused past its lease and then resumed loads nothing.
+  JobRun RunAsWorker(state::StateStore* store, const CancellationSource* cancel, ProgressMode progress,
+                     SystemClock::time_point start) {
+    if (lease_->Lost()) {
+      // Paused or cut off since the last renewal: renewed first, or no tick.
+      Status renewed = lease_->RenewNow();
+      if (!renewed.ok()) return Finish(start, Failed(renewed.WithContext("worker " + lease_->worker())));
+    }
+    auto epoch = store->TryAcquireLease(load_.name, state::kRunLease);
+    if (!epoch.ok()) return Finish(start, Failed(epoch.status().WithContext("state store " + store->Describe())));
+    if (!*epoch) {
+      spdlog::warn("pipeline {}: another worker holds its run lease ({}); skipping this run", load_.name,
+                   store->Describe());
+      return JobRun{Status::OK(), true};
+    }
+    (void)store->CloseAbandonedRuns(load_.name, UnixMs(SystemClock::now()));
+    fence_ = store->LeaseFence(load_.name, state::kRunLease, **epoch);
+    lease_->SetDoing("polling (run lease epoch " + std::to_string(**epoch) + ")");
+    // A worker that can no longer renew its lease stops its tick: another
+    // worker may hold the lease by now.
+    CancellationSource stop;
+    std::atomic<bool> lost{false};
+    CancelWatcher forward(cancel, [&stop] { stop.Cancel(); });
+    lease_->Watch("", [&] {
+      lost = true;
+      stop.Cancel();
+    });
+    TickReport report = Tick(store, &stop, progress, start);
+    lease_->Unwatch();
+    fence_.clear();
+    if (lost && !(cancel && cancel->cancelled())) {
+      report.outcome = Status::Unavailable("worker " + lease_->worker() + " could not renew its lease in " +
+                                           std::to_string(lease_->lease_ms() / 1000.0) +
+                                           " s (state store unreachable); it stopped its tick");
+    }
+    Status released = store->ReleaseLease(load_.name, state::kRunLease);
+    if (!released.ok())
+      spdlog::warn("pipeline {}: could not release its run lease ({}); it expires with this worker's", load_.name,
+                   released.message());
+    lease_->SetDoing("idle");
     return Finish(start, std::move(report));
   }
 
@@ -266,6 +315,10 @@ class HttpJob final : public Job {
     j["source"] = Describe();
     j["destination"] = destination_;
     if (store_) j["state_store"] = store_->Describe();
+    if (lease_) {
+      j["worker"] = lease_->worker();
+      j["workers"] = state::WorkersJson(lease_->Peers());
+    }
     if (last_) {
       nlohmann::json failures = nlohmann::json::array();
       for (size_t i = 0; i < last_->failures.size() && i < 20; ++i) {
@@ -376,9 +429,18 @@ class HttpJob final : public Job {
       }
     }
     spdlog::info("pipeline {}: state store {}", load_.name, store->Describe());
+    std::unique_ptr<state::WorkerLease> lease;
+    if (store->SharesWork()) {
+      // Several processes may serve this pipeline: this one is a worker.
+      SLUICE_ASSIGN_OR_RETURN(lease, state::WorkerLease::Start(store.get(), load_.name, load_.lease_ms));
+      lease->SetDoing("idle");
+      spdlog::info("pipeline {}: worker {} (lease {:.1f} s)", load_.name, lease->worker(),
+                   load_.lease_ms / 1000.0);
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (!last_success_) last_success_ = last_success;
     store_ = std::move(store);
+    lease_ = std::move(lease);
     return Status::OK();
   }
 
@@ -626,6 +688,11 @@ class HttpJob final : public Job {
     // the same requests under the same keys, a new tick new ones.
     options.load.pipeline = load_.name;
     options.load.input_identity = "tick " + tick_id_ + " run " + std::to_string(report->run_id);
+    if (!fence_.empty()) {
+      // Commits only while this worker holds the run lease.
+      options.checkpoint = fence_;
+      options.checkpoint_database = store_->PostgresDatabase();
+    }
     RetryState retry(load_.retry.Policy());
     while (true) {
       auto summary = RunLoad(load_, options);
@@ -646,12 +713,16 @@ class HttpJob final : public Job {
   const HttpSourceConfig source_;
   const FilesPipelineConfig load_;
   std::string tick_id_;  // the pipeline's thread only
+  /// While a worker's tick holds the run lease: its fence (pipeline thread only).
+  std::vector<CommitStatement> fence_;
   const std::string destination_;
   std::unique_ptr<HttpMetrics> metrics_;
   std::unique_ptr<BackpressureMonitor> backpressure_;  // with metrics only
 
   mutable std::mutex mu_;  // guards what follows: read by the monitoring threads
   std::unique_ptr<state::StateStore> store_;
+  /// With a store that shares work (destroyed before the store it uses).
+  std::unique_ptr<state::WorkerLease> lease_;
   bool running_ = false;
   std::optional<TickReport> last_;
   SystemClock::time_point last_start_{}, last_end_{};
@@ -748,6 +819,11 @@ Result<std::unique_ptr<Job>> MakeHttpJob(const JobContext& context) {
   load.transform_sql = context.section("transform").GetString("sql");
   load.destination = &context.section("destination");
   load.state = &context.section("state");
+  // [state] lease belongs to the stores that share work (the key check
+  // refuses it for the others).
+  if (context.registry->TypeOf(ComponentKind::kStateStore, *load.state) == "postgres") {
+    SLUICE_ASSIGN_OR_RETURN(load.lease_ms, state::ReadLeaseMs(*load.state));
+  }
   // Runs are always logged (each failed endpoint) and ETags kept: the
   // default store is the SQLite file, as for incremental file sources.
   load.state_configured = true;
