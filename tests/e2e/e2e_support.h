@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <libpq-fe.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -24,6 +26,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/duckdb_engine.h"
 #include "harness/cli_runner.h"
@@ -304,6 +308,11 @@ class PgTest : public ::testing::Test {
     return *v;
   }
   int64_t Count(const std::string& table) { return PgCount(*pg_, db_, table); }
+  /// A scalar, or "" while the query fails (tables not created yet).
+  std::string ScalarOrEmpty(const std::string& sql) {
+    auto v = pg_->QueryScalar(db_, sql);
+    return v.ok() ? *v : std::string();
+  }
 
   PgServer* pg_ = nullptr;
   std::string db_;
@@ -392,6 +401,15 @@ class EachDestination : public ::testing::TestWithParam<DestinationKind> {
   std::string duck_path_;
 };
 
+/// Polls `done` every 50 ms for up to `seconds`; its last answer.
+inline bool WaitUntil(const std::function<bool()>& done, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline && !done()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
+}
+
 /// "host:" of this machine, as worker names start.
 inline std::string HostPrefix() {
   char host[256] = {};
@@ -406,6 +424,25 @@ inline int MonitoringPort(sluice::testing::CliProcess* proc) {
   std::string err = proc->StderrSoFar();
   if (!std::regex_search(err, m, std::regex("monitoring on http://[^ ]+:([0-9]+)"))) return 0;
   return std::stoi(m[1]);
+}
+
+/// Waits up to `seconds` until the /status of the `serve` process `proc`
+/// lists `n` live workers for its first pipeline; that pipeline's status
+/// (whatever it was last, on a timeout).
+inline nlohmann::json WaitForWorkers(sluice::testing::CliProcess* proc, size_t n, int seconds) {
+  nlohmann::json pipeline;
+  int port = MonitoringPort(proc);
+  if (port == 0) return pipeline;
+  httplib::Client http("127.0.0.1", port);
+  WaitUntil(
+      [&] {
+        auto res = http.Get("/status");
+        if (!res || res->status != 200) return false;
+        pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
+        return pipeline.contains("workers") && pipeline["workers"].size() == n;
+      },
+      seconds);
+  return pipeline;
 }
 
 }  // namespace sluice::e2e

@@ -202,45 +202,23 @@ TEST_F(HttpSourceTest, TwoWorkersTakeTurnsUnderTheRunLeaseAndAPausedOneLoadsNoth
     ASSERT_TRUE(proc.ok()) << proc.status().ToString();
     workers.push_back(std::move(proc).value());
   }
-  auto quiet = [&](const std::string& sql) {
-    auto v = pg_->QueryScalar(db_, sql);
-    return v.ok() ? *v : std::string();
-  };
   auto count = [&](const std::string& sql) {
-    std::string n = quiet(sql);
+    std::string n = ScalarOrEmpty(sql);
     return n.empty() ? int64_t{-1} : std::stoll(n);
-  };
-  auto wait_for = [&](const std::function<bool()>& done, int seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline && !done()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return done();
   };
   auto logs = [&] { return workers[0]->StderrSoFar() + "\n---\n" + workers[1]->StderrSoFar(); };
   // Both are workers of the pipeline, and both skip turns the other holds.
-  int port = MonitoringPort(workers[0].get());
-  ASSERT_GT(port, 0);
-  httplib::Client http("127.0.0.1", port);
-  nlohmann::json pipeline;
-  ASSERT_TRUE(wait_for(
-      [&] {
-        auto res = http.Get("/status");
-        if (!res || res->status != 200) return false;
-        pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
-        return pipeline.contains("workers") && pipeline["workers"].size() == 2;
-      },
-      30))
-      << pipeline.dump(2) << logs();
+  nlohmann::json pipeline = WaitForWorkers(workers[0].get(), 2, 30);
+  ASSERT_EQ(pipeline.value("workers", nlohmann::json::array()).size(), 2u) << pipeline.dump(2) << logs();
   EXPECT_EQ(pipeline["worker"], HostPrefix() + std::to_string(workers[0]->pid()));
-  ASSERT_TRUE(wait_for([&] { return count("SELECT count(*) FROM sluice.runs WHERE status = 'succeeded'") >= 3; }, 60))
+  ASSERT_TRUE(WaitUntil([&] { return count("SELECT count(*) FROM sluice.runs WHERE status = 'succeeded'") >= 3; }, 60))
       << logs();
 
   // Pause the holder in the middle of a tick (its request takes 1.5 s).
   std::string holder;
-  ASSERT_TRUE(wait_for(
+  ASSERT_TRUE(WaitUntil(
       [&] {
-        holder = quiet("SELECT l.holder FROM sluice.leases l JOIN sluice.workers w ON w.pipeline = l.pipeline "
+        holder = ScalarOrEmpty("SELECT l.holder FROM sluice.leases l JOIN sluice.workers w ON w.pipeline = l.pipeline "
                        "AND w.worker = l.holder WHERE l.name = 'run' AND w.expires_at > now()");
         return !holder.empty();
       },
@@ -254,14 +232,14 @@ TEST_F(HttpSourceTest, TwoWorkersTakeTurnsUnderTheRunLeaseAndAPausedOneLoadsNoth
       "SELECT count(*) FROM sluice.runs WHERE status = 'succeeded' AND worker = '" + other + "'";
   int64_t before = count(succeeded_by_other);
   // The other one takes the lease over (the paused one's expired) and loads.
-  EXPECT_TRUE(wait_for([&] { return count(succeeded_by_other) >= before + 2; }, 30))
+  EXPECT_TRUE(WaitUntil([&] { return count(succeeded_by_other) >= before + 2; }, 30))
       << logs();
   ASSERT_EQ(kill(workers[paused]->pid(), SIGCONT), 0);
   // Resumed, its tick ends without loading (lease lost, or its fence
   // refused), and it goes on as a worker that takes turns again.
-  EXPECT_TRUE(wait_for(
+  EXPECT_TRUE(WaitUntil(
       [&] {
-        return quiet("SELECT count(*) FROM sluice.runs WHERE worker = '" + holder +
+        return ScalarOrEmpty("SELECT count(*) FROM sluice.runs WHERE worker = '" + holder +
                      "' AND status IN ('failed', 'cancelled') AND started_at < (SELECT max(started_at) FROM "
                      "sluice.runs WHERE worker = '" + other + "')") != "0";
       },

@@ -470,31 +470,20 @@ TEST_F(S3PipelineTest, ThreeWorkersShareEachTickAndTheOthersLoadAKilledWorkersCl
     workers.push_back(std::move(proc).value());
   }
   // Until the first worker created the store's tables, queries fail: "".
-  auto quiet = [&](const std::string& sql) {
-    auto v = pg_->QueryScalar(db_, sql);
-    return v.ok() ? *v : std::string();
-  };
   auto loaded = [&] {
-    std::string n = quiet("SELECT count(*) FROM sluice.file_ledger");
+    std::string n = ScalarOrEmpty("SELECT count(*) FROM sluice.file_ledger");
     return n.empty() ? int64_t{-1} : std::stoll(n);
-  };
-  auto wait_for = [&](const std::function<bool()>& done, int seconds) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-    while (std::chrono::steady_clock::now() < deadline && !done()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return done();
   };
   // Kill the second worker while it holds claims, once a fifth is loaded.
   const std::string victim = HostPrefix() + std::to_string(workers[1]->pid());
-  ASSERT_TRUE(wait_for(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         return loaded() >= kFiles / 5 &&
-               quiet(
+               ScalarOrEmpty(
                    "SELECT count(*) FROM sluice.file_ledger l JOIN sluice.runs r ON r.id = l.run_id WHERE "
                    "r.worker = '" +
                    victim + "'") != "0" &&
-               quiet("SELECT count(*) FROM sluice.file_claims WHERE holder = '" + victim + "'") != "0";
+               ScalarOrEmpty("SELECT count(*) FROM sluice.file_claims WHERE holder = '" + victim + "'") != "0";
       },
       60))
       << "loaded " << loaded() << "\n"
@@ -504,27 +493,16 @@ TEST_F(S3PipelineTest, ThreeWorkersShareEachTickAndTheOthersLoadAKilledWorkersCl
   std::string orphaned = Scalar(
       "SELECT string_agg(key, ',' ORDER BY key) FROM sluice.file_claims WHERE holder = '" + victim + "'");
   ASSERT_NE(orphaned, "");
-  ASSERT_TRUE(wait_for([&] { return loaded() == kFiles; }, 120))
+  ASSERT_TRUE(WaitUntil([&] { return loaded() == kFiles; }, 120))
       << "loaded " << loaded() << "\n"
       << workers[0]->StderrSoFar() << workers[2]->StderrSoFar();
 
   // /status of a survivor lists the workers of the pipeline.
-  int port = MonitoringPort(workers[0].get());
-  ASSERT_GT(port, 0);
-  httplib::Client http("127.0.0.1", port);
-  nlohmann::json pipeline;
-  ASSERT_TRUE(wait_for(
-      [&] {
-        auto res = http.Get("/status");
-        if (!res || res->status != 200) return false;
-        pipeline = nlohmann::json::parse(res->body)["pipelines"][0];
-        return pipeline.contains("workers") && pipeline["workers"].size() == 2;
-      },
-      20))
-      << pipeline.dump(2);
+  nlohmann::json pipeline = WaitForWorkers(workers[0].get(), 2, 20);
+  ASSERT_EQ(pipeline.value("workers", nlohmann::json::array()).size(), 2u) << pipeline.dump(2);
   EXPECT_EQ(pipeline["worker"], HostPrefix() + std::to_string(workers[0]->pid()));
   // The killed worker's run is closed by the others' next tick.
-  EXPECT_TRUE(wait_for(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         return Scalar("SELECT count(*) FROM sluice.runs WHERE worker = '" + victim +
                       "' AND status = 'running'") == "0";

@@ -835,6 +835,67 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     return output_client.get();
   };
 
+  // After a load: with the ledger outside the load's transaction (at least
+  // once), records its files as loaded now.
+  auto mark_loaded = [&](Status status, const RunSummary& summary,
+                         const std::vector<state::ObjectInfo>& objects) -> Status {
+    if (!status.ok() || !incremental || summary.checkpoint_committed) return status;
+    // The rows are committed; a crash before this line loads these files
+    // again on the next run.
+    status = store->MarkLoaded(config.name, report.run_id, objects);
+    if (!status.ok()) {
+      status = status.WithContext(
+          "the rows were committed, but recording the files as loaded failed "
+          "(they will be loaded again by the next run)");
+    }
+    return status;
+  };
+  // The run log's line for one file of a load that ended with `status`.
+  auto record_file = [&](const state::ObjectInfo& o, int64_t rows_out, double seconds, const Status& status) {
+    state::FileRecord rec;
+    rec.run_id = report.run_id;
+    rec.pipeline = config.name;
+    rec.file = o.key;
+    rec.etag = o.etag;
+    rec.size = o.size;
+    rec.rows_in = -1;  // not counted separately from the transform's result
+    rec.rows_out = rows_out;
+    rec.bytes = o.size;
+    rec.seconds = seconds;
+    rec.status = status.ok() ? "loaded" : LoadedElsewhere(status) ? "skipped" : "failed";
+    rec.error = status.ok() ? "" : LoadedElsewhere(status) ? "loaded by another worker" : status.message();
+    Status logged = store->RecordFile(rec);
+    if (!logged.ok())
+      spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
+  };
+  // A committed load's counts and notes, into the run's report.
+  auto count_loaded = [&](const RunSummary& summary, size_t files) {
+    report.files_loaded += static_cast<int64_t>(files);
+    report.rows += summary.rows;
+    report.bytes_in += summary.bytes_in;
+    report.destination = summary.destination;
+    AddStages(&report.stages, summary.stage_totals);
+    for (const auto& note : summary.notes) {
+      spdlog::info("pipeline {}: {}", config.name, note);
+      report.notes.push_back(note);
+    }
+  };
+  // Object `i` once downloaded (its bytes added to `*downloaded`), or
+  // nullopt when what arrived is a version loaded before (overwritten
+  // between the listing and the download).
+  auto take = [&](size_t i, int64_t* downloaded) -> Result<std::optional<Fetched>> {
+    SLUICE_ASSIGN_OR_RETURN(Fetched f, fetcher->Take(i));
+    *downloaded += f.downloaded;
+    if (incremental && f.object.etag != todo[i].etag) {
+      SLUICE_ASSIGN_OR_RETURN(auto fresh, store->FilterNew(config.name, {f.object}));
+      if (fresh.empty()) {
+        spdlog::info("pipeline {}: {} changed back to a version already loaded; skipped", config.name,
+                     f.object.key);
+        return std::optional<Fetched>();
+      }
+    }
+    return std::optional<Fetched>(std::move(f));
+  };
   // The DuckDB database that per_file loads connect to, opened by the
   // first (each load opens its own where that fails, and says why).
   std::unique_ptr<engine::DuckDbEngine> shared_engine;
@@ -847,29 +908,17 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     Status status;
     std::vector<size_t> skipped;
     for (size_t i : group) {
-      auto f = fetcher->Take(i);
+      auto f = take(i, &report.bytes_downloaded);
       if (!f.ok()) {
         status = f.status();
         break;
       }
-      report.bytes_downloaded += f->downloaded;
-      if (incremental && f->object.etag != todo[i].etag) {
-        // Overwritten between the listing and the download: what arrived
-        // may be a version that was loaded before.
-        auto fresh = store->FilterNew(config.name, {f->object});
-        if (!fresh.ok()) {
-          status = fresh.status();
-          break;
-        }
-        if (fresh->empty()) {
-          spdlog::info("pipeline {}: {} changed back to a version already loaded; skipped", config.name,
-                       f->object.key);
-          skipped.push_back(i);
-          continue;
-        }
+      if (!*f) {
+        skipped.push_back(i);
+        continue;
       }
-      names.emplace_back(f->file.path, f->object.key);
-      fetched.push_back(std::move(f).value());
+      names.emplace_back((*f)->file.path, (*f)->object.key);
+      fetched.push_back(std::move(**f));
     }
     RunSummary summary;
     std::vector<state::ObjectInfo> objects;
@@ -953,49 +1002,17 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
         }
       }
     }
-    if (status.ok() && incremental && !summary.checkpoint_committed) {
-      // At least once: the rows are committed; a crash before this line
-      // loads these files again on the next run.
-      status = store->MarkLoaded(config.name, report.run_id, objects);
-      if (!status.ok()) {
-        status = status.WithContext(
-            "the rows were committed, but recording the files as loaded failed "
-            "(they will be loaded again by the next run)");
-      }
-    }
-    status = Rename(status, names);
+    status = Rename(mark_loaded(status, summary, objects), names);
     if (status.ok()) report.exactly_once = summary.checkpoint_committed;
     double seconds = std::chrono::duration<double>(Clock::now() - group_start).count();
     for (size_t k = 0; k < group.size(); ++k) {
       if (std::find(skipped.begin(), skipped.end(), group[k]) != skipped.end()) continue;
       const auto& o = k < fetched.size() ? fetched[k].object : todo[group[k]];
-      state::FileRecord rec;
-      rec.run_id = report.run_id;
-      rec.pipeline = config.name;
-      rec.file = o.key;
-      rec.etag = o.etag;
-      rec.size = o.size;
-      rec.rows_in = -1;  // not counted separately from the transform's result
-      rec.rows_out = group.size() == 1 ? summary.rows : -1;
-      rec.bytes = o.size;
-      rec.seconds = seconds;
-      rec.status = status.ok() ? "loaded" : LoadedElsewhere(status) ? "skipped" : "failed";
-      rec.error = status.ok() ? "" : LoadedElsewhere(status) ? "loaded by another worker" : status.message();
-      Status logged = store->RecordFile(rec);
-      if (!logged.ok())
-        spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
+      record_file(o, group.size() == 1 ? summary.rows : -1, seconds, status);
     }
     for (size_t i : group) fetcher->Release(i);
     if (status.ok()) {
-      report.files_loaded += static_cast<int64_t>(fetched.size());
-      report.rows += summary.rows;
-      report.bytes_in += summary.bytes_in;
-      report.destination = summary.destination;
-      AddStages(&report.stages, summary.stage_totals);
-      for (const auto& note : summary.notes) {
-        spdlog::info("pipeline {}: {}", config.name, note);
-        report.notes.push_back(note);
-      }
+      count_loaded(summary, fetched.size());
       spdlog::info("pipeline {}: loaded {} rows from {} into {} in {:.2f} s{}", config.name,
                    Thousands(summary.rows),
                    fetched.size() == 1 ? fetched[0].object.key : std::to_string(fetched.size()) + " files",
@@ -1026,29 +1043,15 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
     std::thread taker([&] {
       Status status;
       for (size_t i = 0; i < todo.size() && status.ok(); ++i) {
-        auto f = fetcher->Take(i);
+        auto f = take(i, &downloaded);
         if (!f.ok()) {
           status = f.status();
           break;
         }
-        downloaded += f->downloaded;
-        if (incremental && f->object.etag != todo[i].etag) {
-          // Overwritten between the listing and the download: what arrived
-          // may be a version that was loaded before.
-          auto fresh = store->FilterNew(config.name, {f->object});
-          if (!fresh.ok()) {
-            status = fresh.status();
-            break;
-          }
-          if (fresh->empty()) {
-            spdlog::info("pipeline {}: {} changed back to a version already loaded; skipped", config.name,
-                         f->object.key);
-            continue;
-          }
-        }
-        names.emplace_back(f->file.path, f->object.key);
-        arriving.Add(f->file);
-        fetched[i] = std::move(f).value();
+        if (!*f) continue;
+        names.emplace_back((*f)->file.path, (*f)->object.key);
+        arriving.Add((*f)->file);
+        fetched[i] = std::move(*f);
       }
       last_arrival = Clock::now();
       arriving.End(status);
@@ -1102,50 +1105,16 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
       for (size_t i = 0; i < todo.size(); ++i) fetcher->Release(i);
       return Status::OK();  // every object changed back to a version already loaded
     }
-    if (status.ok() && incremental && !summary.checkpoint_committed) {
-      // At least once: the rows are committed; a crash before this line
-      // loads these files again on the next run.
-      status = store->MarkLoaded(config.name, report.run_id, objects);
-      if (!status.ok()) {
-        status = status.WithContext(
-            "the rows were committed, but recording the files as loaded failed "
-            "(they will be loaded again by the next run)");
-      }
-    }
-    status = Rename(status, names);
+    status = Rename(mark_loaded(status, summary, objects), names);
     if (status.ok()) report.exactly_once = summary.checkpoint_committed;
     double seconds = std::chrono::duration<double>(Clock::now() - load_start).count();
     for (size_t i = 0; i < todo.size(); ++i) {
-      bool skipped = !fetched[i] && status.ok();
-      if (skipped) continue;
-      const auto& o = fetched[i] ? fetched[i]->object : todo[i];
-      state::FileRecord rec;
-      rec.run_id = report.run_id;
-      rec.pipeline = config.name;
-      rec.file = o.key;
-      rec.etag = o.etag;
-      rec.size = o.size;
-      rec.rows_in = -1;  // not counted separately from the transform's result
-      rec.rows_out = -1;
-      rec.bytes = o.size;
-      rec.seconds = seconds;
-      rec.status = status.ok() ? "loaded" : "failed";
-      rec.error = status.ok() ? "" : status.message();
-      Status logged = store->RecordFile(rec);
-      if (!logged.ok())
-        spdlog::warn("pipeline {}: could not record file {}: {}", config.name, o.key, logged.message());
+      if (!fetched[i] && status.ok()) continue;  // skipped: a version loaded before
+      record_file(fetched[i] ? fetched[i]->object : todo[i], -1, seconds, status);
     }
     for (size_t i = 0; i < todo.size(); ++i) fetcher->Release(i);
     if (!status.ok()) return status;
-    report.files_loaded += static_cast<int64_t>(objects.size());
-    report.rows += summary.rows;
-    report.bytes_in += summary.bytes_in;
-    report.destination = summary.destination;
-    AddStages(&report.stages, summary.stage_totals);
-    for (const auto& note : summary.notes) {
-      spdlog::info("pipeline {}: {}", config.name, note);
-      report.notes.push_back(note);
-    }
+    count_loaded(summary, objects.size());
     if (summary.first_read && *summary.first_read < last_arrival) {
       report.overlap_seconds = std::chrono::duration<double>(last_arrival - *summary.first_read).count();
       spdlog::info(
