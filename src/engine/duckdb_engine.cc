@@ -3,11 +3,8 @@
 #include <duckdb.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
-#include <mutex>
 #include <regex>
-#include <set>
 
 namespace sluice::engine {
 
@@ -201,11 +198,9 @@ ResultColumn MapDuckDbType(const std::string& name, const std::string& duckdb_ty
 // ---------------------------------------------------------------------------
 // Engine
 
-/// The database and every connection to it, for Interrupt().
+/// The database, open while any of its engines (Connect) lives.
 struct SharedDatabase {
   duckdb_database db = nullptr;
-  std::mutex mu;
-  std::set<duckdb_connection> connections;  // guarded by mu
   ~SharedDatabase() {
     if (db) duckdb_close(&db);
   }
@@ -213,22 +208,10 @@ struct SharedDatabase {
 
 struct DuckDbEngine::Impl {
   std::shared_ptr<SharedDatabase> shared;
-  /// Where Interrupt() finds this connection: `shared`, or for a reader
-  /// (ConnectReader) the database of the engine it reads for.
-  std::shared_ptr<SharedDatabase> group;
   duckdb_connection conn = nullptr;
-  bool primary = true;  // opened the database (not Connect()ed to it)
   EngineOptions options;
-  /// The single-threaded database of ConnectReader, opened on first use.
-  std::mutex readers_mu;
-  std::shared_ptr<SharedDatabase> readers;  // guarded by readers_mu
   ~Impl() {
-    if (!conn) return;
-    {
-      std::lock_guard<std::mutex> lock(group->mu);
-      group->connections.erase(conn);
-    }
-    duckdb_disconnect(&conn);
+    if (conn) duckdb_disconnect(&conn);
   }
 };
 
@@ -256,7 +239,6 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
   engine->impl_ = std::make_unique<Impl>();
   engine->impl_->shared = std::make_shared<SharedDatabase>();
-  engine->impl_->group = engine->impl_->shared;
   engine->impl_->options = options;
   duckdb_config config;
   if (duckdb_create_config(&config) == DuckDBError) return Status::Internal("duckdb_create_config failed");
@@ -292,7 +274,6 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Open(const EngineOptions& op
   if (duckdb_connect(engine->impl_->shared->db, &engine->impl_->conn) == DuckDBError) {
     return Status::Internal("cannot connect to DuckDB");
   }
-  engine->impl_->shared->connections.insert(engine->impl_->conn);
   SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), options.streaming_buffer));
   return engine;
 }
@@ -301,50 +282,11 @@ Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::Connect() {
   std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
   engine->impl_ = std::make_unique<Impl>();
   engine->impl_->shared = impl_->shared;
-  engine->impl_->group = impl_->group;
-  engine->impl_->primary = false;
   engine->impl_->options = impl_->options;
   if (duckdb_connect(impl_->shared->db, &engine->impl_->conn) == DuckDBError) {
     return Status::Internal("cannot connect to DuckDB");
   }
-  {
-    std::lock_guard<std::mutex> lock(impl_->group->mu);
-    impl_->group->connections.insert(engine->impl_->conn);
-  }
   SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), impl_->options.streaming_buffer));
-  return engine;
-}
-
-Result<std::unique_ptr<DuckDbEngine>> DuckDbEngine::ConnectReader() {
-  std::shared_ptr<SharedDatabase> readers;
-  {
-    std::lock_guard<std::mutex> lock(impl_->readers_mu);
-    if (!impl_->readers) {
-      // One thread per database: a query there runs on the thread that
-      // fetches its chunks, and does not wait for (or spin on) this
-      // database's threads, which are busy running the query that reads it.
-      EngineOptions options = impl_->options;
-      options.threads = 1;
-      options.streaming_buffer = "";
-      SLUICE_ASSIGN_OR_RETURN(auto side, Open(options, ""));
-      impl_->readers = side->impl_->shared;
-    }
-    readers = impl_->readers;
-  }
-  std::unique_ptr<DuckDbEngine> engine(new DuckDbEngine());
-  engine->impl_ = std::make_unique<Impl>();
-  engine->impl_->shared = readers;
-  engine->impl_->group = impl_->group;
-  engine->impl_->primary = false;
-  engine->impl_->options = impl_->options;
-  if (duckdb_connect(readers->db, &engine->impl_->conn) == DuckDBError) {
-    return Status::Internal("cannot connect to DuckDB");
-  }
-  {
-    std::lock_guard<std::mutex> lock(impl_->group->mu);
-    impl_->group->connections.insert(engine->impl_->conn);
-  }
-  SLUICE_RETURN_IF_ERROR(SetUpConnection(engine.get(), ""));
   return engine;
 }
 
@@ -591,273 +533,11 @@ Status DuckDbEngine::Append(const std::string& table, Batch* batch) {
   return status;
 }
 
-// ---------------------------------------------------------------------------
-// Parts scan
+// arriving_files.cc: the one use of DuckDB's C++ API.
+Status ServeArrivingFilesOn(duckdb_database db, ArrivingFileWaiter wait);
 
-namespace {
-
-/// Whether two logical types are the same type (vectors of one can stand
-/// for vectors of the other).
-bool SameType(duckdb_logical_type a, duckdb_logical_type b) {
-  duckdb_type id = duckdb_get_type_id(a);
-  if (id != duckdb_get_type_id(b)) return false;
-  auto same_child = [](duckdb_logical_type x, duckdb_logical_type y) {
-    bool same = SameType(x, y);
-    duckdb_destroy_logical_type(&x);
-    duckdb_destroy_logical_type(&y);
-    return same;
-  };
-  auto same_name = [](char* x, char* y) {
-    bool same = std::string(x ? x : "") == std::string(y ? y : "");
-    duckdb_free(x);
-    duckdb_free(y);
-    return same;
-  };
-  switch (id) {
-    case DUCKDB_TYPE_DECIMAL:
-      return duckdb_decimal_width(a) == duckdb_decimal_width(b) &&
-             duckdb_decimal_scale(a) == duckdb_decimal_scale(b);
-    case DUCKDB_TYPE_LIST:
-      return same_child(duckdb_list_type_child_type(a), duckdb_list_type_child_type(b));
-    case DUCKDB_TYPE_ARRAY:
-      return duckdb_array_type_array_size(a) == duckdb_array_type_array_size(b) &&
-             same_child(duckdb_array_type_child_type(a), duckdb_array_type_child_type(b));
-    case DUCKDB_TYPE_MAP:
-      return same_child(duckdb_map_type_key_type(a), duckdb_map_type_key_type(b)) &&
-             same_child(duckdb_map_type_value_type(a), duckdb_map_type_value_type(b));
-    case DUCKDB_TYPE_STRUCT: {
-      idx_t n = duckdb_struct_type_child_count(a);
-      if (n != duckdb_struct_type_child_count(b)) return false;
-      for (idx_t i = 0; i < n; ++i) {
-        if (!same_name(duckdb_struct_type_child_name(a, i), duckdb_struct_type_child_name(b, i)) ||
-            !same_child(duckdb_struct_type_child_type(a, i), duckdb_struct_type_child_type(b, i)))
-          return false;
-      }
-      return true;
-    }
-    case DUCKDB_TYPE_UNION: {
-      idx_t n = duckdb_union_type_member_count(a);
-      if (n != duckdb_union_type_member_count(b)) return false;
-      for (idx_t i = 0; i < n; ++i) {
-        if (!same_name(duckdb_union_type_member_name(a, i), duckdb_union_type_member_name(b, i)) ||
-            !same_child(duckdb_union_type_member_type(a, i), duckdb_union_type_member_type(b, i)))
-          return false;
-      }
-      return true;
-    }
-    case DUCKDB_TYPE_ENUM: {
-      uint32_t n = duckdb_enum_dictionary_size(a);
-      if (n != duckdb_enum_dictionary_size(b)) return false;
-      for (uint32_t i = 0; i < n; ++i) {
-        if (!same_name(duckdb_enum_dictionary_value(a, i), duckdb_enum_dictionary_value(b, i))) return false;
-      }
-      return true;
-    }
-    default:
-      return true;
-  }
-}
-
-/// A parts scan: the function's extra info, alive as long as the database
-/// knows the function.
-struct PartsScan {
-  ScanParts* parts = nullptr;
-  DuckDbEngine* owner = nullptr;  // connects the readers
-  duckdb_connection (*connection_of)(DuckDbEngine*) = nullptr;
-  bool ordered = false;
-  std::vector<std::string> names;
-  std::vector<duckdb_logical_type> types;
-  ~PartsScan() {
-    for (auto& t : types) duckdb_destroy_logical_type(&t);
-  }
-};
-
-/// One query's scan of the function.
-struct PartsScanState {
-  std::atomic<size_t> next{0};
-  std::vector<idx_t> columns;  // the columns the query needs, in output order
-  std::string select_list;
-};
-
-/// One thread's reading: its connection and the part it is reading.
-struct PartsScanReader {
-  std::unique_ptr<DuckDbEngine> engine;
-  duckdb_connection conn = nullptr;
-  duckdb_result result{};
-  bool reading = false;
-  void Close() {
-    if (reading) duckdb_destroy_result(&result);
-    reading = false;
-  }
-  ~PartsScanReader() { Close(); }
-};
-
-void PartsScanBind(duckdb_bind_info info) {
-  auto* scan = static_cast<PartsScan*>(duckdb_bind_get_extra_info(info));
-  for (size_t i = 0; i < scan->names.size(); ++i)
-    duckdb_bind_add_result_column(info, scan->names[i].c_str(), scan->types[i]);
-}
-
-void PartsScanInit(duckdb_init_info info) {
-  auto* scan = static_cast<PartsScan*>(duckdb_init_get_extra_info(info));
-  auto state = std::make_unique<PartsScanState>();
-  idx_t n = duckdb_init_get_column_count(info);
-  for (idx_t i = 0; i < n; ++i) {
-    idx_t column = duckdb_init_get_column_index(info, i);
-    if (column >= scan->names.size()) {
-      duckdb_init_set_error(info, "parts scan: the query asks for a column the scan does not have");
-      return;
-    }
-    state->columns.push_back(column);
-    state->select_list += (i ? ", " : "") + QuoteIdent(scan->names[column]);
-  }
-  // In order: one thread reads the parts one after another.
-  duckdb_init_set_max_threads(info, scan->ordered ? 1 : 1024);
-  duckdb_init_set_init_data(info, state.release(), [](void* p) { delete static_cast<PartsScanState*>(p); });
-}
-
-void PartsScanLocalInit(duckdb_init_info info) {
-  auto* scan = static_cast<PartsScan*>(duckdb_init_get_extra_info(info));
-  auto reader = std::make_unique<PartsScanReader>();
-  auto engine = scan->owner->ConnectReader();
-  if (!engine.ok()) {
-    duckdb_init_set_error(info, engine.status().message().c_str());
-    return;
-  }
-  reader->engine = std::move(engine).value();
-  duckdb_init_set_init_data(info, reader.release(), [](void* p) { delete static_cast<PartsScanReader*>(p); });
-}
-
-}  // namespace
-
-namespace {
-
-/// Starts `sql` on `conn` as a streaming query (DuckDB computes ahead of
-/// the fetches as far as streaming_buffer_size allows).
-Status StartStreaming(duckdb_connection conn, const std::string& sql, duckdb_result* out) {
-  duckdb_prepared_statement prepared = nullptr;
-  if (duckdb_prepare(conn, sql.c_str(), &prepared) == DuckDBError) {
-    const char* e = duckdb_prepare_error(prepared);
-    Status status = DuckDbError(e ? e : "prepare failed");
-    duckdb_destroy_prepare(&prepared);
-    return status;
-  }
-  duckdb_pending_result pending = nullptr;
-  if (duckdb_pending_prepared_streaming(prepared, &pending) == DuckDBError) {
-    const char* e = duckdb_pending_error(pending);
-    Status status = DuckDbError(e ? e : "pending failed");
-    duckdb_destroy_pending(&pending);
-    duckdb_destroy_prepare(&prepared);
-    return status;
-  }
-  duckdb_state state = duckdb_execute_pending(pending, out);
-  duckdb_destroy_pending(&pending);
-  duckdb_destroy_prepare(&prepared);
-  if (state == DuckDBError) {
-    const char* e = duckdb_result_error(out);
-    Status status = DuckDbError(e ? e : "execution failed");
-    duckdb_destroy_result(out);
-    return status;
-  }
-  return Status::OK();
-}
-
-void PartsScanFunction(duckdb_function_info info, duckdb_data_chunk output) {
-  auto* scan = static_cast<PartsScan*>(duckdb_function_get_extra_info(info));
-  auto* state = static_cast<PartsScanState*>(duckdb_function_get_init_data(info));
-  auto* reader = static_cast<PartsScanReader*>(duckdb_function_get_local_init_data(info));
-  auto fail = [&](const std::string& message) {
-    reader->Close();
-    duckdb_function_set_error(info, message.c_str());
-  };
-  while (true) {
-    if (!reader->reading) {
-      size_t index = state->next.fetch_add(1);
-      auto part = scan->parts->Open(index, reader->engine.get());
-      if (!part.ok()) return fail(part.status().message());
-      if (!*part) {
-        duckdb_data_chunk_set_size(output, 0);  // no more parts: this thread is done
-        return;
-      }
-      if ((*part)->empty()) continue;
-      std::string sql = "SELECT " + (state->select_list.empty() ? std::string("NULL") : state->select_list) +
-                        " FROM (" + StripSql(**part) + "\n) AS sluice_part";
-      Status started = StartStreaming(scan->connection_of(reader->engine.get()), sql, &reader->result);
-      if (!started.ok()) return fail(started.message());
-      reader->reading = true;
-      if (!state->select_list.empty()) {
-        bool same = duckdb_column_count(&reader->result) == state->columns.size();
-        for (size_t i = 0; same && i < state->columns.size(); ++i) {
-          duckdb_logical_type got = duckdb_column_logical_type(&reader->result, i);
-          same = SameType(got, scan->types[state->columns[i]]);
-          duckdb_destroy_logical_type(&got);
-        }
-        if (!same) return fail("part " + std::to_string(index) + " does not have the columns of the scan");
-      }
-    }
-    duckdb_data_chunk chunk = duckdb_fetch_chunk(reader->result);
-    if (chunk == nullptr) {
-      const char* e = duckdb_result_error(&reader->result);
-      std::string error = e ? e : "";
-      reader->Close();
-      if (!error.empty()) return fail(error);
-      continue;  // the part is read
-    }
-    idx_t rows = duckdb_data_chunk_get_size(chunk);
-    if (rows > 0) {
-      // The output shares the part's vectors (their buffers are reference
-      // counted): no copy.
-      if (!state->select_list.empty()) {
-        for (idx_t i = 0; i < state->columns.size(); ++i) {
-          duckdb_vector_reference_vector(duckdb_data_chunk_get_vector(output, i),
-                                         duckdb_data_chunk_get_vector(chunk, i));
-        }
-      }
-      duckdb_data_chunk_set_size(output, rows);
-    }
-    duckdb_destroy_data_chunk(&chunk);
-    if (rows > 0) return;
-  }
-}
-
-}  // namespace
-
-Status DuckDbEngine::RegisterPartsScan(const std::string& name, ScanParts* parts, DuckDbEngine* reader,
-                                       const std::string& first_sql, bool ordered) {
-  auto scan = std::make_unique<PartsScan>();
-  scan->parts = parts;
-  scan->owner = this;
-  scan->connection_of = [](DuckDbEngine* engine) { return engine->impl_->conn; };
-  scan->ordered = ordered;
-  duckdb_prepared_statement prepared = nullptr;
-  if (duckdb_prepare(reader->impl_->conn, StripSql(first_sql).c_str(), &prepared) == DuckDBError) {
-    const char* e = duckdb_prepare_error(prepared);
-    Status status = DuckDbError(e ? e : "prepare failed");
-    duckdb_destroy_prepare(&prepared);
-    return status;
-  }
-  idx_t n = duckdb_prepared_statement_column_count(prepared);
-  for (idx_t i = 0; i < n; ++i) {
-    const char* column = duckdb_prepared_statement_column_name(prepared, i);
-    scan->names.emplace_back(column ? column : "");
-    scan->types.push_back(duckdb_prepared_statement_column_logical_type(prepared, i));
-  }
-  duckdb_destroy_prepare(&prepared);
-  if (n == 0) return Status::InvalidArgument("a parts scan needs columns");
-
-  duckdb_table_function function = duckdb_create_table_function();
-  duckdb_table_function_set_name(function, name.c_str());
-  duckdb_table_function_set_extra_info(function, scan.release(),
-                                       [](void* p) { delete static_cast<PartsScan*>(p); });
-  duckdb_table_function_set_bind(function, PartsScanBind);
-  duckdb_table_function_set_init(function, PartsScanInit);
-  duckdb_table_function_set_local_init(function, PartsScanLocalInit);
-  duckdb_table_function_set_function(function, PartsScanFunction);
-  duckdb_table_function_supports_projection_pushdown(function, true);
-  duckdb_state state = duckdb_register_table_function(impl_->conn, function);
-  duckdb_destroy_table_function(&function);
-  if (state == DuckDBError) return Status::Internal("cannot register the table function " + name);
-  return Status::OK();
+Status DuckDbEngine::ServeArrivingFiles(ArrivingFileWaiter wait) {
+  return ServeArrivingFilesOn(impl_->shared->db, std::move(wait));
 }
 
 QueryProgress DuckDbEngine::Progress() {
@@ -866,14 +546,6 @@ QueryProgress DuckDbEngine::Progress() {
                        static_cast<int64_t>(p.total_rows_to_process)};
 }
 
-void DuckDbEngine::Interrupt() {
-  if (!impl_->primary) {
-    duckdb_interrupt(impl_->conn);
-    return;
-  }
-  // The engine's queries may read through other connections (a parts scan).
-  std::lock_guard<std::mutex> lock(impl_->group->mu);
-  for (duckdb_connection c : impl_->group->connections) duckdb_interrupt(c);
-}
+void DuckDbEngine::Interrupt() { duckdb_interrupt(impl_->conn); }
 
 }  // namespace sluice::engine

@@ -7,14 +7,13 @@
 // used from one thread at a time; Interrupt() and Progress() are the
 // exceptions and may be called from any thread while a query runs.
 //
-// A parts scan (RegisterPartsScan) is a table function whose rows are those
-// of parts that become readable one after another while the query that
-// scans it runs (files still being downloaded): each part is read by a
-// query of its own on another connection, and its chunks are handed to the
-// scan without a copy.
+// ServeArrivingFiles lets DuckDB's own scans read files that are still
+// arriving (S3 objects being downloaded): the one place where sluice uses
+// DuckDB's C++ API (src/engine/arriving_files.cc).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,20 +60,13 @@ struct ResultColumn {
   std::string cast_to;
 };
 
-class DuckDbEngine;
+/// Waits until file `index` of a load is there and returns its local path,
+/// or the error that stopped it from arriving. Called from DuckDB's
+/// threads, several at once.
+using ArrivingFileWaiter = std::function<Result<std::string>(size_t index)>;
 
-/// The parts of a parts scan (DuckDbEngine::RegisterPartsScan). Called from
-/// DuckDB's threads, several at once: implementations are thread-safe.
-class ScanParts {
- public:
-  virtual ~ScanParts() = default;
-  /// Waits until part `index` can be read, defines it on `reader` (a
-  /// connection of the scan's database that the calling thread uses alone
-  /// until its next call) and returns the SELECT that reads it there; its
-  /// columns must be the scan's. "" for a part without rows; nullopt when
-  /// there is no part `index` (parts are numbered from 0 without gaps).
-  virtual Result<std::optional<std::string>> Open(size_t index, DuckDbEngine* reader) = 0;
-};
+/// The path under which DuckDbEngine::ServeArrivingFiles serves file `index`.
+std::string ArrivingFilePath(size_t index);
 
 class DuckDbEngine {
  public:
@@ -104,26 +96,17 @@ class DuckDbEngine {
   /// settings, the same tables, functions and threads. The database stays
   /// open while any of its engines lives.
   Result<std::unique_ptr<DuckDbEngine>> Connect();
-  /// A connection to a single-threaded database that this engine keeps
-  /// until it closes (one for all its readers): for queries that a query of
-  /// this engine reads from (a parts scan), which then run on the thread
-  /// that reads them. Interrupt() reaches it.
-  Result<std::unique_ptr<DuckDbEngine>> ConnectReader();
 
-  /// Defines the table function `name`() over `parts`: the rows of every
-  /// part, in part order when `ordered` (one thread reads the parts one
-  /// after another), else in any order (threads read parts side by side).
-  /// Its columns are those of `first_sql` on `reader`, e.g. the first
-  /// part's SELECT; a part whose columns differ in those the query reads
-  /// fails the query (ScanParts::Open checks the others, if it must).
-  /// `parts` must outlive every query that scans the function.
-  Status RegisterPartsScan(const std::string& name, ScanParts* parts, DuckDbEngine* reader,
-                           const std::string& first_sql, bool ordered);
+  /// Serves files that are still arriving (S3 objects being downloaded) to
+  /// this engine's queries as ArrivingFilePath(index): DuckDB's own scans
+  /// (read_parquet over those paths) open each file when they reach it,
+  /// waiting for `wait`, so they read the first files while the others are
+  /// on their way. Once per engine (per database).
+  Status ServeArrivingFiles(ArrivingFileWaiter wait);
 
   /// Thread-safe: progress of the running query.
   QueryProgress Progress();
-  /// Thread-safe: asks the running query to stop; on the engine that opened
-  /// the database, also the queries of its other connections (Connect).
+  /// Thread-safe: asks the running query to stop.
   void Interrupt();
 
  private:

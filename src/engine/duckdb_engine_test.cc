@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
@@ -148,158 +151,117 @@ TEST(DuckDbEngine, AppendToAMismatchedTableFailsClearly) {
 /// Parts given as SELECTs, each defined as a view on the reader that opens
 /// it ("" for a part without rows). Parts from `released()` on are held back
 /// until Release() lets them go: files still downloading.
-class HeldParts : public ScanParts {
+/// Files that arrive one by one when the test says so.
+class Arrivals {
  public:
-  explicit HeldParts(std::vector<std::string> selects) : selects_(std::move(selects)) {}
-
-  Result<std::optional<std::string>> Open(size_t index, DuckDbEngine* reader) override {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      asked_ = std::max(asked_, index + 1);
-      cv_.notify_all();
-      cv_.wait(lock, [&] { return index < released_ || released_ >= selects_.size(); });
+  explicit Arrivals(std::vector<std::string> paths) : paths_(std::move(paths)) {}
+  Result<std::string> WaitFor(size_t index) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return index < arrived_ || !error_.ok(); });
+    if (index < arrived_) {
+      ++opened_;
+      return paths_.at(index);
     }
-    if (index >= selects_.size()) return std::optional<std::string>();
-    if (selects_[index].empty()) return std::optional<std::string>("");
-    if (selects_[index].starts_with("error:")) return Status::DataError(selects_[index].substr(6));
-    SLUICE_RETURN_IF_ERROR(reader->Execute("CREATE OR REPLACE TEMP VIEW part AS " + selects_[index]));
-    return std::optional<std::string>("SELECT * FROM part");
+    return error_;
   }
-  /// Parts below `n` may be opened.
-  void Release(size_t n) {
+  void Arrive(size_t n) {
     std::lock_guard<std::mutex> lock(mu_);
-    released_ = n;
+    arrived_ = n;
     cv_.notify_all();
   }
-  /// Waits until part `index` was asked for.
-  bool WaitAsked(size_t index) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return asked_ > index; });
+  void Fail(Status error) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::move(error);
+    cv_.notify_all();
+  }
+  int opened() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return opened_;
   }
 
  private:
-  std::vector<std::string> selects_;
+  std::vector<std::string> paths_;
   std::mutex mu_;
   std::condition_variable cv_;
-  size_t released_ = std::numeric_limits<size_t>::max();
-  size_t asked_ = 0;
+  size_t arrived_ = 0;  // guarded by mu_
+  Status error_;        // guarded by mu_
+  int opened_ = 0;      // guarded by mu_
 };
 
-/// A parts scan `parts`() over `held`, its columns from the first part.
-void Register(DuckDbEngine* engine, HeldParts* held, const std::string& first, bool ordered) {
-  auto reader = engine->Connect();
-  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
-  ASSERT_TRUE((*reader)->Execute("CREATE TEMP VIEW part AS " + first).ok());
-  Status s = engine->RegisterPartsScan("parts", held, reader->get(), "SELECT * FROM part", ordered);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-}
-
-TEST(DuckDbEngine, PartsScanReadsEveryPartOnceWithProjectionsAndEmptyParts) {
-  auto engine = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine.ok());
-  auto part = [](int from, int to) {
-    return "SELECT i AS id, 'n' || i AS name, (i * 0.5)::DECIMAL(12,2) AS amount FROM range(" +
-           std::to_string(from) + ", " + std::to_string(to) + ") r(i)";
-  };
-  HeldParts held({part(0, 10000), "", part(10000, 10001), part(10001, 50000)});
-  Register(engine->get(), &held, part(0, 0), false);
-  auto rows = (*engine)->QueryRows(
-      "SELECT count(*), count(DISTINCT id), sum(id), max(name), sum(amount)::VARCHAR FROM parts()");
-  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
-  EXPECT_EQ((*rows)[0][0], "50000");
-  EXPECT_EQ((*rows)[0][1], "50000");
-  EXPECT_EQ((*rows)[0][2], std::to_string(49999LL * 50000 / 2));
-  EXPECT_EQ((*rows)[0][3], "n9999");
-  EXPECT_EQ((*rows)[0][4], "624987500.00");
-  // Only some columns, none, and the scan used twice in one query.
-  rows = (*engine)->QueryRows(
-      "SELECT (SELECT count(*) FROM parts()), (SELECT max(name) FROM parts() WHERE id < 5), "
-      "(SELECT count(*) FROM parts() a JOIN parts() b USING (id))");
-  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
-  EXPECT_EQ((*rows)[0][0], "50000");
-  EXPECT_EQ((*rows)[0][1], "n4");
-  EXPECT_EQ((*rows)[0][2], "50000");
-}
-
-TEST(DuckDbEngine, OrderedPartsScanKeepsThePartsOrder) {
-  auto engine = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine.ok());
-  ASSERT_TRUE((*engine)->Execute("SET preserve_insertion_order = true").ok());
-  std::vector<std::string> selects;
-  for (int k = 5; k >= 0; --k) {
-    selects.push_back("SELECT i AS id FROM range(" + std::to_string(k * 30000) + ", " +
-                      std::to_string(k * 30000 + 30000) + ") r(i) ORDER BY i DESC");
+/// Three Parquet files of 1000 rows each (ids 0..2999), and their paths.
+std::vector<std::string> WriteParquetFiles(DuckDbEngine* engine, const std::string& dir) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < 3; ++i) {
+    paths.push_back(dir + "/part" + std::to_string(i) + ".parquet");
+    EXPECT_TRUE(engine
+                    ->Execute("COPY (SELECT range + " + std::to_string(i * 1000) +
+                              " AS id, 'x' || range AS name FROM range(1000)) TO " + QuoteLiteral(paths.back()) +
+                              " (FORMAT parquet)")
+                    .ok());
   }
-  HeldParts held(selects);
-  Register(engine->get(), &held, selects[0], true);
-  auto stream = (*engine)->Stream("SELECT id FROM parts()");
-  ASSERT_TRUE(stream.ok()) << stream.status().ToString();
-  int64_t expected = 6 * 30000 - 1, rows = 0;
-  bool in_order = true;
-  while (true) {
-    auto batch = (*stream)->Next();
-    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-    if (!*batch) break;
-    for (int64_t i = 0; i < (*batch)->num_rows(); ++i) {
-      in_order = in_order && (*batch)->column(0).Values<int64_t>()[i] == expected;
-      --expected;
-      ++rows;
-    }
-  }
-  EXPECT_EQ(rows, 6 * 30000);
-  EXPECT_TRUE(in_order);
+  return paths;
 }
 
-TEST(DuckDbEngine, PartsScanReadsThePartsThatArrivedWhileTheLastIsHeldBack) {
-  auto engine = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine.ok());
-  HeldParts held({"SELECT 1 AS x", "SELECT 2 AS x", "SELECT 3 AS x"});
-  held.Release(2);
-  Register(engine->get(), &held, "SELECT 1 AS x", true);
-  Result<std::vector<std::vector<std::optional<std::string>>>> rows = Status::Internal("not run");
-  std::thread query([&] { rows = (*engine)->QueryRows("SELECT sum(x) FROM parts()"); });
-  // In order: part 2 is asked for only once parts 0 and 1 were read.
-  EXPECT_TRUE(held.WaitAsked(2));
-  held.Release(3);
-  query.join();
-  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
-  EXPECT_EQ((*rows)[0][0], "6");
+std::string ArrivingList(size_t n) {
+  std::string list;
+  for (size_t i = 0; i < n; ++i) list += (i ? ", " : "") + QuoteLiteral(ArrivingFilePath(i));
+  return "[" + list + "]";
 }
 
-TEST(DuckDbEngine, PartsScanFailsOnAPartWithOtherColumnsOrAnError) {
-  auto engine = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine.ok());
-  HeldParts other({"SELECT 1 AS x, 'a' AS y", "SELECT 2 AS x, 3 AS y"});
-  Register(engine->get(), &other, "SELECT 1 AS x, 'a' AS y", false);
-  auto rows = (*engine)->QueryRows("SELECT max(y) FROM parts()");
-  ASSERT_FALSE(rows.ok());
-  EXPECT_NE(rows.status().message().find("part 1 does not have the columns of the scan"), std::string::npos)
-      << rows.status().message();
-
-  auto engine2 = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine2.ok());
-  HeldParts failing({"SELECT 1 AS x", "error:s3://b/k.parquet: download failed"});
-  Register(engine2->get(), &failing, "SELECT 1 AS x", false);
-  rows = (*engine2)->QueryRows("SELECT sum(x) FROM parts()");
-  ASSERT_FALSE(rows.ok());
-  EXPECT_NE(rows.status().message().find("s3://b/k.parquet: download failed"), std::string::npos)
-      << rows.status().message();
-}
-
-TEST(DuckDbEngine, InterruptReachesAPartsScanWaitingForItsReader) {
-  auto engine = DuckDbEngine::Open({});
-  ASSERT_TRUE(engine.ok());
-  HeldParts held({"SELECT i AS x FROM range(100000000) r(i)"});
-  Register(engine->get(), &held, "SELECT 1::BIGINT AS x", false);
-  std::thread stopper([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    (*engine)->Interrupt();
+TEST(DuckDbEngine, ItsOwnScanReadsFilesThatArriveWhileItRuns) {
+  auto opened = DuckDbEngine::Open(EngineOptions{});
+  ASSERT_TRUE(opened.ok());
+  auto& engine = *opened;
+  std::string dir = ::testing::TempDir() + "arriving-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  Arrivals arrivals(WriteParquetFiles(engine.get(), dir));
+  ASSERT_TRUE(engine->ServeArrivingFiles([&](size_t i) { return arrivals.WaitFor(i); }).ok());
+  arrivals.Arrive(1);  // binding the scan opens the first file
+  std::optional<Result<std::vector<std::vector<std::optional<std::string>>>>> rows;
+  std::thread query([&] {
+    rows = engine->QueryRows("SELECT count(*), sum(id), count(DISTINCT name) FROM read_parquet(" +
+                             ArrivingList(3) + ")");
   });
-  auto start = std::chrono::steady_clock::now();
-  auto rows = (*engine)->QueryRows("SELECT sum(x * x % 7) FROM parts()");
-  stopper.join();
-  EXPECT_FALSE(rows.ok());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
+  // The query waits for the files that have not arrived, reading the others.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(rows.has_value());
+  EXPECT_GE(arrivals.opened(), 1);
+  arrivals.Arrive(2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(rows.has_value());
+  arrivals.Arrive(3);
+  query.join();
+  ASSERT_TRUE(rows.has_value() && rows->ok()) << (rows ? rows->status().ToString() : "no result");
+  EXPECT_EQ(*(**rows)[0][0], "3000");
+  EXPECT_EQ(*(**rows)[0][1], "4498500");
+  EXPECT_EQ(*(**rows)[0][2], "1000");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(DuckDbEngine, AFileThatNeverArrivesFailsTheScanWithWhatStoppedIt) {
+  auto opened = DuckDbEngine::Open(EngineOptions{});
+  ASSERT_TRUE(opened.ok());
+  auto& engine = *opened;
+  std::string dir = ::testing::TempDir() + "arriving-fail-" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  Arrivals arrivals(WriteParquetFiles(engine.get(), dir));
+  ASSERT_TRUE(engine->ServeArrivingFiles([&](size_t i) { return arrivals.WaitFor(i); }).ok());
+  arrivals.Arrive(2);
+  std::thread failer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    arrivals.Fail(Status::IoError("s3://b/part2.parquet: connection reset"));
+  });
+  auto rows = engine->QueryRows("SELECT count(*) FROM read_parquet(" + ArrivingList(3) + ")");
+  failer.join();
+  ASSERT_FALSE(rows.ok());
+  EXPECT_NE(rows.status().message().find("s3://b/part2.parquet: connection reset"), std::string::npos)
+      << rows.status().ToString();
+  // A path that is not one of the load's files.
+  auto other = engine->QueryRows("SELECT count(*) FROM read_parquet('sluice-arriving://x')");
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("not a file of this load"), std::string::npos)
+      << other.status().ToString();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

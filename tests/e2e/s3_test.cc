@@ -49,6 +49,25 @@ S3Server* SharedS3() {
   return server.get();
 }
 
+/// A Parquet file holding what `select` returns, in memory.
+std::string ParquetOf(const std::string& select) {
+  TempDir tmp("sluice-parquet");
+  auto engine = engine::DuckDbEngine::Open(engine::EngineOptions{});
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  if (!engine.ok()) return "";
+  Status s = (*engine)->Execute("COPY (" + select + ") TO " + engine::QuoteLiteral(tmp.Path("f.parquet")) +
+                                " (FORMAT parquet)");
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return tmp.Read("f.parquet");
+}
+
+/// The rows of SimpleCsv as Parquet: id, name, amount (DECIMAL(12,2)).
+std::string SimpleParquet(int64_t first_id, int64_t n) {
+  return ParquetOf("SELECT range AS id, 'name_' || range AS name, ((range % 100000) + (range % 100) / 100.0)"
+                   "::DECIMAL(12,2) AS amount FROM range(" +
+                   std::to_string(first_id) + ", " + std::to_string(first_id + n) + ")");
+}
+
 /// The CSV text of WriteSimpleCsv, in memory.
 std::string SimpleCsv(int64_t first_id, int64_t n) {
   TempDir tmp("sluice-csv");
@@ -302,16 +321,17 @@ int64_t LoggedNumberAfter(const std::string& log, const std::string& marker) {
 }
 
 TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDownloading) {
-  // The last object is slow to come (held back by a proxy): the load reads
-  // the others, and its COPY into PostgreSQL runs, while it is on its way.
-  // (The COPY begins once DuckDB's first results fill its stream buffer,
-  // made small here so that the first five objects fill it.)
+  // The last object is slow to come (held back by a proxy): DuckDB's scan
+  // reads the others, and the COPY into PostgreSQL runs, while it is on its
+  // way. (The COPY begins once DuckDB's first results fill its stream
+  // buffer, made small here so that the first five objects fill it.)
   constexpr int kFiles = 6;
   constexpr int64_t kRows = 20000;
-  for (int i = 0; i < kFiles; ++i) Put("o/part-" + std::to_string(i) + ".csv", SimpleCsv(i * kRows, kRows));
+  for (int i = 0; i < kFiles; ++i)
+    Put("o/part-" + std::to_string(i) + ".parquet", SimpleParquet(i * kRows, kRows));
   FaultProxyOptions o;
   o.upstream_port = s3_->port();
-  o.delay_path_substring = "part-5.csv";
+  o.delay_path_substring = "part-5.parquet";
   o.delay = std::chrono::milliseconds(4000);
   auto proxy = FaultProxy::Start(o);
   ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
@@ -320,6 +340,7 @@ TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDow
   auto run = [&](const std::string& name, const std::string& table, const std::string& source_keys,
                  CliResult* result) -> bool {
     std::string toml = Pipeline("o/", "concurrency = 2\n" + source_keys, "", (*proxy)->endpoint());
+    toml.replace(toml.find("format = \"csv\"\nheader = true\n"), 29, "format = \"parquet\"\n");
     toml.replace(toml.find("[engine]\n"), 9, "[engine]\nstream_buffer = \"64KiB\"\n");
     toml = std::regex_replace(toml, std::regex("public\\.items"), "public." + table);
     toml.replace(toml.find("name = \"orders\""), 15, "name = \"" + name + "\"");
@@ -344,7 +365,7 @@ TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDow
   };
 
   CliResult r;
-  EXPECT_TRUE(run("overlap", "items", "read_while_downloading = true", &r))
+  EXPECT_TRUE(run("overlap", "items", "", &r))
       << "no COPY began while the last object was held back\n"
       << r.err;
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
@@ -359,22 +380,27 @@ TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDow
   EXPECT_GE(std::stod(m[1].str()), 2.0) << r.err;
   EXPECT_EQ(Scalar("SELECT files || '/' || rows FROM sluice.runs WHERE pipeline = 'overlap'"), "6/120000");
 
-  // By default the load waits for the last object before it reads any.
-  EXPECT_FALSE(run("wait", "items_wait", "", &r)) << r.err;
+  // Asked not to, the load waits for the last object before it reads any.
+  EXPECT_FALSE(run("wait", "items_wait", "read_while_downloading = false", &r)) << r.err;
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Count("public.items_wait"), kFiles * kRows);
   EXPECT_EQ(r.err.find("reading began"), std::string::npos) << r.err;
 }
 
 TEST_F(S3PipelineTest, ObjectsWithOtherColumnsReadWhileDownloadingGiveWhatOneReadOfAllGives) {
-  // Files whose columns differ cannot be read one by one as they arrive:
-  // the load waits for all and reads them together (union by name), with
-  // the same result as without read_while_downloading.
-  Put("u/a.csv", "id,name\n1,x\n2,y\n");
-  Put("u/b.csv", "id,amount\n3,1.50\n");
-  Put("u/c.csv", "id,name,amount\n4,z,2.25\n");
+  // Files whose columns differ are read by name, all at once (union by
+  // name): a read as they arrive (the first file's columns) is rolled back
+  // before its commit, and the load reads them again once all are there.
+  Put("u/a.parquet", ParquetOf("SELECT * FROM (VALUES (1, 'x'), (2, 'y')) t(id, name)"));
+  Put("u/b.parquet", ParquetOf("SELECT 3 AS id, 1.50::DECIMAL(12,2) AS amount"));
+  Put("u/c.parquet", ParquetOf("SELECT 4 AS id, 'z' AS name, 2.25::DECIMAL(12,2) AS amount"));
+  // Same columns in another order, and one column of another type.
+  Put("v/a.parquet", ParquetOf("SELECT 1 AS id, 'x' AS name"));
+  Put("v/b.parquet", ParquetOf("SELECT 'y' AS name, 2 AS id"));
+  Put("w/a.parquet", ParquetOf("SELECT 1 AS id, 'x' AS name"));
+  Put("w/b.parquet", ParquetOf("SELECT 2::BIGINT AS id, 'y' AS name"));
   std::string toml = "name = \"orders\"\n[source]\npath = 's3://" + bucket_ +
-                     "/u/'\nformat = \"csv\"\nread_while_downloading = true\n" + S3Section(s3_->endpoint()) +
+                     "/u/'\n" + S3Section(s3_->endpoint()) +
                      "[state]\nurl = '" + url_ + "'\n" + PgDestination(url_, "public.items") +
                      EngineSection() + "[retry]\nmax_attempts = 1\n";
   auto r = RunPipeline(dir_, toml);
@@ -382,17 +408,32 @@ TEST_F(S3PipelineTest, ObjectsWithOtherColumnsReadWhileDownloadingGiveWhatOneRea
   EXPECT_EQ(
       Scalar("SELECT string_agg(id || ':' || coalesce(name, '-') || ':' || coalesce(amount::text, '-'), "
              "' ' ORDER BY id) FROM public.items"),
-      "1:x:- 2:y:- 3:-:1.5 4:z:2.25");
+      "1:x:- 2:y:- 3:-:1.50 4:z:2.25");
   EXPECT_EQ(r.err.find("reading began"), std::string::npos) << r.err;
+  for (const std::string prefix : {"v", "w"}) {
+    std::string other = std::regex_replace(toml, std::regex("/u/'"), "/" + prefix + "/'");
+    other = std::regex_replace(other, std::regex("public\\.items"), "public.items_" + prefix);
+    other = std::regex_replace(other, std::regex("name = \"orders\""), "name = \"orders_" + prefix + "\"");
+    r = RunPipeline(dir_, other);
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_EQ(Scalar("SELECT string_agg(id || ':' || name, ' ' ORDER BY id) FROM public.items_" + prefix),
+              "1:x 2:y")
+        << prefix;
+  }
+  // An id that is INTEGER in one file and BIGINT in another is a BIGINT, as
+  // a read of both at once makes it.
+  EXPECT_EQ(Scalar("SELECT data_type FROM information_schema.columns WHERE table_name = 'items_w' AND "
+                   "column_name = 'id'"),
+            "bigint");
 }
 
 TEST_F(S3PipelineTest, UpsertOfObjectsReadWhileDownloadingKeepsTheLastRowOfEachKeyInObjectOrder) {
   // The last row for a key wins, in the order of the objects and their rows.
-  Put("up/a.csv", "id,name\n1,a\n2,a\n3,a\n");
-  Put("up/b.csv", "id,name\n1,b\n2,b\n");
-  Put("up/c.csv", "id,name\n2,c\n4,c\n");
+  Put("up/a.parquet", ParquetOf("SELECT * FROM (VALUES (1, 'a'), (2, 'a'), (3, 'a')) t(id, name)"));
+  Put("up/b.parquet", ParquetOf("SELECT * FROM (VALUES (1, 'b'), (2, 'b')) t(id, name)"));
+  Put("up/c.parquet", ParquetOf("SELECT * FROM (VALUES (2, 'c'), (4, 'c')) t(id, name)"));
   std::string toml = "name = \"orders\"\n[source]\npath = 's3://" + bucket_ +
-                     "/up/'\nformat = \"csv\"\nread_while_downloading = true\ncolumns = { id = \"BIGINT\", "
+                     "/up/'\ncolumns = { id = \"BIGINT\", "
                      "name = \"VARCHAR\" }\n" +
                      S3Section(s3_->endpoint()) + "[state]\nurl = '" + url_ + "'\n" +
                      PgDestination(url_, "public.items", "upsert", "key = [\"id\"]\n") + EngineSection() +

@@ -42,7 +42,7 @@ struct FilesSourceConfig {
   int64_t spool_bytes = 256'000'000;
   /// batch = "all" from S3: DuckDB reads each object as soon as it is
   /// downloaded, while the others download, instead of once all are there.
-  bool read_while_downloading = false;
+  bool read_while_downloading = true;
   /// CSV: the longest line accepted, in bytes.
   int64_t max_line_size = 2'000'000;
 

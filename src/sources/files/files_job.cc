@@ -382,7 +382,7 @@ FilesPipelineConfig ReadFilesPipelineConfig(const JobContext& context) {
   if (t.Has("incremental")) s.incremental = t.GetBool("incremental", false);
   s.concurrency = t.GetInt("concurrency", s.concurrency);
   s.spool_bytes = t.GetBytes("spool_bytes", s.spool_bytes);
-  s.read_while_downloading = t.GetBool("read_while_downloading", false);
+  s.read_while_downloading = t.GetBool("read_while_downloading", true);
   s.max_line_size = t.GetBytes("max_line_size", s.max_line_size);
   s.modified_within_seconds = (t.GetMillis("modified_within", 0) + 999) / 1000;
   // Keys read even when unset, so that messages list them as accepted.

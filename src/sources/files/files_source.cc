@@ -210,6 +210,11 @@ std::string CsvCommonTail(const FilesSourceOptions& o) {
 
 Result<std::string> FilesSource::ScanSql(engine::DuckDbEngine* engine) {
   if (is_stdin()) return StdinScanSql(engine);
+  if (options_.arriving) {
+    if (format_ != FileFormat::kParquet) return Status::Internal("only Parquet files are read as they arrive");
+    scanned_ = files_;
+    return ReplaceCasts("read_parquet(" + FileList(scanned_) + ")");
+  }
   if (format_ == FileFormat::kCsv) return CsvScanSql(engine);
   // Parquet and JSON lines: a 0-byte file holds nothing (and is no valid
   // Parquet file); a compressed file without content likewise.

@@ -62,6 +62,11 @@ struct FilesSourceOptions {
   std::string temp_dir;
   /// Interrupts reading the stdin sample (Ctrl-C before any data arrived).
   const CancellationSource* cancel = nullptr;
+  /// Parquet only: `files` are engine::ArrivingFilePath()s of files still
+  /// arriving, read by one scan as they come. Without union by name (that
+  /// would open every file before reading any): the caller checks that the
+  /// files agree once all arrived.
+  bool arriving = false;
   /// CSV: the longest line accepted, in bytes.
   int64_t max_line_size = kDefaultMaxLineSize;
 

@@ -374,6 +374,8 @@ class Fetcher {
 /// filled in order by the thread that takes them from the Fetcher.
 class ArrivingObjects : public FileFeed {
  public:
+  explicit ArrivingObjects(size_t listed) : listed_(listed) {}
+  size_t listed() const override { return listed_; }
   void Add(io::LocalFile file) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -399,6 +401,7 @@ class ArrivingObjects : public FileFeed {
   }
 
  private:
+  const size_t listed_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<io::LocalFile> files_;  // guarded by mu_
@@ -1034,7 +1037,7 @@ Result<JobReport> RunBatchJob(const FilesPipelineConfig& config, const JobOption
       // Not opened ahead: the load opens them itself and reports what fails.
       if (made.ok()) prepared = std::move(made).value();
     }
-    ArrivingObjects arriving;
+    ArrivingObjects arriving(todo.size());
     // Filled by the taker, read once it ended (arriving.End happens after).
     std::vector<std::optional<Fetched>> fetched(todo.size());
     std::vector<std::pair<std::string, std::string>> names;

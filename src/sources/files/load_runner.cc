@@ -19,6 +19,7 @@
 #include "core/replace_all.h"
 #include "destinations/native/native_destination.h"
 #include "engine/duckdb_engine.h"
+#include "io/compressed_input.h"
 #include "sources/files/files_source.h"
 
 namespace sluice::sources {
@@ -470,172 +471,6 @@ Result<std::unique_ptr<engine::DuckDbEngine>> OpenSharedEngine(const FilesPipeli
 
 namespace {
 
-const char* FormatName(FileFormat format) {
-  switch (format) {
-    case FileFormat::kCsv:
-      return "csv";
-    case FileFormat::kParquet:
-      return "parquet";
-    case FileFormat::kJsonl:
-      return "jsonl";
-  }
-  return "csv";
-}
-
-/// The files of a fed load as the parts of a parts scan: each file is read
-/// as one load of that file alone would read it (its own FilesSource, on
-/// the reading thread's connection). That equals its share of a read of all
-/// files at once only when the file has the columns, in the same order and
-/// with the same types, as the first file with rows (DuckDB's union by
-/// name and sluice's CSV type unification then change nothing), so every
-/// file is checked for that, also the ones the query did not get to.
-class ArrivingParts : public engine::ScanParts {
- public:
-  /// `ordered`: the destination needs the rows in the input's order.
-  ArrivingParts(const FilesPipelineConfig& config, const RunOptions& options, std::string format,
-                bool ordered)
-      : config_(config), options_(options), format_(std::move(format)), ordered_(ordered) {}
-
-  /// Before the scan: the columns every part must have, from the first
-  /// file with rows (prepared on `reader`); false when no file has rows.
-  Result<bool> TakeColumnsFromFirstPartWithRows(engine::DuckDbEngine* reader) {
-    for (size_t index = 0;; ++index) {
-      SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
-      if (!file) return false;
-      SLUICE_ASSIGN_OR_RETURN(auto source, Prepare(*file, reader));
-      if (!source->all_empty()) {
-        SLUICE_ASSIGN_OR_RETURN(signature_, Signature(*source, reader));
-        return true;
-      }
-    }
-  }
-
-  Result<std::optional<std::string>> Open(size_t index, engine::DuckDbEngine* reader) override {
-    SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
-    if (!file) return std::optional<std::string>();
-    SLUICE_ASSIGN_OR_RETURN(bool has_rows, Check(index, *file, reader));
-    if (!has_rows) return std::optional<std::string>("");
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!first_read_) first_read_ = Clock::now();
-    }
-    return std::optional<std::string>("SELECT * FROM input");
-  }
-
-  /// After the scan: checks the parts the query did not read (it may stop
-  /// early, e.g. at a LIMIT) and the integrity of compressed files.
-  Status Finish(engine::DuckDbEngine* reader) {
-    for (size_t index = 0;; ++index) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (parts_.count(index)) continue;
-      }
-      SLUICE_ASSIGN_OR_RETURN(auto file, options_.feed->WaitFor(index));
-      if (!file) break;
-      SLUICE_RETURN_IF_ERROR(Check(index, *file, reader).status());
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [index, part] : parts_) SLUICE_RETURN_IF_ERROR(part.source->FinishIntegrityChecks());
-    return Status::OK();
-  }
-
-  /// After Finish: every file, in load order.
-  std::vector<io::LocalFile> files() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<io::LocalFile> out;
-    for (const auto& [index, part] : parts_) out.push_back(part.file);
-    return out;
-  }
-  std::vector<std::string> empty_files() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [index, part] : parts_) {
-      for (const auto& f : part.source->empty_files()) out.push_back(f);
-    }
-    return out;
-  }
-  std::optional<Clock::time_point> first_read() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_read_;
-  }
-
- private:
-  struct Part {
-    io::LocalFile file;
-    std::unique_ptr<FilesSource> source;
-  };
-
-  /// `file` alone, as `input` on `reader`.
-  Result<std::unique_ptr<FilesSource>> Prepare(const io::LocalFile& file, engine::DuckDbEngine* reader) {
-    FilesSourceOptions o = SourceOptions(config_, options_.cancel, {file});
-    o.format = format_;  // the first file's, as for a read of all files
-    SLUICE_ASSIGN_OR_RETURN(auto source, FilesSource::Make(std::move(o)));
-    SLUICE_RETURN_IF_ERROR(source->Attach(reader));
-    if (source->untyped_empty()) {
-      return Status::InvalidArgument(file.path + " has a header and no rows: read after every file arrived");
-    }
-    return source;
-  }
-
-  /// The columns of `input` on `reader`, and for Parquet with declared
-  /// types also those before the casts (a read of all files casts after the
-  /// union, so the file's own types must agree as well). In order, also how
-  /// the file is read (its CSV dialect): a read of all files reads the
-  /// files of each dialect together, which orders their rows by dialect.
-  Result<std::string> Signature(const FilesSource& source, engine::DuckDbEngine* reader) const {
-    std::string signature;
-    auto add = [&](const std::vector<engine::ResultColumn>& columns) {
-      for (const auto& c : columns) signature += c.name + '\x1f' + c.duckdb_type + '\x1e';
-      signature += '\x1d';
-    };
-    SLUICE_ASSIGN_OR_RETURN(auto columns, reader->Describe("SELECT * FROM input"));
-    add(columns);
-    if (ordered_) {
-      SLUICE_ASSIGN_OR_RETURN(
-          auto view,
-          reader->QueryRows("SELECT sql FROM duckdb_views() WHERE temporary AND view_name = 'input'"));
-      if (view.size() != 1 || !view[0][0]) return Status::Internal("no view input");
-      signature += ReplaceAll(*view[0][0], engine::QuoteLiteral(source.files().front().path), "'<file>'");
-    }
-    if (source.format() == FileFormat::kParquet && !config_.source.columns.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(auto raw,
-                              reader->Describe("SELECT * FROM read_parquet(" +
-                                               engine::QuoteLiteral(source.files().front().path) + ")"));
-      add(raw);
-    }
-    return signature;
-  }
-
-  /// Prepares part `index` on `reader` and checks its columns; false when
-  /// the file has no rows.
-  Result<bool> Check(size_t index, const io::LocalFile& file, engine::DuckDbEngine* reader) {
-    SLUICE_ASSIGN_OR_RETURN(auto source, Prepare(file, reader));
-    bool has_rows = !source->all_empty();
-    if (has_rows) {
-      SLUICE_ASSIGN_OR_RETURN(std::string signature, Signature(*source, reader));
-      if (signature != signature_) {
-        return Status::SchemaMismatch(file.path +
-                                      " has other columns or types than the first file: read after every "
-                                      "file arrived");
-      }
-      source->StartIntegrityChecks();
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    // A part read twice (a query that scans `input` twice) is kept once.
-    parts_.emplace(index, Part{file, std::move(source)});
-    return has_rows;
-  }
-
-  const FilesPipelineConfig& config_;
-  const RunOptions& options_;
-  const std::string format_;
-  const bool ordered_;
-  std::string signature_;  // set before the scan starts, read-only after
-  mutable std::mutex mu_;
-  std::map<size_t, Part> parts_;                 // guarded by mu_
-  std::optional<Clock::time_point> first_read_;  // guarded by mu_
-};
-
 /// "3 files from 's3://b/in/*.parquet'", as FilesSource::Describe says it.
 std::string DescribeFiles(const FilesPipelineConfig& config, const std::vector<io::LocalFile>& files) {
   if (files.size() == 1) return config.source.path;
@@ -644,32 +479,76 @@ std::string DescribeFiles(const FilesPipelineConfig& config, const std::vector<i
 
 /// Whether to read a fed load's files as they arrive: when asked to
 /// ([source] read_while_downloading), and where that changes nothing but
-/// the time it takes: not with rejects (one rejects file over all files),
-/// nor for a destination that delivers rows before its commit or that
-/// DuckDB writes itself (a failed attempt could not be taken back).
+/// the time it takes: not for a destination that delivers rows before its
+/// commit or that DuckDB writes itself (a failed attempt could not be
+/// taken back).
 bool ReadWhileArriving(const FilesPipelineConfig& config, const Destination& dest) {
-  return config.source.read_while_downloading && config.source.on_error != "skip" &&
-         dest.delivery() == Delivery::kTransactional &&
+  return config.source.read_while_downloading && dest.delivery() == Delivery::kTransactional &&
          dynamic_cast<const destinations::NativeDestination*>(&dest) == nullptr;
 }
 
-/// A fed load that reads its files as they arrive. nullopt when it did not
-/// work out before anything was committed (a file unlike the first, an
-/// error): the caller loads again once every file is there, which gives
-/// the outcome a load of all files gives. An error only for what a second
-/// attempt must not repeat: a failed commit, Ctrl-C.
+/// One element of a Parquet file's schema, as text (parquet_schema()).
+constexpr char kSchemaElement[] =
+    "coalesce(name::VARCHAR, '') || '|' || "
+    "coalesce(type::VARCHAR, '') || '|' || "
+    "coalesce(type_length::VARCHAR, '') || '|' || "
+    "coalesce(repetition_type::VARCHAR, '') || '|' || "
+    "coalesce(num_children::VARCHAR, '') || '|' || "
+    "coalesce(converted_type::VARCHAR, '') || '|' || "
+    "coalesce(scale::VARCHAR, '') || '|' || "
+    "coalesce(precision::VARCHAR, '') || '|' || "
+    "coalesce(field_id::VARCHAR, '') || '|' || "
+    "coalesce(logical_type::VARCHAR, '')";
+
+/// After a scan of Parquet files as they arrived (without union by name):
+/// whether a scan of all of them at once, by name, would have read them
+/// alike, which holds when every file has the same schema (the same
+/// columns with the same types, in any order) and is a plain Parquet file
+/// (not empty, not compressed). Reads the files' footers only.
+Status CheckArrivedAlike(engine::DuckDbEngine* engine, const std::vector<io::LocalFile>& files) {
+  std::string list;
+  for (const auto& f : files) {
+    if (f.size == 0 || io::CompressionOfPath(f.path) != io::Compression::kNone)
+      return Status::SchemaMismatch(f.path + " is empty or compressed");
+    list += (list.empty() ? "" : ", ") + engine::QuoteLiteral(f.path);
+  }
+  SLUICE_ASSIGN_OR_RETURN(
+      auto rows,
+      engine->QueryRows(
+          std::string("SELECT count(*), count(DISTINCT schema) FROM (SELECT file_name, string_agg(element, "
+                      "';' ORDER BY element) AS schema FROM (SELECT file_name, ") +
+          kSchemaElement + " AS element FROM parquet_schema([" + list + "])) GROUP BY file_name)"));
+  if (rows.size() != 1 || !rows[0][0] || !rows[0][1] || *rows[0][0] != std::to_string(files.size()) ||
+      *rows[0][1] != "1") {
+    return Status::SchemaMismatch("the files do not all have the same columns and types");
+  }
+  return Status::OK();
+}
+
+/// A fed load of Parquet files that DuckDB's own scan reads as they arrive
+/// (a file system that waits for each file, engine::ServeArrivingFiles),
+/// while the transform runs over all of them as one `input` and its result
+/// streams into the destination. nullopt when it did not work out before
+/// anything was committed (other formats, files unlike the first, an
+/// object skipped as a version loaded before, an error): the caller loads
+/// again once every file is there, which gives the outcome a load of all
+/// files gives. An error only for what a second attempt must not repeat:
+/// a failed commit, Ctrl-C.
 Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& config,
                                                     const RunOptions& options) {
   auto start = Clock::now();
   std::optional<RunSummary> again;
-  if (!config.source.read_while_downloading) return again;
-  // The first file decides the format, as in a read of all files.
+  const size_t listed = options.feed->listed();
+  if (!config.source.read_while_downloading || listed < 2) return again;
+  // The first file decides the format, as in a read of all files. CSV and
+  // JSON lines are sniffed across all files before they are read.
   auto first = options.feed->WaitFor(0);
   if (!first.ok() || !*first) return again;
-  auto first_source = MakeSource(config, options.cancel, {**first});
-  if (!first_source.ok()) return again;
-  const std::string format = FormatName((*first_source)->format());
-  first_source->reset();
+  {
+    auto first_source = MakeSource(config, options.cancel, {**first});
+    if (!first_source.ok() || (*first_source)->format() != FileFormat::kParquet) return again;
+  }
+  if ((*first)->size == 0 || io::CompressionOfPath((*first)->path) != io::Compression::kNone) return again;
 
   auto made = MakeLoadDestination(config, options, false);
   if (!made.ok()) return again;
@@ -682,19 +561,29 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
   auto engine = TakeEngine(config, options);
   if (!engine.ok()) return again;
 
-  const bool ordered = dest->NeedsInputOrder();
-  ArrivingParts parts(config, options, format, ordered);
-  Status status = [&]() -> Status {
-    SLUICE_ASSIGN_OR_RETURN(auto reader, (*engine)->Connect());
-    SLUICE_ASSIGN_OR_RETURN(bool has_rows, parts.TakeColumnsFromFirstPartWithRows(reader.get()));
-    if (!has_rows) return Status::NotFound("no file with rows yet");
-    SLUICE_RETURN_IF_ERROR((*engine)->RegisterPartsScan("sluice_arriving_files", &parts, reader.get(),
-                                                        "SELECT * FROM input", ordered));
-    SLUICE_RETURN_IF_ERROR(
-        (*engine)->Execute("CREATE OR REPLACE TEMP VIEW input AS SELECT * FROM sluice_arriving_files()"));
-    if (ordered) SLUICE_RETURN_IF_ERROR((*engine)->Execute("SET preserve_insertion_order = true"));
-    return Status::OK();
-  }();
+  std::mutex mu;
+  std::optional<Clock::time_point> first_read;  // guarded by mu
+  std::vector<io::LocalFile> arriving;
+  for (size_t i = 0; i < listed; ++i) arriving.push_back({engine::ArrivingFilePath(i), 0, 0});
+  Status status = (*engine)->ServeArrivingFiles([&](size_t index) -> Result<std::string> {
+    SLUICE_ASSIGN_OR_RETURN(auto file, options.feed->WaitFor(index));
+    // Fewer than listed arrive when one was skipped: not this scan's files.
+    if (!file) return Status::SchemaMismatch("an object was skipped while it was read");
+    std::lock_guard<std::mutex> lock(mu);
+    if (!first_read) first_read = Clock::now();
+    return file->path;
+  });
+  std::unique_ptr<FilesSource> source;
+  if (status.ok()) {
+    FilesSourceOptions o = SourceOptions(config, options.cancel, arriving);
+    o.format = "parquet";
+    o.arriving = true;
+    auto made_source = FilesSource::Make(std::move(o));
+    status = made_source.ok() ? (*made_source)->Attach(engine->get()) : made_source.status();
+    if (made_source.ok()) source = std::move(made_source).value();
+  }
+  if (status.ok() && dest->NeedsInputOrder())
+    status = (*engine)->Execute("SET preserve_insertion_order = true");
   if (!status.ok()) return again;
 
   RunSummary summary;
@@ -703,13 +592,22 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
   RunOptions run = options;
   run.checkpoint.clear();  // added below, once the files' versions are known
   status = RunBatchLoad(config, engine->get(), nullptr, dest.get(), run, &summary);
-  if (status.ok()) {
-    auto reader = (*engine)->Connect();
-    status = reader.ok() ? parts.Finish(reader->get()) : reader.status();
+  // Every file, also those the query did not get to (it may stop early).
+  std::vector<io::LocalFile> files;
+  for (size_t index = 0; status.ok(); ++index) {
+    auto file = options.feed->WaitFor(index);
+    if (!file.ok()) {
+      status = file.status();
+    } else if (*file) {
+      files.push_back(**file);
+    } else {
+      if (files.size() != listed) status = Status::SchemaMismatch("an object was skipped while it was read");
+      break;
+    }
   }
+  if (status.ok()) status = CheckArrivedAlike(engine->get(), files);
   if (status.ok() && options.before_commit) status = options.before_commit();
   if (status.ok() && options.feed_checkpoint) {
-    // Every file arrived (Finish saw the end of the feed).
     auto statements = options.feed_checkpoint();
     if (!statements.ok()) {
       dest->Abort();
@@ -736,15 +634,15 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
     dest->Abort();
     return status;
   }
-  std::vector<io::LocalFile> files = parts.files();
   summary.source = DescribeFiles(config, files);
   summary.bytes_in = 0;
   for (const auto& f : files) summary.bytes_in += f.size;
-  std::vector<std::string> empty = parts.empty_files();
-  if (!empty.empty()) summary.notes.insert(summary.notes.begin(), EmptyFilesNote(empty));
   std::string note = dest->Note();
   if (!note.empty()) summary.notes.push_back(summary.destination + ": " + note);
-  summary.first_read = parts.first_read();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    summary.first_read = first_read;
+  }
   summary.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return std::optional<RunSummary>(std::move(summary));
 }

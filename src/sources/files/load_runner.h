@@ -4,19 +4,16 @@
 // CancellationSource that signal handlers may set.
 //
 // A load can start before its files are all there (RunOptions::feed: S3
-// objects still downloading). By default it waits for the last one and
-// reads them all at once, with the engine and the destination opened
-// ahead (RunOptions::prepared). With [source] read_while_downloading,
-// DuckDB reads each file as it arrives, through a parts scan, while the
-// transform runs over all of them as one `input` and its result streams
-// into the destination; files that could make that read differ from one
-// read of all files at once (another layout, columns or types than the
-// first file's) make the load start again once every file is there,
-// before anything is committed. Reading file by file costs DuckDB more CPU
-// than one scan of all files (the chunks of each file's query are copied,
-// text loses its dictionary encoding, the transform's filters are not
-// pushed into the reads): it pays only where downloads, not cores, are
-// the bottleneck.
+// objects still downloading). With [source] read_while_downloading (the
+// default) a load of Parquet files is read by DuckDB's own scan while the
+// files arrive (a file system that waits for each file, see
+// engine::ServeArrivingFiles), the transform runs over all of them as one
+// `input` and its result streams into the destination; files that a read
+// of all of them at once would read differently (not all with the same
+// schema) make the load start again once every file is there, before
+// anything is committed. Other formats, and loads that must not be tried
+// twice, wait for the last file and read them all at once. The engine and
+// the destination are opened ahead (RunOptions::prepared).
 #pragma once
 
 #include <chrono>
@@ -50,6 +47,9 @@ class FileFeed {
   /// file arrived and there is no file `index`; the error that stopped the
   /// files from arriving (a failed download, Ctrl-C).
   virtual Result<std::optional<io::LocalFile>> WaitFor(size_t index) = 0;
+  /// How many files were listed for the load: at most this many arrive
+  /// (fewer when one turns out to be a version loaded before).
+  virtual size_t listed() const = 0;
 };
 
 /// What a load opens before it reads anything, opened ahead (while the
