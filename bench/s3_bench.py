@@ -9,10 +9,12 @@ result into PostgreSQL, recording the files in its ledger in the same
 transaction. It is compared with
 
   sluice      build/sluice run <generated pipeline TOML> --once --progress never
-              (batch = "all": DuckDB reads the objects once all are there)
-  sluice,     the same with [source] read_while_downloading = true: DuckDB
-  read while  reads each object as it arrives while the others download (the
-  downloading difference says what that pays)
+              (batch = "all", read_while_downloading = true, the default:
+              DuckDB's scan reads each object as it arrives while the others
+              download)
+  sluice,     the same with [source] read_while_downloading = false: DuckDB
+  download    reads the objects once all are there (the difference says what
+  first       reading while downloading pays)
   sluice,     the same pipeline with batch = "per_file": one load (one
   per_file    aggregate, appended) per object
   sluice,     the same pipeline over the same files on local disk (still
@@ -309,7 +311,7 @@ class S3rver:
 
 def write_pipeline(path: Path, name: str, pg: Postgres, threads: int, *,
                    s3: S3rver | None, local_dir: Path | None = None, table: str = "agg",
-                   per_file: bool = False, read_while_downloading: bool = False) -> None:
+                   per_file: bool = False, read_while_downloading: bool = True) -> None:
     """The benchmark's pipeline: from S3, or (local_dir) the same pipeline
     over the local files, still incremental with the ledger in PostgreSQL,
     so that the difference between the two is what S3 costs. per_file: one
@@ -317,8 +319,8 @@ def write_pipeline(path: Path, name: str, pg: Postgres, threads: int, *,
     if s3 is not None:
         batch = ('batch = "per_file"  # one load (one aggregate, appended) per object\n' if per_file else
                  '# batch = "all" is the default: every new file of a run in one load\n')
-        if read_while_downloading:
-            batch += "read_while_downloading = true\n"
+        if not per_file:
+            batch += f"read_while_downloading = {'true' if read_while_downloading else 'false'}\n"
         source = (f'path = "s3://{BUCKET}/{PREFIX}*.parquet"\n{batch}\n'
                   f'[s3]\nendpoint = {toml_quote(s3.endpoint)}\nregion = "us-east-1"\n'
                   'access_key_id = "S3RVER"\nsecret_access_key = "S3RVER"\n')
@@ -460,8 +462,8 @@ class SpoolWatcher:
 # Reporting
 
 
-SLUICE_S3 = "sluice: S3 -> PostgreSQL (batch = all)"
-SLUICE_S3_OVERLAP = "sluice: same, read_while_downloading = true"
+SLUICE_S3 = "sluice: S3 -> PostgreSQL (batch = all, reads objects as they arrive)"
+SLUICE_S3_OVERLAP = "sluice: same, read_while_downloading = false (download all, then scan)"
 SLUICE_PER_FILE = "sluice: same, batch = per_file (one load per object)"
 SLUICE_LOCAL = "sluice: same pipeline, local files (no S3)"
 FLOOR = "DuckDB alone, local files (floor)"
@@ -552,6 +554,10 @@ def main() -> int:
                     help="where sluice and bench/sluice_duckdb_floor are (default: build/)")
     ap.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--timeout", type=float, default=1800.0, help="per run, seconds")
+    ap.add_argument("--throttle", metavar="RATE",
+                    help="limit the loopback interface to RATE (tc's syntax, e.g. 1600mbit = 200 MB/s) "
+                         "after the upload, so that the network, not the CPU, limits the downloads, as "
+                         "with a remote S3; needs root and tc (iproute2). PostgreSQL's traffic is small")
     args = ap.parse_args()
     if args.large:
         args.rows, args.files = 50_000_000, 50
@@ -580,6 +586,7 @@ def main() -> int:
     log(f"workdir {workdir} (free: {shutil.disk_usage(workdir).free / 1e9:.1f} GB)")
 
     load_at_start = load_average()
+    throttled = False
     pg = Postgres(workdir)
     s3 = S3rver(workdir, logs)
     report: list[str] = []
@@ -607,6 +614,11 @@ def main() -> int:
         t0 = time.monotonic()
         s3.upload(files)
         log(f"uploaded in {time.monotonic() - t0:.1f} s")
+        if args.throttle:
+            subprocess.run(["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", args.throttle,
+                            "burst", "2mb", "latency", "50ms"], check=True, capture_output=True, text=True)
+            throttled = True
+            log(f"loopback limited to {args.throttle} (tc tbf)")
 
         env = pg.env
         env["TMPDIR"] = str(spool)
@@ -616,14 +628,14 @@ def main() -> int:
         def run_sluice(name: str, log_path: Path, watch: bool = False, local: bool = False,
                        variant: str = "all") -> tuple[object, Phases, str | None, int]:
             """variant: "all" (batch = all), "overlap" (the same with
-            read_while_downloading = true), "per_file"."""
+            read_while_downloading = false: no overlap), "per_file"."""
             toml = workdir / f"{name}.toml"
             per_file = variant == "per_file"
             table = ("agg_local" if local else
                      {"all": "agg", "overlap": "agg_overlap", "per_file": "agg_per_file"}[variant])
             write_pipeline(toml, name, pg, args.threads, s3=None if local else s3,
                            local_dir=data_dir if local else None, table=table, per_file=per_file,
-                           read_while_downloading=variant == "overlap")
+                           read_while_downloading=variant != "overlap")
             if per_file:  # untimed: each run appends one aggregate per object
                 pg.psql(f"DROP TABLE IF EXISTS public.{table}")
             pg.psql("CHECKPOINT")  # untimed: the previous run's dirty pages are not billed here
@@ -829,9 +841,9 @@ def main() -> int:
             report.append(f"sluice / bound: {ratio:.2f}x (target <= {TARGET_RATIO_BOUND}x: "
                           f"{'met' if ratio <= TARGET_RATIO_BOUND else 'MISSED'}).")
         if sluice_row.wall_s and overlap_row.wall_s:
-            report.append(f"read_while_downloading = true vs the default (all objects downloaded, then "
-                          f"one scan): {overlap_row.wall_s:.2f} s vs {sluice_row.wall_s:.2f} s "
-                          f"({overlap_row.wall_s / sluice_row.wall_s:.2f}x).")
+            report.append(f"read_while_downloading = false (all objects downloaded, then one scan) vs "
+                          f"the default (reading while downloading): {overlap_row.wall_s:.2f} s vs "
+                          f"{sluice_row.wall_s:.2f} s ({overlap_row.wall_s / sluice_row.wall_s:.2f}x).")
         report.append("")
         if any(phases.values()):
             def med(ps: list[Phases], attr: str) -> str:
@@ -845,7 +857,7 @@ def main() -> int:
                           "run (batch = all) whose download spool was watched every 2 ms, which "
                           "tells when the last object was complete (the log has no line for it).")
             report.append("")
-            report.append("| phase | S3 | S3 probe | S3, read_while_downloading | local files |")
+            report.append("| phase | S3 | S3 probe | S3, read_while_downloading = false | local files |")
             report.append("|---|---:|---:|---:|---:|")
             for label, attr in (
                 ("start-up: process start -> \"starting\" (config, state store)", "startup_s"),
@@ -895,7 +907,9 @@ def main() -> int:
         report.append(f"- PostgreSQL {pg_version} (local, 127.0.0.1 TCP, fsync=on, "
                       "shared_buffers=256MB, max_wal_size=4GB, otherwise defaults)")
         report.append(f"- s3rver {tool_version(['node', str(S3RVER_JS), '--version'])} "
-                      f"on node {tool_version(['node', '--version'])}, 127.0.0.1")
+                      f"on node {tool_version(['node', '--version'])}, 127.0.0.1"
+                      + (f"; loopback limited to {args.throttle} (tc tbf) during the timed runs"
+                         if args.throttle else ""))
         report.append(f"- sluice: {tool_version([str(sluice), 'version']) if have_sluice else 'not built'}"
                       f"; commit {git_commit()}")
         report.append(f"- floor: sluice_duckdb_floor, {tool_version([str(floor), '--version'])}")
@@ -911,6 +925,8 @@ def main() -> int:
         log(f"error: {e}" + (f"\n{detail.strip()}" if isinstance(detail, str) and detail else ""))
         return 2
     finally:
+        if throttled:
+            subprocess.run(["tc", "qdisc", "del", "dev", "lo", "root"], check=False)
         kill_live_children()
         log("stopping s3rver and PostgreSQL")
         s3.stop_and_delete()
