@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <condition_variable>
@@ -208,60 +209,66 @@ std::string ArrivingList(size_t n) {
   return "[" + list + "]";
 }
 
-TEST(DuckDbEngine, ItsOwnScanReadsFilesThatArriveWhileItRuns) {
-  auto opened = DuckDbEngine::Open(EngineOptions{});
-  ASSERT_TRUE(opened.ok());
-  auto& engine = *opened;
-  std::string dir = ::testing::TempDir() + "arriving-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  Arrivals arrivals(WriteParquetFiles(engine.get(), dir));
-  ASSERT_TRUE(engine->ServeArrivingFiles([&](size_t i) { return arrivals.WaitFor(i); }).ok());
-  arrivals.Arrive(1);  // binding the scan opens the first file
-  std::optional<Result<std::vector<std::vector<std::optional<std::string>>>>> rows;
+/// An engine serving three Parquet files that arrive when the test says so.
+class ArrivingFilesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = DuckDbEngine::Open(EngineOptions{});
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    engine_ = std::move(opened).value();
+    dir_ = ::testing::TempDir() + "arriving-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::create_directories(dir_);
+    arrivals_ = std::make_unique<Arrivals>(WriteParquetFiles(engine_.get(), dir_));
+    ASSERT_TRUE(engine_->ServeArrivingFiles([this](size_t i) { return arrivals_->WaitFor(i); }).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::unique_ptr<DuckDbEngine> engine_;
+  std::string dir_;
+  std::unique_ptr<Arrivals> arrivals_;
+};
+
+TEST_F(ArrivingFilesTest, DuckDbsOwnScanReadsFilesThatArriveWhileItRuns) {
+  arrivals_->Arrive(1);  // binding the scan opens the first file
+  std::atomic<bool> done{false};
+  Result<std::vector<std::vector<std::optional<std::string>>>> rows = Status::Internal("not run");
   std::thread query([&] {
-    rows = engine->QueryRows("SELECT count(*), sum(id), count(DISTINCT name) FROM read_parquet(" +
-                             ArrivingList(3) + ")");
+    rows = engine_->QueryRows("SELECT count(*), sum(id), count(DISTINCT name) FROM read_parquet(" +
+                              ArrivingList(3) + ")");
+    done = true;
   });
   // The query waits for the files that have not arrived, reading the others.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_FALSE(rows.has_value());
-  EXPECT_GE(arrivals.opened(), 1);
-  arrivals.Arrive(2);
+  EXPECT_FALSE(done);
+  EXPECT_GE(arrivals_->opened(), 1);
+  arrivals_->Arrive(2);
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(rows.has_value());
-  arrivals.Arrive(3);
+  EXPECT_FALSE(done);
+  arrivals_->Arrive(3);
   query.join();
-  ASSERT_TRUE(rows.has_value() && rows->ok()) << (rows ? rows->status().ToString() : "no result");
-  EXPECT_EQ(*(**rows)[0][0], "3000");
-  EXPECT_EQ(*(**rows)[0][1], "4498500");
-  EXPECT_EQ(*(**rows)[0][2], "1000");
-  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  EXPECT_EQ(*(*rows)[0][0], "3000");
+  EXPECT_EQ(*(*rows)[0][1], "4498500");
+  EXPECT_EQ(*(*rows)[0][2], "1000");
 }
 
-TEST(DuckDbEngine, AFileThatNeverArrivesFailsTheScanWithWhatStoppedIt) {
-  auto opened = DuckDbEngine::Open(EngineOptions{});
-  ASSERT_TRUE(opened.ok());
-  auto& engine = *opened;
-  std::string dir = ::testing::TempDir() + "arriving-fail-" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
-  Arrivals arrivals(WriteParquetFiles(engine.get(), dir));
-  ASSERT_TRUE(engine->ServeArrivingFiles([&](size_t i) { return arrivals.WaitFor(i); }).ok());
-  arrivals.Arrive(2);
+TEST_F(ArrivingFilesTest, AFileThatNeverArrivesFailsTheScanWithWhatStoppedIt) {
+  arrivals_->Arrive(2);
   std::thread failer([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    arrivals.Fail(Status::IoError("s3://b/part2.parquet: connection reset"));
+    arrivals_->Fail(Status::IoError("s3://b/part2.parquet: connection reset"));
   });
-  auto rows = engine->QueryRows("SELECT count(*) FROM read_parquet(" + ArrivingList(3) + ")");
+  auto rows = engine_->QueryRows("SELECT count(*) FROM read_parquet(" + ArrivingList(3) + ")");
   failer.join();
   ASSERT_FALSE(rows.ok());
   EXPECT_NE(rows.status().message().find("s3://b/part2.parquet: connection reset"), std::string::npos)
       << rows.status().ToString();
   // A path that is not one of the load's files.
-  auto other = engine->QueryRows("SELECT count(*) FROM read_parquet('sluice-arriving://x')");
+  auto other = engine_->QueryRows("SELECT count(*) FROM read_parquet('sluice-arriving://x')");
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.status().message().find("not a file of this load"), std::string::npos)
       << other.status().ToString();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

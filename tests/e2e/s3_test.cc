@@ -385,6 +385,35 @@ TEST_F(S3PipelineTest, ReadWhileDownloadingReadsTheObjectsWhileTheLastIsStillDow
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(Count("public.items_wait"), kFiles * kRows);
   EXPECT_EQ(r.err.find("reading began"), std::string::npos) << r.err;
+
+  // Ctrl-C while DuckDB's scan waits for the held-back object: the run ends
+  // (130) with nothing committed and nothing recorded as loaded.
+  std::string toml = Pipeline("o/", "concurrency = 2", "", (*proxy)->endpoint());
+  toml.replace(toml.find("format = \"csv\"\nheader = true\n"), 29, "format = \"parquet\"\n");
+  toml.replace(toml.find("[engine]\n"), 9, "[engine]\nstream_buffer = \"64KiB\"\n");
+  toml = std::regex_replace(toml, std::regex("public\\.items"), "public.items_stopped");
+  toml.replace(toml.find("name = \"orders\""), 15, "name = \"stopped\"");
+  auto process = CliProcess::Start({"run", dir_.Write("stopped.toml", toml), "--once", "--progress", "never"});
+  ASSERT_TRUE(process.ok()) << process.status().ToString();
+  int64_t delayed_before = (*proxy)->delayed();
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+                      "pg_backend_pid() AND query LIKE 'COPY %items_stopped%FROM STDIN%'") != "0";
+      },
+      20))
+      << (*process)->StderrSoFar();
+  EXPECT_EQ((*proxy)->delayed(), delayed_before) << "the last object is still held back";
+  auto stopped_at = std::chrono::steady_clock::now();
+  (*process)->Kill(SIGINT);
+  r = (*process)->Wait();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped_at).count();
+  EXPECT_EQ(r.exit_code, 130) << Describe(r);
+  EXPECT_LT(seconds, 10.0) << Describe(r);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sluice.file_ledger WHERE pipeline = 'stopped'"), "0");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'items_stopped'") == "0" ||
+                Scalar("SELECT count(*) FROM public.items_stopped") == "0",
+            true);
 }
 
 TEST_F(S3PipelineTest, ObjectsWithOtherColumnsReadWhileDownloadingGiveWhatOneReadOfAllGives) {

@@ -538,6 +538,10 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
                                                     const RunOptions& options) {
   auto start = Clock::now();
   std::optional<RunSummary> again;
+  // Declared before the engine: DuckDB threads still waiting for a file
+  // when a failed query ends use them until the engine is closed.
+  std::mutex mu;
+  std::optional<Clock::time_point> first_read;  // guarded by mu
   const size_t listed = options.feed->listed();
   if (!config.source.read_while_downloading || listed < 2) return again;
   // The first file decides the format, as in a read of all files. CSV and
@@ -561,8 +565,6 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
   auto engine = TakeEngine(config, options);
   if (!engine.ok()) return again;
 
-  std::mutex mu;
-  std::optional<Clock::time_point> first_read;  // guarded by mu
   std::vector<io::LocalFile> arriving;
   for (size_t i = 0; i < listed; ++i) arriving.push_back({engine::ArrivingFilePath(i), 0, 0});
   Status status = (*engine)->ServeArrivingFiles([&](size_t index) -> Result<std::string> {
