@@ -62,6 +62,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from importing load_bench
 from load_bench import (  # noqa: E402
+    write_report,
     REPO,
     SLUICE_COLUMNS,
     Interrupted,
@@ -989,15 +990,7 @@ def main() -> int:
         elif own_workdir:
             log(f"kept {workdir}")
 
-    text = "\n".join(report)
-    print()
-    print(text)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-    out = args.results_dir / f"http_{stamp}.md"
-    out.write_text(f"# sluice HTTP benchmark, {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
-                   f"Command: `{' '.join(sys.argv)}`\n\n{text}\n")
-    print(f"\nresults written to {out}")
+    write_report(args.results_dir, "http", "sluice HTTP benchmark", report)
     return 1 if failures else 0
 
 

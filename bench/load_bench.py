@@ -136,6 +136,19 @@ def make_workdir(arg: Path | None, prefix: str) -> tuple[Path, bool]:
     return workdir, False
 
 
+def write_report(results_dir: Path, kind: str, title: str, report: list[str]) -> None:
+    """Prints the report and writes it to results_dir/<kind>_<stamp>.md under `title`."""
+    text = "\n".join(report)
+    print()
+    print(text)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now()
+    out = results_dir / f"{kind}_{now.strftime('%Y%m%d_%H%M%S')}.md"
+    out.write_text(f"# {title}, {now.isoformat(timespec='seconds')}\n\n"
+                   f"Command: `{' '.join(sys.argv)}`\n\n{text}\n")
+    print(f"\nresults written to {out}")
+
+
 def kill_live_children() -> None:
     for p in list(_live_children):
         if p.poll() is None:
@@ -749,15 +762,7 @@ def main() -> int:
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    text = "\n".join(report)
-    print()
-    print(text)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-    out = args.results_dir / f"load_{stamp}.md"
-    out.write_text(f"# sluice load benchmark, {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
-                   f"Command: `{' '.join(sys.argv)}`\n\n{text}\n")
-    print(f"\nresults written to {out}")
+    write_report(args.results_dir, "load", "sluice load benchmark", report)
     return 1 if failures else 0
 
 

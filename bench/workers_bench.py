@@ -44,7 +44,6 @@ are load_bench.py's, s3_bench.py's and cdc_bench.py's.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import platform
 import re
@@ -61,6 +60,7 @@ from pathlib import Path
 
 sys.dont_write_bytecode = True  # no bench/__pycache__ from importing the other drivers
 from load_bench import (  # noqa: E402
+    write_report,
     REPO,
     Interrupted,
     Postgres,
@@ -1136,15 +1136,7 @@ def main() -> int:
         elif own_workdir:
             log(f"kept {workdir}")
 
-    text = "\n".join(report)
-    print()
-    print(text)
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d_%H%M%S")
-    out = args.results_dir / f"workers_{stamp}.md"
-    out.write_text(f"# sluice workers benchmark, {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
-                   f"Command: `{' '.join(sys.argv)}`\n\n{text}\n")
-    print(f"\nresults written to {out}")
+    write_report(args.results_dir, "workers", "sluice workers benchmark", report)
     return 1 if failures else 0
 
 

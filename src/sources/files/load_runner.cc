@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <map>
 #include <mutex>
 #include <thread>
 
@@ -16,7 +15,6 @@
 #include "core/ordered_channel.h"
 #include "core/pipeline_runtime.h"
 #include "core/redact.h"
-#include "core/replace_all.h"
 #include "destinations/native/native_destination.h"
 #include "engine/duckdb_engine.h"
 #include "io/compressed_input.h"
@@ -120,17 +118,16 @@ int DefaultEncodeThreads() {
   return static_cast<int>(std::min(4u, cores / 2));
 }
 
-/// Streams the query's batches into a batch destination. `source` is null
-/// when `input` is a parts scan (files read as they arrive).
+/// Streams the query's batches into a batch destination.
 Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* engine, FilesSource* source,
                     Destination* dest, const RunOptions& options, RunSummary* summary) {
   PipelineRuntime runtime(options.cancel);
   StageCounters* source_counters = runtime.Counters("source");
   StageCounters* encode_counters = runtime.Counters("encode");
   StageCounters* dest_counters = runtime.Counters("destination");
-  ProgressLine progress(ProgressEnabled(options.progress), source ? source->total_bytes() : 0);
+  ProgressLine progress(ProgressEnabled(options.progress), source->total_bytes());
 
-  if (source) source->StartFeeding(options.cancel);
+  source->StartFeeding(options.cancel);
   std::unique_ptr<engine::QueryStream> stream;
   {
     // Starting the query can run a whole aggregation before the first row;
@@ -222,9 +219,9 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
     watch = options.backpressure->Start(std::move(watched));
   }
   runtime.OnTick(250, [&] {
-    int64_t bytes = source && source->is_stdin() ? source->stdin_bytes() : 0;
+    int64_t bytes = source->is_stdin() ? source->stdin_bytes() : 0;
     double fraction = 0;
-    if (source && !source->is_stdin()) {
+    if (!source->is_stdin()) {
       auto p = engine->Progress();
       if (p.percentage > 0) {
         fraction = p.percentage / 100.0;
@@ -237,11 +234,9 @@ Status RunBatchLoad(const FilesPipelineConfig& config, engine::DuckDbEngine* eng
   watch.reset();
   progress.Clear();
   stream.reset();  // closes DuckDB's read end of the stdin FIFO
-  if (source) {
-    Status feed = source->StopFeeding();
-    if (status.ok()) status = feed;
-    summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
-  }
+  Status feed = source->StopFeeding();
+  if (status.ok()) status = feed;
+  summary->bytes_in = source->is_stdin() ? source->stdin_bytes() : source->total_bytes();
   summary->rows = dest_counters->rows();
   for (const auto& c : runtime.counters()) {
     summary->stage_totals.push_back({c->name(), c->rows(), c->bytes(), c->blocked_seconds()});
@@ -593,7 +588,7 @@ Result<std::optional<RunSummary>> LoadWhileArriving(const FilesPipelineConfig& c
   dest->SetSkipBadRows(false);
   RunOptions run = options;
   run.checkpoint.clear();  // added below, once the files' versions are known
-  status = RunBatchLoad(config, engine->get(), nullptr, dest.get(), run, &summary);
+  status = RunBatchLoad(config, engine->get(), source.get(), dest.get(), run, &summary);
   // Every file, also those the query did not get to (it may stop early).
   std::vector<io::LocalFile> files;
   for (size_t index = 0; status.ok(); ++index) {
